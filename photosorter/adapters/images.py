@@ -1,0 +1,83 @@
+"""Decoding photos with Pillow (+ pillow-heif), small: JPEG draft mode and HEIC thumbnails.
+
+Reads bytes already in memory (the pipeline hashes them first), so a file is read once.
+Every failure becomes an ``ImageError`` with a short reason; nothing here touches the file system.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import pillow_heif
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from photosorter.errors import ImageError
+
+pillow_heif.register_heif_opener()
+
+# Largest image we agree to decode (pixels). Phone photos and panoramas are well below; anything
+# above is treated as a decompression bomb. Checked from the header before any pixel is decoded.
+MAX_PIXELS = 120_000_000
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+FORMATS = frozenset({"JPEG", "MPO", "PNG", "HEIF", "AVIF", "WEBP", "GIF", "TIFF", "BMP"})
+
+
+def _heif_thumbnail(image: Image.Image, min_side: int) -> Image.Image | None:
+    """The smallest embedded HEIC thumbnail whose short side is at least ``min_side``."""
+    heif = getattr(image, "_heif_file", None)
+    thumbnails = image.info.get("thumbnails") or []
+    if heif is None or not thumbnails:
+        return None
+    best: Image.Image | None = None
+    for index in range(len(thumbnails)):
+        try:
+            thumb = heif.get_thumbnail(index)
+        except (IndexError, RuntimeError, ValueError):
+            continue
+        if min(thumb.size) >= min_side and (best is None or thumb.size[0] < best.size[0]):
+            best = thumb.to_pillow()
+    return best
+
+
+def decode_image(data: bytes, min_side: int) -> Image.Image:
+    """Decode ``data`` to an upright RGB image whose short side is at least ``min_side`` when possible."""
+    if not data:
+        raise ImageError("empty file (0 bytes)", reason="empty")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            if image.format not in FORMATS:
+                raise ImageError(f"unsupported image format {image.format}", reason="unsupported")
+            width, height = image.size
+            if width * height > MAX_PIXELS:
+                raise ImageError(f"too large to decode safely ({width}x{height})", reason="too-large")
+            if image.format in ("JPEG", "MPO"):
+                image.draft("RGB", (min_side, min_side))
+            elif image.format == "HEIF":
+                image = _heif_thumbnail(image, min_side) or image
+            image.load()
+            image = ImageOps.exif_transpose(image)
+            return _to_rgb(image)
+    except ImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(f"decompression bomb refused ({exc})", reason="too-large") from exc
+    except UnidentifiedImageError as exc:
+        raise ImageError("not an image (unrecognised format)", reason="not-an-image") from exc
+    except (OSError, SyntaxError, ValueError, EOFError, RuntimeError) as exc:
+        raise ImageError(f"cannot decode: {exc}", reason="corrupt") from exc
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    if image.mode == "RGB":
+        return image
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16-bit grayscale: scale to 8 bits instead of clipping to white.
+        image = image.point(lambda v: v / 256).convert("L")
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        background = Image.new("RGB", image.size, (255, 255, 255))
+        background.paste(image.convert("RGBA"), mask=image.convert("RGBA").getchannel("A"))
+        return background
+    return image.convert("RGB")

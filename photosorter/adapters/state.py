@@ -1,0 +1,257 @@
+"""SQLite (WAL) state: photos, embeddings, labels, the move journal and run history."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from photosorter.errors import StateError
+from photosorter.records import Move, PhotoRecord, PhotoStatus, RunReport
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS photos (
+    id INTEGER PRIMARY KEY,
+    sha256 TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    source_path TEXT NOT NULL,
+    library_path TEXT,
+    category TEXT,
+    score REAL,
+    margin REAL,
+    status TEXT NOT NULL,
+    reason TEXT,
+    duplicate_of INTEGER REFERENCES photos(id),
+    dhash INTEGER,
+    near_group INTEGER,
+    created REAL NOT NULL,
+    updated REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS photos_sha ON photos(sha256);
+CREATE INDEX IF NOT EXISTS photos_library ON photos(library_path);
+CREATE TABLE IF NOT EXISTS embeddings (
+    photo_id INTEGER NOT NULL REFERENCES photos(id),
+    model TEXT NOT NULL,
+    vector BLOB NOT NULL,
+    PRIMARY KEY (photo_id, model)
+);
+CREATE TABLE IF NOT EXISTS labels (
+    id INTEGER PRIMARY KEY,
+    photo_id INTEGER NOT NULL REFERENCES photos(id),
+    category TEXT NOT NULL,
+    source TEXT NOT NULL,
+    detail TEXT,
+    created REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS labels_photo ON labels(photo_id);
+CREATE TABLE IF NOT EXISTS moves (
+    id INTEGER PRIMARY KEY,
+    photo_id INTEGER REFERENCES photos(id),
+    src BLOB NOT NULL,
+    dst BLOB NOT NULL,
+    library_path TEXT,
+    status_after TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending',
+    created REAL NOT NULL,
+    finished REAL
+);
+CREATE INDEX IF NOT EXISTS moves_pending ON moves(state) WHERE state = 'pending';
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY,
+    model TEXT,
+    started REAL NOT NULL,
+    finished REAL,
+    placed INTEGER, unsure INTEGER, duplicates INTEGER, failed INTEGER
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+"""
+
+_PHOTO_COLUMNS = ("id, sha256, source_path, library_path, category, score, margin, status, reason, "
+                  "duplicate_of, near_group")
+
+
+def _signed(value: int) -> int:
+    """SQLite integers are signed 64-bit; store an unsigned 64-bit hash in that range."""
+    return value - (1 << 64) if value >= (1 << 63) else value
+
+
+def _unsigned(value: int) -> int:
+    return value + (1 << 64) if value < 0 else value
+
+
+def display_path(path: Path | str) -> str:
+    """A path as printable text, even when the file name holds bytes that are not UTF-8."""
+    return os.fsencode(path).decode("utf-8", errors="backslashreplace")
+
+
+class SqliteState:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        new = not path.exists()
+        try:
+            self._db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")  # the journal must survive power loss
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.executescript(SCHEMA)
+        except sqlite3.Error as exc:
+            raise StateError(f"cannot open state database {path}: {exc}") from exc
+        if new:
+            os.chmod(path, 0o600)
+        self.path = path
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StateError(f"state database error: {exc}") from exc
+
+    # photos ---------------------------------------------------------------------------------------
+    def add_photo(self, sha256: str, size: int, source_path: Path, status: PhotoStatus = PhotoStatus.NEW) -> int:
+        now = time.time()
+        with self._tx() as db:
+            cursor = db.execute(
+                "INSERT INTO photos (sha256, size, source_path, status, created, updated) VALUES (?,?,?,?,?,?)",
+                (sha256, size, display_path(source_path), status.value, now, now))
+            return int(cursor.lastrowid or 0)
+
+    def photos_with_sha(self, sha256: str) -> list[PhotoRecord]:
+        rows = self._db.execute(f"SELECT {_PHOTO_COLUMNS} FROM photos WHERE sha256=? ORDER BY id", (sha256,))
+        return [self._photo(row) for row in rows]
+
+    def photo(self, photo_id: int) -> PhotoRecord | None:
+        row = self._db.execute(f"SELECT {_PHOTO_COLUMNS} FROM photos WHERE id=?", (photo_id,)).fetchone()
+        return self._photo(row) if row else None
+
+    def photo_at(self, library_path: str) -> PhotoRecord | None:
+        row = self._db.execute(f"SELECT {_PHOTO_COLUMNS} FROM photos WHERE library_path=? ORDER BY id DESC",
+                               (library_path,)).fetchone()
+        return self._photo(row) if row else None
+
+    @staticmethod
+    def _photo(row: tuple) -> PhotoRecord:  # type: ignore[type-arg]
+        return PhotoRecord(id=row[0], sha256=row[1], source_path=row[2], library_path=row[3], category=row[4],
+                           score=row[5], margin=row[6], status=PhotoStatus(row[7]), reason=row[8],
+                           duplicate_of=row[9], near_group=row[10])
+
+    def record_outcome(self, photo_id: int, *, category: str | None = None, score: float | None = None,
+                       margin: float | None = None, reason: str | None = None,
+                       duplicate_of: int | None = None) -> None:
+        """Remember what was decided for a photo (before it moves)."""
+        with self._tx() as db:
+            db.execute("UPDATE photos SET category=?, score=?, margin=?, reason=?, duplicate_of=?, updated=? "
+                       "WHERE id=?", (category, score, margin, reason, duplicate_of, time.time(), photo_id))
+
+    def save_analysis(self, photo_id: int, model: str, vector: np.ndarray, dhash: int, near_group: int) -> None:
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO embeddings (photo_id, model, vector) VALUES (?,?,?)",
+                       (photo_id, model, np.asarray(vector, dtype=np.float32).tobytes()))
+            db.execute("UPDATE photos SET dhash=?, near_group=? WHERE id=?", (_signed(dhash), near_group, photo_id))
+
+    def embedding(self, photo_id: int, model: str) -> np.ndarray | None:
+        row = self._db.execute("SELECT vector FROM embeddings WHERE photo_id=? AND model=?",
+                               (photo_id, model)).fetchone()
+        return np.frombuffer(row[0], dtype=np.float32).copy() if row else None
+
+    def perceptual_hashes(self) -> tuple[list[int], list[int], np.ndarray]:
+        """(photo ids, their near-duplicate groups, uint64 hashes) of every analysed photo."""
+        rows = self._db.execute("SELECT id, near_group, dhash FROM photos WHERE dhash IS NOT NULL ORDER BY id")
+        ids, groups, hashes = [], [], []
+        for photo_id, group, value in rows:
+            ids.append(photo_id)
+            groups.append(group)
+            hashes.append(_unsigned(value))
+        return ids, groups, np.asarray(hashes, dtype=np.uint64)
+
+    # labels ---------------------------------------------------------------------------------------
+    def add_label(self, photo_id: int, category: str, source: str, detail: str = "") -> None:
+        with self._tx() as db:
+            db.execute("INSERT INTO labels (photo_id, category, source, detail, created) VALUES (?,?,?,?,?)",
+                       (photo_id, category, source, detail, time.time()))
+
+    def current_labels(self) -> dict[int, str]:
+        """Photo id -> category of its latest label."""
+        rows = self._db.execute(
+            "SELECT photo_id, category FROM labels WHERE id IN (SELECT MAX(id) FROM labels GROUP BY photo_id)")
+        return {int(photo_id): category for photo_id, category in rows}
+
+    def labelled_embeddings(self, model: str) -> list[tuple[int, str, np.ndarray]]:
+        """Each labelled photo's latest label with its embedding under ``model``."""
+        rows = self._db.execute(
+            "SELECT l.photo_id, l.category, e.vector FROM labels l JOIN embeddings e "
+            "ON e.photo_id = l.photo_id AND e.model = ? "
+            "WHERE l.id IN (SELECT MAX(id) FROM labels GROUP BY photo_id) ORDER BY l.photo_id", (model,))
+        return [(int(p), c, np.frombuffer(v, dtype=np.float32).copy()) for p, c, v in rows]
+
+    # the move journal -----------------------------------------------------------------------------
+    def begin_move(self, photo_id: int | None, src: Path, dst: Path, library_path: str | None,
+                   status_after: PhotoStatus) -> Move:
+        """Journal a move before it happens; the photo row changes only when it is finished."""
+        with self._tx() as db:
+            cursor = db.execute(
+                "INSERT INTO moves (photo_id, src, dst, library_path, status_after, created) VALUES (?,?,?,?,?,?)",
+                (photo_id, os.fsencode(src), os.fsencode(dst), library_path, status_after.value, time.time()))
+            return Move(int(cursor.lastrowid or 0), photo_id, src, dst)
+
+    def finish_move(self, move: Move, done: bool) -> None:
+        """Close a journal entry; when it moved, the photo now lives at its new place."""
+        now = time.time()
+        with self._tx() as db:
+            db.execute("UPDATE moves SET state=?, finished=? WHERE id=?",
+                       ("done" if done else "rolled_back", now, move.id))
+            if done and move.photo_id is not None:
+                db.execute(
+                    "UPDATE photos SET library_path=(SELECT library_path FROM moves WHERE id=?), "
+                    "status=(SELECT status_after FROM moves WHERE id=?), updated=? WHERE id=?",
+                    (move.id, move.id, now, move.photo_id))
+
+    def pending_moves(self) -> list[Move]:
+        rows = self._db.execute("SELECT id, photo_id, src, dst FROM moves WHERE state='pending' ORDER BY id")
+        return [Move(i, p, Path(os.fsdecode(s)), Path(os.fsdecode(d))) for i, p, s, d in rows]
+
+    # runs and status ------------------------------------------------------------------------------
+    def start_run(self, model: str) -> int:
+        with self._tx() as db:
+            return int(db.execute("INSERT INTO runs (model, started) VALUES (?,?)",
+                                  (model, time.time())).lastrowid or 0)
+
+    def finish_run(self, run_id: int, report: RunReport) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE runs SET finished=?, placed=?, unsure=?, duplicates=?, failed=? WHERE id=?",
+                       (time.time(), sum(report.placed.values()), report.unsure, report.duplicates,
+                        len(report.failed), run_id))
+
+    def last_run(self) -> dict[str, object] | None:
+        row = self._db.execute("SELECT model, started, finished, placed, unsure, duplicates, failed FROM runs "
+                               "ORDER BY id DESC LIMIT 1").fetchone()
+        keys = ("model", "started", "finished", "placed", "unsure", "duplicates", "failed")
+        return dict(zip(keys, row, strict=True)) if row else None
+
+    def library_counts(self) -> dict[str, int]:
+        """Photos in the library per folder: category names, ``_unsure``, ``_failed``, ``_duplicates``."""
+        rows = self._db.execute(
+            "SELECT CASE status WHEN 'placed' THEN category WHEN 'unsure' THEN '_unsure' "
+            "WHEN 'failed' THEN '_failed' WHEN 'duplicate' THEN '_duplicates' END AS folder, COUNT(*) "
+            "FROM photos WHERE library_path IS NOT NULL GROUP BY folder")
+        return {folder: count for folder, count in rows if folder}
+
+    def label_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for category in self.current_labels().values():
+            counts[category] = counts.get(category, 0) + 1
+        return counts

@@ -1,0 +1,1 @@
+"""Model loading, preprocessing and inference (onnxruntime, usearch)."""

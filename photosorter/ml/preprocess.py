@@ -1,0 +1,49 @@
+"""Pure image transforms: a decoded RGB image in, the model's input tensor out."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from photosorter.ml.modelspec import Preprocess
+
+_RESAMPLE = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}
+
+
+def fit_to_input(image: Image.Image, spec: Preprocess, crop: str = "center") -> np.ndarray:
+    """Resize and centre-crop (or pad) to ``spec.size``², return an HWC uint8 array."""
+    size = spec.size
+    width, height = image.size
+    resample = _RESAMPLE[spec.resample]
+    if crop == "pad":
+        scale = size / max(width, height)
+        new = (max(1, round(width * scale)), max(1, round(height * scale)))
+        canvas = Image.new("RGB", (size, size), (0, 0, 0))
+        canvas.paste(image.resize(new, resample), ((size - new[0]) // 2, (size - new[1]) // 2))
+        return np.asarray(canvas, dtype=np.uint8)
+    short = max(spec.resize_short, size)
+    scale = short / min(width, height)
+    new = (max(size, round(width * scale)), max(size, round(height * scale)))
+    resized = image.resize(new, resample, reducing_gap=3.0)
+    left, top = (new[0] - size) // 2, (new[1] - size) // 2
+    return np.asarray(resized.crop((left, top, left + size, top + size)), dtype=np.uint8)
+
+
+def to_tensor(batch: list[np.ndarray], spec: Preprocess) -> np.ndarray:
+    """Stack HWC uint8 arrays into the model's layout, dtype and normalisation."""
+    stacked = np.stack(batch)
+    if spec.dtype == "uint8":
+        tensor = stacked
+    else:
+        mean = np.asarray(spec.mean, dtype=np.float32)
+        std = np.asarray(spec.std, dtype=np.float32)
+        tensor = (stacked.astype(np.float32) * np.float32(spec.rescale) - mean) / std
+    if spec.layout == "nchw":
+        tensor = tensor.transpose(0, 3, 1, 2)
+    return np.ascontiguousarray(tensor)
+
+
+def gray_thumbnail(image: Image.Image, width: int = 9, height: int = 8) -> np.ndarray:
+    """A tiny grayscale array for perceptual hashing."""
+    small = image.convert("L").resize((width, height), Image.Resampling.BILINEAR)
+    return np.asarray(small, dtype=np.int16)

@@ -1,0 +1,306 @@
+"""One sort run: list the inbox -> read + decode (prefetched) -> embed -> classify -> place. Orchestration only."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from photosorter.config import Settings
+from photosorter.core.categories import FALLBACK
+from photosorter.core.classify import blend, decide, knn_votes
+from photosorter.core.naming import safe_name
+from photosorter.core.placement import DUPLICATES_FOLDER, FAILED_FOLDER, plan_folder
+from photosorter.core.similarity import NEAR_DUPLICATE_BITS, dhash, nearest_hash
+from photosorter.errors import ConfigError, ImageError, StateError
+from photosorter.ml.preprocess import fit_to_input, gray_thumbnail
+from photosorter.ports import Decoder, Embedder, PhotoFiles, Prior, StateStore, VectorIndex
+from photosorter.progress import Progress
+from photosorter.records import Failure, PhotoRecord, PhotoStatus, Prediction, RunReport
+
+log = logging.getLogger(__name__)
+
+MOVE_ATTEMPTS = 5
+
+
+def printable(path: Path) -> str:
+    return os.fsencode(path).decode("utf-8", errors="backslashreplace")
+
+
+@dataclass
+class Loaded:
+    """A photo read and decoded off the main thread."""
+
+    path: Path
+    sha256: str = ""
+    size: int = 0
+    pixels: np.ndarray | None = None
+    gray: np.ndarray | None = None
+    error: ImageError | None = None
+    unreadable: str | None = None
+
+
+class Sorter:
+    def __init__(self, *, settings: Settings, state: StateStore, files: PhotoFiles, decoder: Decoder,
+                 embedder: Embedder, prior: Prior, index: VectorIndex, index_path: Path,
+                 decode_workers: int = 2) -> None:
+        self.settings = settings
+        self.state = state
+        self.files = files
+        self.decoder = decoder
+        self.embedder = embedder
+        self.prior = prior
+        self.index = index
+        self.index_path = index_path
+        self.names = settings.category_names
+        self.model_id = embedder.spec.fingerprint
+        self.library = settings.library
+        self._decode_workers = decode_workers
+        ids, groups, hashes = state.perceptual_hashes()
+        self._hash_ids, self._hash_groups, self._hashes = ids, groups, hashes
+        self._label_counts = np.zeros(len(self.names))
+        for category in state.current_labels().values():
+            if category in self.names:
+                self._label_counts[self.names.index(category)] += 1
+
+    # recovery ---------------------------------------------------------------------------------------
+    def recover(self) -> int:
+        """Finish or roll back every move a crash interrupted; returns how many were settled."""
+        pending = self.state.pending_moves()
+        for move in pending:
+            done = self.files.settle(move.src, move.dst, move.id)
+            self.state.finish_move(move, done)
+            log.info("recovered interrupted move %d: %s", move.id,
+                     f"finished at {printable(move.dst)}" if done else f"rolled back to {printable(move.src)}")
+        return len(pending)
+
+    # classification -------------------------------------------------------------------------------
+    def predict(self, embedding: np.ndarray, class_probs: np.ndarray | None, *,
+                exclude: int | None = None) -> Prediction:
+        prior = self.prior(embedding, class_probs)
+        neighbours = self.index.search(embedding, self.settings.knn_k, exclude=exclude)
+        votes = knn_votes(neighbours, self.names)
+        distribution = blend(prior, votes, self._label_counts, self.settings.knn_trust_labels)
+        return decide(distribution, self.names, unsure_margin=self.settings.unsure_margin,
+                      other_min_score=self.settings.other_min_score, fallback=FALLBACK)
+
+    # loading --------------------------------------------------------------------------------------
+    def _load(self, path: Path) -> Loaded:
+        try:
+            data = self.files.read(path)
+        except OSError as exc:
+            return Loaded(path, unreadable=f"cannot read ({exc.strerror or exc})")
+        loaded = Loaded(path, hashlib.sha256(data).hexdigest(), len(data))
+        preprocess = self.embedder.spec.preprocess
+        try:
+            image = self.decoder(data, max(preprocess.resize_short, preprocess.size))
+            loaded.pixels = fit_to_input(image, preprocess, self.settings.crop)
+            loaded.gray = gray_thumbnail(image)
+        except ImageError as exc:
+            loaded.error = exc
+        return loaded
+
+    def _prefetch(self, paths: list[Path]) -> Iterator[Loaded]:
+        """Decode ahead on worker threads while the caller runs inference (Pillow and onnxruntime
+        both release the GIL); a bounded window keeps memory flat."""
+        window = max(4, 2 * self.embedder.max_batch)
+        with ThreadPoolExecutor(max_workers=self._decode_workers, thread_name_prefix="decode") as pool:
+            pending: deque[Future[Loaded]] = deque()
+            queue = iter(paths)
+            for path in queue:
+                pending.append(pool.submit(self._load, path))
+                if len(pending) >= window:
+                    break
+            while pending:
+                loaded = pending.popleft().result()
+                nxt = next(queue, None)
+                if nxt is not None:
+                    pending.append(pool.submit(self._load, nxt))
+                yield loaded
+
+    # the run --------------------------------------------------------------------------------------
+    def sort_folder(self, inbox: Path) -> RunReport:
+        started = time.monotonic()
+        report = RunReport()
+        try:
+            self.library.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError([f"library: cannot create {self.library} ({exc.strerror})"]) from exc
+        self.recover()
+        run_id = self.state.start_run(self.embedder.spec.name)
+        todo: list[Path] = []
+        for path, why in self.files.list_inbox(inbox, skip=(self.library, self.settings.data)):
+            if why is None:
+                todo.append(path)
+            else:
+                report.skipped.append(Failure(printable(path), why))
+                log.warning("skipped %s: %s", printable(path), why)
+        log.info("sorting %d files from %s with model %s", len(todo), inbox, self.embedder.spec.name)
+        progress = Progress(len(todo))
+        batch: list[tuple[int, Loaded]] = []
+        for loaded in self._prefetch(todo):
+            if loaded.unreadable:
+                report.skipped.append(Failure(printable(loaded.path), loaded.unreadable))
+                log.warning("skipped %s: %s", printable(loaded.path), loaded.unreadable)
+                progress.advance()
+                continue
+            photo_id, original = self._register(loaded)
+            if loaded.error is not None:
+                self._set_aside(photo_id, loaded, report)
+                progress.advance()
+            elif original is not None:
+                self._file_duplicate(photo_id, loaded, original, report)
+                progress.advance()
+            else:
+                batch.append((photo_id, loaded))
+                if len(batch) >= self.embedder.max_batch:
+                    self._classify_batch(batch, report)
+                    progress.advance(len(batch))
+                    batch = []
+        if batch:
+            self._classify_batch(batch, report)
+            progress.advance(len(batch))
+        progress.close()
+        report.elapsed_s = time.monotonic() - started
+        self.state.finish_run(run_id, report)
+        return report
+
+    def _register(self, loaded: Loaded) -> tuple[int, PhotoRecord | None]:
+        """The photo's id, and the photo it duplicates (same bytes, already in the library or in flight)."""
+        rows = self.state.photos_with_sha(loaded.sha256) if loaded.error is None else []
+        source = printable(loaded.path)
+        original = None
+        for row in rows:
+            if row.status is PhotoStatus.NEW and row.source_path == source:
+                return row.id, None  # a crash interrupted this one: carry on with it
+            if original is None and (row.status is PhotoStatus.NEW or (
+                    row.status in (PhotoStatus.PLACED, PhotoStatus.UNSURE) and row.library_path
+                    and os.path.lexists(self.library / row.library_path))):
+                original = row
+        return self.state.add_photo(loaded.sha256, loaded.size, loaded.path), original
+
+    def _set_aside(self, photo_id: int, loaded: Loaded, report: RunReport) -> None:
+        assert loaded.error is not None
+        reason = loaded.error.message
+        self.state.record_outcome(photo_id, reason=f"{loaded.error.reason}: {reason}")
+        log.warning("cannot read %s: %s; set aside in %s", printable(loaded.path), reason, FAILED_FOLDER)
+        report.failed.append(Failure(printable(loaded.path), reason))
+        self._place(photo_id, loaded.path, FAILED_FOLDER, PhotoStatus.FAILED)
+
+    def _file_duplicate(self, photo_id: int, loaded: Loaded, original: PhotoRecord, report: RunReport) -> None:
+        self.state.record_outcome(photo_id, category=original.category, duplicate_of=original.id)
+        log.info("duplicate: %s has the same bytes as photo %d", printable(loaded.path), original.id)
+        if self._place(photo_id, loaded.path, DUPLICATES_FOLDER, PhotoStatus.DUPLICATE, report):
+            report.duplicates += 1
+
+    def _classify_batch(self, batch: list[tuple[int, Loaded]], report: RunReport) -> None:
+        embeddings, probs = self.embedder.embed_images([loaded.pixels for _, loaded in batch])  # type: ignore[misc]
+        for row, (photo_id, loaded) in enumerate(batch):
+            prediction = self.predict(embeddings[row], probs[row] if probs is not None else None)
+            assert loaded.gray is not None
+            self._analyse(photo_id, embeddings[row], dhash(loaded.gray))
+            self.state.record_outcome(photo_id, category=prediction.category, score=prediction.score,
+                                      margin=prediction.margin)
+            folder, status = plan_folder(prediction)
+            log.debug("%s -> %s (score %.2f, margin %.2f)", printable(loaded.path), folder,
+                      prediction.score, prediction.margin)
+            if self._place(photo_id, loaded.path, folder, status, report):
+                report.placed[prediction.category] = report.placed.get(prediction.category, 0) + 1
+                report.unsure += status is PhotoStatus.UNSURE
+
+    def _analyse(self, photo_id: int, embedding: np.ndarray, value: int) -> None:
+        """Store the embedding and link the photo to its near-duplicate group."""
+        nearest, distance = nearest_hash(value, self._hashes)
+        group = photo_id
+        if distance <= NEAR_DUPLICATE_BITS:
+            group = self._hash_groups[nearest] or self._hash_ids[nearest]
+        self.state.save_analysis(photo_id, self.model_id, embedding, value, group)
+        self._hash_ids.append(photo_id)
+        self._hash_groups.append(group)
+        self._hashes = np.append(self._hashes, np.uint64(value))
+
+    def _place(self, photo_id: int, src: Path, folder: str, status: PhotoStatus,
+               report: RunReport | None = None) -> Path | None:
+        """Journal and move one photo into ``library/folder``; on failure it stays where it was."""
+        name = safe_name(os.fsencode(src.name))
+        for _ in range(MOVE_ATTEMPTS):
+            dst = self.files.free_path(self.library / folder, name)
+            move = self.state.begin_move(photo_id, src, dst, str(dst.relative_to(self.library)), status)
+            try:
+                self.files.move(src, dst, move.id)
+            except FileExistsError:
+                self.state.finish_move(move, False)
+                continue
+            except OSError as exc:
+                self.state.finish_move(move, self.files.settle(src, dst, move.id))
+                log.error("cannot move %s to %s: %s", printable(src), folder, exc.strerror or exc)
+                if report is not None:
+                    report.failed.append(Failure(printable(src), f"cannot move: {exc.strerror or exc}"))
+                return None
+            self.state.finish_move(move, True)
+            return dst
+        raise StateError(f"no free name for {name} in {folder} after {MOVE_ATTEMPTS} attempts")
+
+    # labels ---------------------------------------------------------------------------------------
+    def label(self, paths: Iterable[Path], category: str, *, source: str = "cli", detail: str = "") -> int:
+        """Record ``category`` for each photo, teach the kNN index, move library photos; returns count."""
+        if category not in self.names:
+            raise ConfigError([f"category: unknown category {category!r} (known: {', '.join(self.names)})"])
+        count = 0
+        for path in paths:
+            photo_id, embedding, in_library = self._photo_for_label(path)
+            if photo_id is None or embedding is None:
+                continue
+            self.state.add_label(photo_id, category, source, detail)
+            self.index.upsert(photo_id, embedding, category)
+            self._label_counts = self._label_counts_now()
+            if in_library:
+                record = self.state.photo(photo_id)
+                if record and record.library_path and record.library_path.split("/")[0] != category:
+                    self.state.record_outcome(photo_id, category=category, score=1.0, margin=1.0)
+                    self._place(photo_id, self.library / record.library_path, category, PhotoStatus.PLACED)
+            count += 1
+            log.info("labelled %s as %s", printable(path), category)
+        self.index.save(self.index_path)
+        return count
+
+    def _label_counts_now(self) -> np.ndarray:
+        counts = np.zeros(len(self.names))
+        for category in self.state.current_labels().values():
+            if category in self.names:
+                counts[self.names.index(category)] += 1
+        return counts
+
+    def _photo_for_label(self, path: Path) -> tuple[int | None, np.ndarray | None, bool]:
+        """(photo id, embedding, whether it is in the library) for a photo to be labelled."""
+        resolved = Path(os.path.abspath(path))
+        try:
+            relative = str(resolved.relative_to(Path(os.path.abspath(self.library))))
+        except ValueError:
+            relative = None
+        record = self.state.photo_at(relative) if relative else None
+        if record is not None:
+            stored = self.state.embedding(record.id, self.model_id)
+            if stored is not None:
+                return record.id, stored, True
+        loaded = self._load(resolved)
+        if loaded.unreadable or loaded.error or loaded.pixels is None:
+            log.error("cannot label %s: %s", printable(path), loaded.unreadable or loaded.error)
+            return None, None, False
+        embeddings, _ = self.embedder.embed_images([loaded.pixels])
+        if record is None:
+            known = [r for r in self.state.photos_with_sha(loaded.sha256) if r.status is not PhotoStatus.DUPLICATE]
+            record = known[0] if known else None
+        photo_id = record.id if record else self.state.add_photo(loaded.sha256, loaded.size, resolved,
+                                                                 PhotoStatus.EXAMPLE)
+        assert loaded.gray is not None
+        self._analyse(photo_id, embeddings[0], dhash(loaded.gray))
+        return photo_id, embeddings[0], record is not None and record.library_path is not None

@@ -1,0 +1,91 @@
+"""Frozen records that flow between stages. No I/O here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Category:
+    name: str
+    title: str
+    prompts: tuple[str, ...]
+
+
+class PhotoStatus(str, Enum):
+    NEW = "new"
+    PLACED = "placed"
+    UNSURE = "unsure"
+    FAILED = "failed"
+    DUPLICATE = "duplicate"
+    EXAMPLE = "example"  # labelled photo kept outside the library
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What the classifier decided for one photo."""
+
+    category: str
+    score: float
+    margin: float
+    unsure: bool
+    probabilities: dict[str, float] = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    """A labelled photo near the one being classified (cosine similarity in [-1, 1])."""
+
+    category: str
+    similarity: float
+
+
+@dataclass(frozen=True)
+class PhotoRecord:
+    """A photo as the state store knows it."""
+
+    id: int
+    sha256: str
+    source_path: str
+    library_path: str | None
+    category: str | None
+    score: float | None
+    margin: float | None
+    status: PhotoStatus
+    reason: str | None = None
+    duplicate_of: int | None = None
+    near_group: int | None = None
+
+
+@dataclass(frozen=True)
+class Move:
+    """A journal entry: written before a file moves, closed after."""
+
+    id: int
+    photo_id: int | None
+    src: Path
+    dst: Path
+
+
+@dataclass(frozen=True)
+class Failure:
+    name: str
+    reason: str
+
+
+@dataclass
+class RunReport:
+    """Summary of one sort run (mutable while the run fills it in)."""
+
+    placed: dict[str, int] = field(default_factory=dict)
+    unsure: int = 0
+    duplicates: int = 0
+    skipped: list[Failure] = field(default_factory=list)
+    failed: list[Failure] = field(default_factory=list)
+    elapsed_s: float = 0.0
+
+    @property
+    def handled(self) -> int:
+        return sum(self.placed.values()) + self.duplicates + len(self.failed)
