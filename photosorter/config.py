@@ -77,7 +77,7 @@ def _categories(value: Any) -> tuple[Category, ...]:
     result: list[Category] = []
     for item in value:
         if isinstance(item, str):
-            name, title, prompts = item.strip().lower(), "", ()
+            name, title, prompts = item.strip().lower(), "", tuple[str, ...]()
         elif isinstance(item, dict) and "name" in item:
             name = str(item["name"]).strip().lower()
             title = str(item.get("title", ""))
@@ -104,19 +104,24 @@ def _home_data() -> Path:
 
 
 OPTIONS: tuple[Option, ...] = (
-    Option("library", "~/Pictures/photosorter", _path, "Folder that holds the sorted library, one subfolder per category."),
+    Option("library", "~/Pictures/photosorter", _path,
+           "Folder that holds the sorted library, one subfolder per category."),
     Option("data", str(_home_data()), _path, "Folder for state (SQLite), the kNN index and the model cache."),
     Option("inbox", "", str, "Folder watched for new photos (the daemon); empty means none."),
-    Option("model", "clip-vit-b32", str, "Model folder, or the name of a built-in model to download: clip-vit-b32, mobilenet-v2."),
+    Option("model", "clip-vit-b32", str,
+           "Model folder, or the name of a built-in model to download: clip-vit-b32, mobilenet-v2."),
     Option("model_cache", "", str, "Where downloaded models are kept; empty means <data>/models."),
     Option("model_base_url", "", str, "Mirror to download built-in models from instead of their public URLs."),
     Option("model_threads", 2, _int_at_least(1), "CPU threads for inference."),
     Option("knn_k", 5, _int_at_least(1), "How many labelled neighbours vote for a photo's category."),
-    Option("knn_trust_labels", 5, _int_at_least(1), "Labels a category needs before kNN and the zero-shot prior count equally."),
-    Option("unsure_margin", 0.1, _fraction, "A photo whose two best categories are closer than this goes to _unsure."),
+    Option("knn_trust_labels", 5, _int_at_least(1),
+           "Labels a category needs before kNN and the zero-shot prior count equally."),
+    Option("unsure_margin", 0.1, _fraction,
+           "A photo whose two best categories are closer than this goes to _unsure."),
     Option("other_min_score", 0.25, _fraction, "A photo whose best category scores below this is filed as other."),
     Option("crop", "center", _choice(*CROP_MODES), "Fit photos to the model input by centre crop or by padding."),
-    Option("categories", [c.name for c in DEFAULT_CATEGORIES], _categories, "Categories, as names or {name, title, prompts}."),
+    Option("categories", [c.name for c in DEFAULT_CATEGORIES], _categories,
+           "Categories, as names or {name, title, prompts}."),
     Option("log_level", "info", _choice(*LOG_LEVELS), "How much to log: debug, info, warning, error."),
 )
 

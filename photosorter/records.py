@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 
@@ -14,7 +14,7 @@ class Category:
     prompts: tuple[str, ...]
 
 
-class PhotoStatus(str, Enum):
+class PhotoStatus(StrEnum):
     NEW = "new"
     PLACED = "placed"
     UNSURE = "unsure"

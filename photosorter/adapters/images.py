@@ -47,7 +47,7 @@ def decode_image(data: bytes, min_side: int) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
+            image: Image.Image = Image.open(io.BytesIO(data))
             if image.format not in FORMATS:
                 raise ImageError(f"unsupported image format {image.format}", reason="unsupported")
             width, height = image.size

@@ -41,7 +41,7 @@ def _download(url: str, target: Path, size: int, sha256: str) -> None:
     partial = target.with_name(target.name + ".part")
     digest, received, last_log = hashlib.sha256(), 0, time.monotonic()
     try:
-        with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response, partial.open("wb") as out:  # noqa: S310
+        with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response, partial.open("wb") as out:
             while block := response.read(CHUNK):
                 out.write(block)
                 digest.update(block)

@@ -1,0 +1,68 @@
+"""SIGKILL a real ``photosorter sort`` at many points; after a restart every photo exists exactly once."""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.conftest import jpeg_bytes
+
+PHOTOS = 40
+
+
+def make_inbox(inbox: Path) -> collections.Counter[str]:
+    inbox.mkdir(parents=True)
+    colours = [(220, 20, 20), (20, 220, 20), (20, 20, 220), (128, 128, 128)]
+    for i in range(PHOTOS):
+        (inbox / f"IMG_{i:04d}.jpg").write_bytes(jpeg_bytes(colours[i % 4], size=(320, 240), noise_seed=i))
+    (inbox / "IMG_dup.jpg").write_bytes((inbox / "IMG_0001.jpg").read_bytes())
+    (inbox / "broken.jpg").write_bytes(b"\xff\xd8\xff" + os.urandom(300))
+    return contents(inbox)
+
+
+def contents(*folders: Path) -> collections.Counter[str]:
+    found: collections.Counter[str] = collections.Counter()
+    for folder in folders:
+        for path in folder.rglob("*"):
+            if path.is_file():
+                found[hashlib.sha256(path.read_bytes()).hexdigest()] += 1
+    return found
+
+
+def sort_command(tmp: Path, model: Path) -> list[str]:
+    return [sys.executable, "-m", "photosorter", "sort", str(tmp / "inbox"), "--library", str(tmp / "library"),
+            "--data", str(tmp / "data"), "--model", str(model)]
+
+
+def test_killed_sort_resumes_with_every_photo_in_exactly_one_place(tmp_path: Path, tiny_model: Path) -> None:
+    # Measure one whole run, then kill runs at evenly spread moments across it (and a little beyond).
+    probe = tmp_path / "probe"
+    make_inbox(probe / "inbox")
+    started = time.monotonic()
+    subprocess.run(sort_command(probe, tiny_model), check=True, capture_output=True, timeout=120)
+    duration = time.monotonic() - started
+    kills = 14
+    interrupted = 0
+    for trial in range(kills):
+        tmp = tmp_path / f"trial{trial}"
+        expected = make_inbox(tmp / "inbox")
+        process = subprocess.Popen(sort_command(tmp, tiny_model), stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+        time.sleep(duration * (0.25 + 0.8 * trial / kills))
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            interrupted += 1
+        process.wait()
+        finished = subprocess.run(sort_command(tmp, tiny_model), capture_output=True, text=True, timeout=120)
+        assert finished.returncode == 0, finished.stderr
+        assert contents(tmp / "inbox", tmp / "library") == expected, f"trial {trial}"
+        assert not list((tmp / "inbox").rglob("*.jpg")), f"trial {trial}: photos left in the inbox"
+        leftovers = [p for p in (tmp / "library").rglob("*") if p.name.startswith(".photosorter-partial")]
+        assert leftovers == [], f"trial {trial}"
+    assert interrupted >= kills // 2, "too few runs were actually interrupted; the kill schedule is off"

@@ -1,0 +1,52 @@
+"""One typed Settings object from defaults, options.json, .env and the environment."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from photosorter.config import load_settings
+from photosorter.errors import ConfigError
+
+
+def test_environment_beats_dotenv_beats_options_file(tmp_path: Path) -> None:
+    options = tmp_path / "options.json"
+    options.write_text(json.dumps({"knn_k": 3, "library": "/media/photos", "model_threads": 1}))
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("PHOTOSORTER_KNN_K=7\nPHOTOSORTER_MODEL_THREADS=4\n")
+    settings = load_settings(environ={"PHOTOSORTER_KNN_K": "9"}, dotenv_path=dotenv, options_path=options)
+    assert settings.knn_k == 9 and settings.model_threads == 4 and settings.library == Path("/media/photos")
+
+
+def test_every_bad_key_is_reported_on_its_own_line(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ={"PHOTOSORTER_KNN_K": "zero", "PHOTOSORTER_UNSURE_MARGIN": "2",
+                               "PHOTOSORTER_CROP": "stretch"}, dotenv_path=tmp_path / "none")
+    keys = sorted(problem.split(":")[0] for problem in caught.value.problems)
+    assert keys == ["crop", "knn_k", "unsure_margin"]
+
+
+def test_categories_are_configurable_and_other_is_always_there(tmp_path: Path) -> None:
+    settings = load_settings(environ={"PHOTOSORTER_CATEGORIES": "food, beer,cats"}, dotenv_path=tmp_path / "n")
+    assert settings.category_names == ("food", "beer", "cats", "other")
+    cats = settings.categories[2]
+    assert cats.title == "Cats" and cats.prompts == ("a photo of cats",)
+    assert settings.categories[1].prompts[0] == "a photo of a beer can"
+
+
+def test_reserved_folder_names_are_refused_as_categories(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="categories"):
+        load_settings(environ={"PHOTOSORTER_CATEGORIES": "food,_failed"}, dotenv_path=tmp_path / "n")
+
+
+def test_invalid_setting_exits_with_one_line_per_key(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "photosorter", "status"], capture_output=True, text=True,
+                            env={"PHOTOSORTER_KNN_K": "-1", "PHOTOSORTER_DATA": str(tmp_path), "PATH": ""},
+                            cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "photosorter: invalid setting knn_k: must be at least 1 (got '-1')"
