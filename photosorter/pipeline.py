@@ -17,6 +17,7 @@ import numpy as np
 from photosorter.config import Settings
 from photosorter.core.categories import FALLBACK
 from photosorter.core.classify import blend, decide, knn_votes
+from photosorter.core.naming import printable as escape
 from photosorter.core.naming import safe_name
 from photosorter.core.placement import DUPLICATES_FOLDER, FAILED_FOLDER, plan_folder
 from photosorter.core.similarity import NEAR_DUPLICATE_BITS, dhash, nearest_hash
@@ -32,7 +33,8 @@ MOVE_ATTEMPTS = 5
 
 
 def printable(path: Path) -> str:
-    return os.fsencode(path).decode("utf-8", errors="backslashreplace")
+    """A path for one log line, whatever bytes its name holds."""
+    return escape(os.fsencode(path).decode("utf-8", errors="backslashreplace"))
 
 
 @dataclass
@@ -206,9 +208,7 @@ class Sorter:
         for row, (photo_id, loaded) in enumerate(batch):
             prediction = self.predict(embeddings[row], probs[row] if probs is not None else None)
             assert loaded.gray is not None
-            self._analyse(photo_id, embeddings[row], dhash(loaded.gray))
-            self.state.record_outcome(photo_id, category=prediction.category, score=prediction.score,
-                                      margin=prediction.margin)
+            self._analyse(photo_id, embeddings[row], dhash(loaded.gray), prediction)
             folder, status = plan_folder(prediction)
             log.debug("%s -> %s (score %.2f, margin %.2f)", printable(loaded.path), folder,
                       prediction.score, prediction.margin)
@@ -216,13 +216,13 @@ class Sorter:
                 report.placed[prediction.category] = report.placed.get(prediction.category, 0) + 1
                 report.unsure += status is PhotoStatus.UNSURE
 
-    def _analyse(self, photo_id: int, embedding: np.ndarray, value: int) -> None:
-        """Store the embedding and link the photo to its near-duplicate group."""
+    def _analyse(self, photo_id: int, embedding: np.ndarray, value: int, prediction: Prediction | None = None) -> None:
+        """Store the embedding (and prediction) and link the photo to its near-duplicate group."""
         nearest, distance = nearest_hash(value, self._hashes)
         group = photo_id
         if distance <= NEAR_DUPLICATE_BITS:
             group = self._hash_groups[nearest] or self._hash_ids[nearest]
-        self.state.save_analysis(photo_id, self.model_id, embedding, value, group)
+        self.state.save_analysis(photo_id, self.model_id, embedding, value, group, prediction)
         self._hash_ids.append(photo_id)
         self._hash_groups.append(group)
         self._hashes = np.append(self._hashes, np.uint64(value))

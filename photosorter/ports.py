@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 
 from photosorter.ml.modelspec import ModelSpec
-from photosorter.records import Move, Neighbour, PhotoRecord, PhotoStatus, RunReport
+from photosorter.records import Move, Neighbour, PhotoRecord, PhotoStatus, Prediction, RunReport
 
 
 class Embedder(Protocol):
@@ -66,7 +66,8 @@ class StateStore(Protocol):
                        margin: float | None = None, reason: str | None = None,
                        duplicate_of: int | None = None) -> None: ...
 
-    def save_analysis(self, photo_id: int, model: str, vector: np.ndarray, dhash: int, near_group: int) -> None: ...
+    def save_analysis(self, photo_id: int, model: str, vector: np.ndarray, dhash: int, near_group: int,
+                      prediction: Prediction | None = None) -> None: ...
 
     def embedding(self, photo_id: int, model: str) -> np.ndarray | None: ...
 

@@ -5,15 +5,20 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from photosorter.core.naming import MAX_NAME_BYTES, numbered_name, safe_name
+from photosorter.core.naming import MAX_NAME_BYTES, numbered_name, printable, safe_name
 
 
 @given(st.binary(min_size=0, max_size=400))
 def test_any_byte_name_becomes_a_clean_bounded_name(raw: bytes) -> None:
-    name = safe_name(raw.replace(b"/", b"x").replace(b"\0", b"x"))
-    assert name and "/" not in name and not name.startswith(".")
-    assert all(ch.isprintable() for ch in name)
+    name = safe_name(raw)
+    assert name and "/" not in name and "\0" not in name and not name.startswith(".")
     assert len(name.encode("utf-8")) <= MAX_NAME_BYTES
+
+
+@given(st.text())
+def test_printable_text_is_one_line(text: str) -> None:
+    shown = printable(text)
+    assert "\n" not in shown and "\r" not in shown and all(ch.isprintable() for ch in shown)
 
 
 def test_extension_is_kept_and_lower_cased() -> None:

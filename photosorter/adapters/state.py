@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from photosorter.errors import StateError
-from photosorter.records import Move, PhotoRecord, PhotoStatus, RunReport
+from photosorter.records import Move, PhotoRecord, PhotoStatus, Prediction, RunReport
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS photos (
@@ -157,11 +157,16 @@ class SqliteState:
             db.execute("UPDATE photos SET category=?, score=?, margin=?, reason=?, duplicate_of=?, updated=? "
                        "WHERE id=?", (category, score, margin, reason, duplicate_of, time.time(), photo_id))
 
-    def save_analysis(self, photo_id: int, model: str, vector: np.ndarray, dhash: int, near_group: int) -> None:
+    def save_analysis(self, photo_id: int, model: str, vector: np.ndarray, dhash: int, near_group: int,
+                      prediction: Prediction | None = None) -> None:
+        """Store a photo's embedding, perceptual hash and group, and what it was classified as."""
         with self._tx() as db:
             db.execute("INSERT OR REPLACE INTO embeddings (photo_id, model, vector) VALUES (?,?,?)",
                        (photo_id, model, np.asarray(vector, dtype=np.float32).tobytes()))
             db.execute("UPDATE photos SET dhash=?, near_group=? WHERE id=?", (_signed(dhash), near_group, photo_id))
+            if prediction is not None:
+                db.execute("UPDATE photos SET category=?, score=?, margin=?, updated=? WHERE id=?",
+                           (prediction.category, prediction.score, prediction.margin, time.time(), photo_id))
 
     def embedding(self, photo_id: int, model: str) -> np.ndarray | None:
         row = self._db.execute("SELECT vector FROM embeddings WHERE photo_id=? AND model=?",

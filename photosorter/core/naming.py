@@ -7,29 +7,31 @@ import unicodedata
 MAX_NAME_BYTES = 180  # well under the 255-byte limit, leaving room for a collision suffix
 
 
-def _clean_char(ch: str) -> str:
-    kind = unicodedata.category(ch)
-    if kind == "Zs":
-        return " "  # odd spaces (no-break, thin) become plain ones
-    if kind[0] == "C" or kind in ("Zl", "Zp") or ch in "/\\\ufffd":
-        return "_"
-    return ch
-
-
 def safe_name(raw: str | bytes) -> str:
-    """A clean UTF-8 file name: undecodable bytes and control characters become ``_``, length bounded."""
+    """The photo's own name, kept as given where the library can hold it.
+
+    Only what cannot be stored is changed: bytes that are not UTF-8 become ``_``, ``/`` and NUL become
+    ``_``, leading dots go (a hidden file would vanish from view), and the length is bounded. Other
+    characters, even control characters, stay: they are legal in file names, and log lines escape them
+    (see ``printable``).
+    """
     text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
     text = text.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
     text = unicodedata.normalize("NFC", text)
-    cleaned = "".join(_clean_char(ch) for ch in text)
-    cleaned = cleaned.strip().lstrip(".") or "photo"
+    cleaned = "".join("_" if ch in "/\0\ufffd" else ch for ch in text).lstrip(".").strip(" ") or "photo"
     stem, dot, ext = cleaned.rpartition(".")
     if not dot or not stem or len(ext) > 8:
         stem, ext = cleaned, ""
     ext = ext.lower()
     budget = MAX_NAME_BYTES - len(ext.encode()) - 1
-    stem = stem.encode("utf-8")[:budget].decode("utf-8", errors="ignore").rstrip() or "photo"
+    stem = stem.encode("utf-8")[:budget].decode("utf-8", errors="ignore") or "photo"
     return f"{stem}.{ext}" if ext else stem
+
+
+def printable(text: str) -> str:
+    """Text safe for one log line: control and undecodable characters shown as escapes."""
+    return "".join(ch if ch.isprintable() or ch == " " else ch.encode("unicode_escape", "backslashreplace").decode()
+                   for ch in text)
 
 
 def numbered_name(name: str, number: int) -> str:
