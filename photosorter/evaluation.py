@@ -40,7 +40,7 @@ def embed_labelled_folder(folder: Path, embedder: Embedder, decoder: Decoder, fi
             log.info("evaluation: %s is an exact duplicate; counted once", path.name)
             continue
         try:
-            image = decoder(data, max(spec.resize_short, spec.size))
+            image = decoder(data, spec.size)
         except ImageError as exc:
             log.warning("evaluation: skipping %s: %s", path, exc.message)
             continue

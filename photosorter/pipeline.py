@@ -103,7 +103,7 @@ class Sorter:
         loaded = Loaded(path, hashlib.sha256(data).hexdigest(), len(data))
         preprocess = self.embedder.spec.preprocess
         try:
-            image = self.decoder(data, max(preprocess.resize_short, preprocess.size))
+            image = self.decoder(data, preprocess.size)
             loaded.pixels = fit_to_input(image, preprocess, self.settings.crop)
             loaded.gray = gray_thumbnail(image)
         except ImageError as exc:
