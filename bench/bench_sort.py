@@ -54,7 +54,7 @@ def product(photos: list[Path], model: Path, work: Path) -> float:
         shutil.copy(photo, inbox / photo.name)
     settings = load_settings({"library": str(work / "library"), "data": str(work / "data"), "model": str(model),
                               "log_level": "warning"}, environ={}, dotenv_path=Path("/nonexistent"))
-    state = SqliteState(settings.data / "state.sqlite3")
+    state = SqliteState(settings.library.data / "state.sqlite3")
     sorter = build_sorter(settings, state)
     started = time.perf_counter()
     report = sorter.sort_folder(inbox)

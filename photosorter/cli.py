@@ -57,10 +57,10 @@ def _setup_logging(level: str) -> None:
 
 
 def build_sorter(settings: Settings, state: SqliteState) -> Sorter:
-    spec = resolve_model(settings.model, settings.model_cache_dir, settings.model_base_url)
-    embedder = OnnxEmbedder(spec, threads=settings.model_threads)
-    prior = ZeroShotPrior(embedder, settings.categories, settings.data / "cache")
-    index_path = settings.data / f"knn-{spec.fingerprint}.usearch"
+    spec = resolve_model(settings.model.name, settings.model_cache_dir, settings.model.base_url)
+    embedder = OnnxEmbedder(spec, threads=settings.model.threads)
+    prior = ZeroShotPrior(embedder, settings.classify.categories, settings.library.data / "cache")
+    index_path = settings.library.data / f"knn-{spec.fingerprint}.usearch"
     labelled = state.labelled_embeddings(spec.fingerprint)
     index = UsearchIndex.load(index_path, spec.embedding_dim, {pid: cat for pid, cat, _ in labelled})
     if index is None:
@@ -102,15 +102,15 @@ def _label_targets(args: argparse.Namespace) -> tuple[list[Path], str]:
 
 
 def _status(settings: Settings, state: SqliteState) -> None:
-    print(f"library: {settings.library}")
-    print(f"model: {settings.model}")
+    print(f"library: {settings.library.path}")
+    print(f"model: {settings.model.name}")
     counts = state.library_counts()
     print("photos in the library:")
-    for name in (*settings.category_names, "_unsure", "_duplicates", "_failed"):
+    for name in (*settings.classify.names, "_unsure", "_duplicates", "_failed"):
         print(f"  {name:<14}{counts.get(name, 0):>6}")
     labels = state.label_counts()
     print("labels:")
-    for name in settings.category_names:
+    for name in settings.classify.names:
         print(f"  {name:<14}{labels.get(name, 0):>6}")
     last = state.last_run()
     if last:
@@ -129,10 +129,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in exc.problems:
             print(f"photosorter: invalid setting {problem}", file=sys.stderr)
         return exc.exit_code
-    _setup_logging(settings.log_level)
+    _setup_logging(settings.general.log_level)
     state = None
     try:
-        state = SqliteState(settings.data / STATE_FILE)
+        state = SqliteState(settings.library.data / STATE_FILE)
         if args.command == "status":
             _status(settings, state)
             return 0

@@ -1,10 +1,12 @@
-"""One frozen ``Settings`` object, loaded from defaults, /data/options.json, .env, environment and CLI.
+"""One frozen ``Settings`` object (sections: library, model, classify, icloud, mqtt, mail), loaded from
+defaults, the add-on's /data/options.json, ``.env``, the environment and the command line.
 
-Precedence (later wins): built-in defaults < add-on options file < ``.env`` < environment < command line.
-Every option has one flat key (``knn_k``); its environment variable is ``PHOTOSORTER_<KEY>`` in upper
-case (``PHOTOSORTER_KNN_K``, ``PHOTOSORTER_LIBRARY``). Keys of a section carry its name as prefix
-(``model_cache`` -> ``PHOTOSORTER_MODEL_CACHE``), so both ``PHOTOSORTER_<SECTION>_<NAME>`` and
-``PHOTOSORTER_<NAME>`` spellings come out of the same table.
+Precedence (later wins): built-in defaults < options file < ``.env`` < environment < command line.
+Every option has one flat key (``knn_k``, ``mqtt_host``), the same in ``config.yaml``,
+``translations/en.yaml``, DOCS.md and here. Its environment variable is ``PHOTOSORTER_<KEY>``
+(``PHOTOSORTER_MQTT_HOST``, ``PHOTOSORTER_LIBRARY``), so both ``PHOTOSORTER_<SECTION>_<NAME>`` and
+``PHOTOSORTER_<NAME>`` come out of one table. A few options also answer to the names people already
+use (``APPLE_ID``, ``APPLE_PASSWORD``). Secrets are ``Secret`` values: they print as ``***``.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,25 +27,66 @@ from photosorter.records import Category
 ENV_PREFIX = "PHOTOSORTER_"
 CROP_MODES = ("center", "pad")
 LOG_LEVELS = ("debug", "info", "warning", "error")
+TLS_MODES = ("none", "starttls", "ssl")
+
+
+class Secret(str):
+    """A string that never shows itself in repr, logs or tracebacks; ``reveal()`` gives the value."""
+
+    def __repr__(self) -> str:
+        return "'***'" if self else "''"
+
+    def __str__(self) -> str:
+        return "***" if self else ""
+
+    def __format__(self, spec: str) -> str:
+        return str(self)
+
+    def reveal(self) -> str:
+        return str.__str__(self)
 
 
 @dataclass(frozen=True)
 class Option:
     key: str
+    section: str
+    name: str
     default: Any
     parse: Callable[[Any], Any]
     description: str
+    aliases: tuple[str, ...] = ()
 
 
 def _path(value: Any) -> Path:
     return Path(os.path.expanduser(str(value)))
 
 
-def _int_at_least(low: int) -> Callable[[Any], int]:
+def _text(value: Any) -> str:
+    return str(value).strip()
+
+
+def _secret(value: Any) -> Secret:
+    return Secret(value.reveal() if isinstance(value, Secret) else str(value))
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("must be true or false")
+
+
+def _int_between(low: int, high: int = 1 << 31) -> Callable[[Any], int]:
     def parse(value: Any) -> int:
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            raise ValueError("must be a whole number")
         number = int(value)
-        if number < low:
-            raise ValueError(f"must be at least {low}")
+        if not low <= number <= high:
+            raise ValueError(f"must be at least {low}" if high == 1 << 31 else f"must be from {low} to {high}")
         return number
 
     return parse
@@ -58,12 +101,29 @@ def _fraction(value: Any) -> float:
 
 def _choice(*choices: str) -> Callable[[Any], str]:
     def parse(value: Any) -> str:
-        text = str(value).lower()
+        text = str(value).strip().lower()
         if text not in choices:
             raise ValueError(f"must be one of {', '.join(choices)}")
         return text
 
     return parse
+
+
+def _clock_time(value: Any) -> str:
+    text = str(value).strip()
+    hours, _, minutes = text.partition(":")
+    if not (hours.isdigit() and minutes.isdigit() and int(hours) < 24 and int(minutes) < 60 and len(minutes) == 2):
+        raise ValueError("must be a time of day like 20:00")
+    return f"{int(hours):02d}:{minutes}"
+
+
+def _address_list(value: Any) -> tuple[str, ...]:
+    items = value if isinstance(value, list) else str(value).replace(";", ",").split(",")
+    addresses = tuple(str(a).strip().lower() for a in items if str(a).strip())
+    for address in addresses:
+        if "@" not in address:
+            raise ValueError(f"{address!r} is not an email address")
+    return addresses
 
 
 def _categories(value: Any) -> tuple[Category, ...]:
@@ -99,65 +159,194 @@ def _categories(value: Any) -> tuple[Category, ...]:
     return tuple(result)
 
 
-def _home_data() -> Path:
-    return Path(os.environ.get("XDG_DATA_HOME", "~/.local/share")).expanduser() / "photosorter"
+def _home_data() -> str:
+    return str(Path(os.environ.get("XDG_DATA_HOME", "~/.local/share")) / "photosorter")
 
 
+_ = Option
 OPTIONS: tuple[Option, ...] = (
-    Option("library", "~/Pictures/photosorter", _path,
-           "Folder that holds the sorted library, one subfolder per category."),
-    Option("data", str(_home_data()), _path, "Folder for state (SQLite), the kNN index and the model cache."),
-    Option("inbox", "", str, "Folder watched for new photos (the daemon); empty means none."),
-    Option("model", "clip-vit-b32", str,
-           "Model folder, or the name of a built-in model to download: clip-vit-b32, mobilenet-v2."),
-    Option("model_cache", "", str, "Where downloaded models are kept; empty means <data>/models."),
-    Option("model_base_url", "", str, "Mirror to download built-in models from instead of their public URLs."),
-    Option("model_threads", 2, _int_at_least(1), "CPU threads for inference."),
-    Option("knn_k", 5, _int_at_least(1), "How many labelled neighbours vote for a photo's category."),
-    Option("knn_trust_labels", 5, _int_at_least(1),
-           "Labels a category needs before kNN and the zero-shot prior count equally."),
-    Option("unsure_margin", 0.1, _fraction,
-           "A photo whose two best categories are closer than this goes to _unsure."),
-    Option("other_min_score", 0.25, _fraction, "A photo whose best category scores below this is filed as other."),
-    Option("crop", "center", _choice(*CROP_MODES), "Fit photos to the model input by centre crop or by padding."),
-    Option("categories", [c.name for c in DEFAULT_CATEGORIES], _categories,
-           "Categories, as names or {name, title, prompts}."),
-    Option("log_level", "info", _choice(*LOG_LEVELS), "How much to log: debug, info, warning, error."),
+    # library
+    _("library", "library", "path", "~/Pictures/photosorter", _path,
+      "Folder that holds the sorted library, one subfolder per category."),
+    _("data", "library", "data", _home_data(), _path,
+      "Folder for state (SQLite), the kNN index and the model cache."),
+    _("inbox", "library", "inbox", "", _text, "Folder the daemon watches for new photos; empty means none."),
+    # model
+    _("model", "model", "name", "clip-vit-b32", _text,
+      "Model folder, or a built-in model to download: clip-vit-b32, mobilenet-v2."),
+    _("model_cache", "model", "cache", "", _text, "Where downloaded models are kept; empty means <data>/models."),
+    _("model_base_url", "model", "base_url", "", _text,
+      "Mirror to download built-in models from instead of their public addresses."),
+    _("model_threads", "model", "threads", 2, _int_between(1, 64), "CPU threads for inference."),
+    _("crop", "model", "crop", "center", _choice(*CROP_MODES),
+      "Fit photos to the model input by centre crop or by padding."),
+    # classify
+    _("categories", "classify", "categories", [c.name for c in DEFAULT_CATEGORIES], _categories,
+      "Categories, as names or {name, title, prompts}."),
+    _("knn_k", "classify", "knn_k", 5, _int_between(1, 100),
+      "How many labelled neighbours vote for a photo's category."),
+    _("knn_trust_labels", "classify", "knn_trust_labels", 5, _int_between(1, 1000),
+      "Labels a category needs before kNN and the zero-shot prior count equally."),
+    _("unsure_margin", "classify", "unsure_margin", 0.1, _fraction,
+      "A photo whose two best categories are closer than this goes to _unsure."),
+    _("other_min_score", "classify", "other_min_score", 0.25, _fraction,
+      "A photo whose best category scores below this is filed as other."),
+    # icloud
+    _("apple_id", "icloud", "apple_id", "", _text, "Apple ID (email) of the iCloud Photo Library; empty: no iCloud.",
+      aliases=("APPLE_ID",)),
+    _("apple_password", "icloud", "password", "", _secret, "Apple ID password.", aliases=("APPLE_PASSWORD",)),
+    _("icloud_poll_minutes", "icloud", "poll_minutes", 15, _int_between(1, 1440),
+      "Minutes between iCloud checks for new photos."),
+    _("icloud_china_mainland", "icloud", "china_mainland", False, _bool,
+      "Use Apple's China mainland iCloud servers."),
+    # mqtt
+    _("mqtt_host", "mqtt", "host", "", _text, "MQTT broker host; empty: MQTT off (the add-on asks the Supervisor)."),
+    _("mqtt_port", "mqtt", "port", 1883, _int_between(1, 65535), "MQTT broker port."),
+    _("mqtt_username", "mqtt", "username", "", _text, "MQTT user name."),
+    _("mqtt_password", "mqtt", "password", "", _secret, "MQTT password."),
+    _("mqtt_tls", "mqtt", "tls", False, _bool, "Connect to the broker over TLS."),
+    _("mqtt_discovery_prefix", "mqtt", "discovery_prefix", "homeassistant", _text,
+      "Home Assistant MQTT discovery prefix."),
+    _("mqtt_base_topic", "mqtt", "base_topic", "photosorter", _text, "Topic under which photosorter publishes."),
+    # mail
+    _("smtp_host", "mail", "smtp_host", "", _text, "SMTP server for the daily digest; empty: no digest."),
+    _("smtp_port", "mail", "smtp_port", 587, _int_between(1, 65535), "SMTP port."),
+    _("smtp_security", "mail", "smtp_security", "starttls", _choice(*TLS_MODES), "SMTP security: none, starttls, ssl."),
+    _("smtp_username", "mail", "smtp_username", "", _text, "SMTP user name."),
+    _("smtp_password", "mail", "smtp_password", "", _secret, "SMTP password."),
+    _("mail_from", "mail", "sender", "", _text, "Sender address of the digest."),
+    _("mail_to", "mail", "recipient", "", _text, "Where the digest goes (and, by default, who may reply)."),
+    _("digest_enabled", "mail", "digest_enabled", True, _bool, "Send a daily digest when mail is configured."),
+    _("digest_time", "mail", "digest_time", "20:00", _clock_time, "Local time of day to send the digest."),
+    _("digest_when_empty", "mail", "digest_when_empty", False, _bool, "Send a digest even when nothing happened."),
+    _("imap_host", "mail", "imap_host", "", _text, "IMAP server holding replies to the digest; empty: no replies."),
+    _("imap_port", "mail", "imap_port", 993, _int_between(1, 65535), "IMAP port."),
+    _("imap_security", "mail", "imap_security", "ssl", _choice(*TLS_MODES), "IMAP security: none, starttls, ssl."),
+    _("imap_username", "mail", "imap_username", "", _text, "IMAP user name."),
+    _("imap_password", "mail", "imap_password", "", _secret, "IMAP password."),
+    _("imap_folder", "mail", "imap_folder", "INBOX", _text, "IMAP folder to read replies from."),
+    _("reply_senders", "mail", "reply_senders", "", _address_list,
+      "Addresses allowed to send corrections; empty means the digest recipient."),
+    # general
+    _("log_level", "general", "log_level", "info", _choice(*LOG_LEVELS),
+      "How much to log: debug, info, warning, error."),
 )
+del _
 
 
 @dataclass(frozen=True)
-class Settings:
-    library: Path
+class LibrarySettings:
+    path: Path
     data: Path
     inbox: str
-    model: str
-    model_cache: str
-    model_base_url: str
-    model_threads: int
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    name: str
+    cache: str
+    base_url: str
+    threads: int
+    crop: str
+
+
+@dataclass(frozen=True)
+class ClassifySettings:
+    categories: tuple[Category, ...]
     knn_k: int
     knn_trust_labels: int
     unsure_margin: float
     other_min_score: float
-    crop: str
-    categories: tuple[Category, ...]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.categories)
+
+
+@dataclass(frozen=True)
+class IcloudSettings:
+    apple_id: str
+    password: Secret
+    poll_minutes: int
+    china_mainland: bool
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.apple_id)
+
+
+@dataclass(frozen=True)
+class MqttSettings:
+    host: str
+    port: int
+    username: str
+    password: Secret
+    tls: bool
+    discovery_prefix: str
+    base_topic: str
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.host)
+
+
+@dataclass(frozen=True)
+class MailSettings:
+    smtp_host: str
+    smtp_port: int
+    smtp_security: str
+    smtp_username: str
+    smtp_password: Secret
+    sender: str
+    recipient: str
+    digest_enabled: bool
+    digest_time: str
+    digest_when_empty: bool
+    imap_host: str
+    imap_port: int
+    imap_security: str
+    imap_username: str
+    imap_password: Secret
+    imap_folder: str
+    reply_senders: tuple[str, ...]
+
+    @property
+    def allowed_senders(self) -> tuple[str, ...]:
+        return self.reply_senders or ((self.recipient.lower(),) if self.recipient else ())
+
+
+@dataclass(frozen=True)
+class GeneralSettings:
     log_level: str
+
+
+@dataclass(frozen=True)
+class Settings:
+    library: LibrarySettings
+    model: ModelSettings
+    classify: ClassifySettings
+    icloud: IcloudSettings
+    mqtt: MqttSettings
+    mail: MailSettings
+    general: GeneralSettings = field(default_factory=lambda: GeneralSettings("info"))
 
     @property
     def model_cache_dir(self) -> Path:
-        return _path(self.model_cache) if self.model_cache else self.data / "models"
+        return _path(self.model.cache) if self.model.cache else self.library.data / "models"
 
-    @property
-    def category_names(self) -> tuple[str, ...]:
-        return tuple(c.name for c in self.categories)
+
+_SECTIONS: dict[str, type] = {"library": LibrarySettings, "model": ModelSettings, "classify": ClassifySettings,
+                              "icloud": IcloudSettings, "mqtt": MqttSettings, "mail": MailSettings,
+                              "general": GeneralSettings}
 
 
 def _from_env(env: Mapping[str, str | None]) -> dict[str, Any]:
     found: dict[str, Any] = {}
     for option in OPTIONS:
-        value = env.get(ENV_PREFIX + option.key.upper())
-        if value is not None and value != "":
-            found[option.key] = value
+        for name in (*option.aliases, ENV_PREFIX + option.key.upper()):
+            value = env.get(name)
+            if value is not None and value != "":
+                found[option.key] = value
     return found
 
 
@@ -168,27 +357,30 @@ def load_settings(
     dotenv_path: Path | None = None,
     options_path: Path | None = None,
 ) -> Settings:
-    """Merge every source into one validated ``Settings``; raise ``ConfigError`` listing each bad key."""
+    """Merge every source into one validated ``Settings``; ``ConfigError`` lists each bad key."""
     environ = os.environ if environ is None else environ
     raw: dict[str, Any] = {o.key: o.default for o in OPTIONS}
-    problems: list[str] = []
-    if options_path is not None and options_path.exists():
+    if options_path is not None:
         try:
             options = json.loads(options_path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise ConfigError([f"{options_path}: not readable JSON ({exc})"]) from exc
-        raw.update({k: v for k, v in options.items() if k in raw and v not in (None, "")})
+        if not isinstance(options, dict):
+            raise ConfigError([f"{options_path}: must hold a JSON object"])
+        raw.update({k: v for k, v in options.items() if k in raw and v is not None})
     dotenv_file = dotenv_path if dotenv_path is not None else Path(".env")
     if dotenv_file.is_file():
         raw.update(_from_env(dotenv_values(dotenv_file)))
     raw.update(_from_env(environ))
     raw.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    values: dict[str, Any] = {}
+    values: dict[str, dict[str, Any]] = {section: {} for section in _SECTIONS}
+    problems: list[str] = []
     for option in OPTIONS:
         try:
-            values[option.key] = option.parse(raw[option.key])
+            values[option.section][option.name] = option.parse(raw[option.key])
         except (TypeError, ValueError) as exc:
-            problems.append(f"{option.key}: {exc} (got {raw[option.key]!r})")
+            shown = "***" if option.parse is _secret else repr(raw[option.key])
+            problems.append(f"{option.key}: {exc} (got {shown})")
     if problems:
         raise ConfigError(problems)
-    return Settings(**values)
+    return Settings(**{section: cls(**values[section]) for section, cls in _SECTIONS.items()})

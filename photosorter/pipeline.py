@@ -62,9 +62,9 @@ class Sorter:
         self.prior = prior
         self.index = index
         self.index_path = index_path
-        self.names = settings.category_names
+        self.names = settings.classify.names
         self.model_id = embedder.spec.fingerprint
-        self.library = settings.library
+        self.library = settings.library.path
         self._decode_workers = decode_workers
         ids, groups, hashes = state.perceptual_hashes()
         self._hash_ids, self._hash_groups, self._hashes = ids, groups, hashes
@@ -88,11 +88,11 @@ class Sorter:
     def predict(self, embedding: np.ndarray, class_probs: np.ndarray | None, *,
                 exclude: int | None = None) -> Prediction:
         prior = self.prior(embedding, class_probs)
-        neighbours = self.index.search(embedding, self.settings.knn_k, exclude=exclude)
+        neighbours = self.index.search(embedding, self.settings.classify.knn_k, exclude=exclude)
         votes = knn_votes(neighbours, self.names)
-        distribution = blend(prior, votes, self._label_counts, self.settings.knn_trust_labels)
-        return decide(distribution, self.names, unsure_margin=self.settings.unsure_margin,
-                      other_min_score=self.settings.other_min_score, fallback=FALLBACK)
+        distribution = blend(prior, votes, self._label_counts, self.settings.classify.knn_trust_labels)
+        return decide(distribution, self.names, unsure_margin=self.settings.classify.unsure_margin,
+                      other_min_score=self.settings.classify.other_min_score, fallback=FALLBACK)
 
     # loading --------------------------------------------------------------------------------------
     def _load(self, path: Path) -> Loaded:
@@ -104,7 +104,7 @@ class Sorter:
         preprocess = self.embedder.spec.preprocess
         try:
             image = self.decoder(data, preprocess.size)
-            loaded.pixels = fit_to_input(image, preprocess, self.settings.crop)
+            loaded.pixels = fit_to_input(image, preprocess, self.settings.model.crop)
             loaded.gray = gray_thumbnail(image)
         except ImageError as exc:
             loaded.error = exc
@@ -139,7 +139,7 @@ class Sorter:
         self.recover()
         run_id = self.state.start_run(self.embedder.spec.name)
         todo: list[Path] = []
-        for path, why in self.files.list_inbox(inbox, skip=(self.library, self.settings.data)):
+        for path, why in self.files.list_inbox(inbox, skip=(self.library, self.settings.library.data)):
             if why is None:
                 todo.append(path)
             else:

@@ -45,11 +45,11 @@ def test_exact_duplicates_count_once(eval_set: LabelledSet) -> None:
 
 def test_zero_shot_accuracy_reaches_the_floor(eval_set: LabelledSet, embedder: OnnxEmbedder,
                                               settings: Settings) -> None:
-    prior = ZeroShotPrior(embedder, settings.categories, settings.data)
+    prior = ZeroShotPrior(embedder, settings.classify.categories, settings.library.data)
     assert eval_set.class_probs is not None
     predicted = [
-        decide(prior(e, p), settings.category_names, unsure_margin=settings.unsure_margin,
-               other_min_score=settings.other_min_score, fallback=FALLBACK).category
+        decide(prior(e, p), settings.classify.names, unsure_margin=settings.classify.unsure_margin,
+               other_min_score=settings.classify.other_min_score, fallback=FALLBACK).category
         for e, p in zip(eval_set.embeddings, eval_set.class_probs, strict=True)
     ]
     score = accuracy(eval_set.labels, predicted)

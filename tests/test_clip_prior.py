@@ -19,15 +19,15 @@ def test_prompt_prior_is_a_distribution_and_prompts_are_cached(tmp_path: Path, t
     verify_files(spec)
     settings = load_settings(dotenv_path=tmp_path / "none", environ={})
     embedder = OnnxEmbedder(spec, threads=1)
-    prior = ZeroShotPrior(embedder, settings.categories, tmp_path / "cache")
+    prior = ZeroShotPrior(embedder, settings.classify.categories, tmp_path / "cache")
     cached = list((tmp_path / "cache").glob("prompts-*.npy"))
     assert len(cached) == 1
     pixels = fit_to_input(Image.new("RGB", (40, 30), (200, 40, 40)), spec.preprocess)
     embeddings, probs = embedder.embed_images([pixels, pixels])
     assert probs is None and embeddings.shape == (2, 8)
     distribution = prior(embeddings[0], None)
-    assert distribution.shape == (len(settings.categories),) and abs(distribution.sum() - 1) < 1e-6
-    again = ZeroShotPrior(OnnxEmbedder(spec), settings.categories, tmp_path / "cache")
+    assert distribution.shape == (len(settings.classify.categories),) and abs(distribution.sum() - 1) < 1e-6
+    again = ZeroShotPrior(OnnxEmbedder(spec), settings.classify.categories, tmp_path / "cache")
     assert np.allclose(again(embeddings[0], None), distribution)
 
 

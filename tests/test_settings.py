@@ -17,7 +17,8 @@ def test_environment_beats_dotenv_beats_options_file(tmp_path: Path) -> None:
     dotenv = tmp_path / ".env"
     dotenv.write_text("PHOTOSORTER_KNN_K=7\nPHOTOSORTER_MODEL_THREADS=4\n")
     settings = load_settings(environ={"PHOTOSORTER_KNN_K": "9"}, dotenv_path=dotenv, options_path=options)
-    assert settings.knn_k == 9 and settings.model_threads == 4 and settings.library == Path("/media/photos")
+    assert settings.classify.knn_k == 9 and settings.model.threads == 4
+    assert settings.library.path == Path("/media/photos")
 
 
 def test_every_bad_key_is_reported_on_its_own_line(tmp_path: Path) -> None:
@@ -30,10 +31,10 @@ def test_every_bad_key_is_reported_on_its_own_line(tmp_path: Path) -> None:
 
 def test_categories_are_configurable_and_other_is_always_there(tmp_path: Path) -> None:
     settings = load_settings(environ={"PHOTOSORTER_CATEGORIES": "food, beer,cats"}, dotenv_path=tmp_path / "n")
-    assert settings.category_names == ("food", "beer", "cats", "other")
-    cats = settings.categories[2]
+    assert settings.classify.names == ("food", "beer", "cats", "other")
+    cats = settings.classify.categories[2]
     assert cats.title == "Cats" and cats.prompts == ("a photo of cats",)
-    assert settings.categories[1].prompts[0] == "a photo of a beer can"
+    assert settings.classify.categories[1].prompts[0] == "a photo of a beer can"
 
 
 def test_reserved_folder_names_are_refused_as_categories(tmp_path: Path) -> None:
@@ -49,4 +50,18 @@ def test_invalid_setting_exits_with_one_line_per_key(tmp_path: Path) -> None:
                             env={"PHOTOSORTER_KNN_K": "-1", "PHOTOSORTER_DATA": str(tmp_path), "PATH": ""},
                             cwd=tmp_path)
     assert result.returncode == 2
-    assert result.stderr.strip() == "photosorter: invalid setting knn_k: must be at least 1 (got '-1')"
+    assert result.stderr.strip() == "photosorter: invalid setting knn_k: must be from 1 to 100 (got '-1')"
+
+
+def test_secrets_never_show_in_repr_or_errors(tmp_path: Path) -> None:
+    settings = load_settings(environ={"APPLE_ID": "me@example.com", "APPLE_PASSWORD": "hunter2-secret",
+                                      "PHOTOSORTER_MQTT_PASSWORD": "mqtt-secret"}, dotenv_path=tmp_path / "n")
+    assert settings.icloud.apple_id == "me@example.com"
+    assert settings.icloud.password.reveal() == "hunter2-secret"
+    shown = repr(settings) + str(settings) + f"{settings.icloud.password}"
+    assert "hunter2" not in shown and "mqtt-secret" not in shown
+
+
+def test_mail_replies_default_to_the_digest_recipient(tmp_path: Path) -> None:
+    settings = load_settings(environ={"PHOTOSORTER_MAIL_TO": "Me@Example.com"}, dotenv_path=tmp_path / "n")
+    assert settings.mail.allowed_senders == ("me@example.com",)
