@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from photosorter.adapters.state import SqliteState  # noqa: E402
-from photosorter.cli import build_sorter  # noqa: E402
+from photosorter.cli.library import build_sorter  # noqa: E402
 from photosorter.config import load_settings  # noqa: E402
 
 

@@ -1,0 +1,127 @@
+"""``sort``, ``label`` and ``status``: the library commands, and how a Sorter is assembled."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+from pathlib import Path
+
+from photosorter.adapters.files import LocalFiles
+from photosorter.adapters.images import decode_image
+from photosorter.adapters.state import SqliteState
+from photosorter.config import Settings
+from photosorter.errors import ConfigError
+from photosorter.ml.download import resolve_model
+from photosorter.ml.embedder import OnnxEmbedder
+from photosorter.ml.index import UsearchIndex
+from photosorter.ml.prior import ZeroShotPrior
+from photosorter.pipeline import Sorter
+from photosorter.records import RunReport
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "state.sqlite3"
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
+    sort = commands.add_parser("sort", parents=[common], help="move every photo from INBOX into the library")
+    sort.add_argument("inbox", type=Path)
+    sort.set_defaults(handler=run_sort)
+    label = commands.add_parser("label", parents=[common], help="teach a category with example photos")
+    label.add_argument("items", nargs="+", help="PHOTO... CATEGORY (or --folder DIR CATEGORY)")
+    label.add_argument("--folder", type=Path, help="label every photo in this folder")
+    label.set_defaults(handler=run_label)
+    status = commands.add_parser("status", parents=[common], help="library and label counts, model, last run")
+    status.set_defaults(handler=run_status)
+
+
+def open_state(settings: Settings) -> SqliteState:
+    return SqliteState(settings.library.data / STATE_FILE)
+
+
+def build_sorter(settings: Settings, state: SqliteState) -> Sorter:
+    spec = resolve_model(settings.model.name, settings.model_cache_dir, settings.model.base_url)
+    embedder = OnnxEmbedder(spec, threads=settings.model.threads)
+    prior = ZeroShotPrior(embedder, settings.classify.categories, settings.library.data / "cache")
+    index_path = settings.library.data / f"knn-{spec.fingerprint}.usearch"
+    labelled = state.labelled_embeddings(spec.fingerprint)
+    index = UsearchIndex.load(index_path, spec.embedding_dim, {pid: cat for pid, cat, _ in labelled})
+    if index is None:
+        index = UsearchIndex(spec.embedding_dim)
+        for photo_id, category, vector in labelled:
+            index.upsert(photo_id, vector, category)
+        if labelled:
+            index.save(index_path)
+            log.info("rebuilt kNN index from %d labels", len(labelled))
+    return Sorter(settings=settings, state=state, files=LocalFiles(), decoder=decode_image, embedder=embedder,
+                  prior=prior, index=index, index_path=index_path)
+
+
+def print_report(report: RunReport) -> None:
+    total = report.handled + len(report.skipped)
+    rate = total / report.elapsed_s if report.elapsed_s > 0 else 0.0
+    print(f"Sorted {total} files in {report.elapsed_s:.1f} s ({rate:.1f}/s)")
+    for category, count in sorted(report.placed.items()):
+        print(f"  {category:<14}{count:>6}")
+    print(f"  unsure (in _unsure): {report.unsure}")
+    print(f"  duplicates (in _duplicates): {report.duplicates}")
+    print(f"  failed (in _failed or left in place): {len(report.failed)}")
+    for failure in report.failed:
+        print(f"    {failure.name}: {failure.reason}")
+    if report.skipped:
+        print(f"  skipped (left in the inbox): {len(report.skipped)}")
+        for failure in report.skipped:
+            print(f"    {failure.name}: {failure.reason}")
+
+
+def run_sort(args: argparse.Namespace, settings: Settings) -> int:
+    if not args.inbox.is_dir():
+        raise ConfigError([f"inbox: {args.inbox} is not a folder"])
+    state = open_state(settings)
+    try:
+        print_report(build_sorter(settings, state).sort_folder(args.inbox))
+    finally:
+        state.close()
+    return 0
+
+
+def run_label(args: argparse.Namespace, settings: Settings) -> int:
+    *photos, category = args.items
+    paths = [Path(p) for p in photos]
+    if args.folder:
+        paths += sorted(p for p in args.folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+    if not paths:
+        raise ConfigError(["label: give PHOTO... CATEGORY or --folder DIR CATEGORY"])
+    state = open_state(settings)
+    try:
+        count = build_sorter(settings, state).label(paths, category.lower())
+    finally:
+        state.close()
+    print(f"labelled {count} of {len(paths)} photos as {category.lower()}")
+    return 0 if count == len(paths) else 1
+
+
+def run_status(args: argparse.Namespace, settings: Settings) -> int:
+    state = open_state(settings)
+    try:
+        print(f"library: {settings.library.path}")
+        print(f"model: {settings.model.name}")
+        counts = state.library_counts()
+        print("photos in the library:")
+        for name in (*settings.classify.names, "_unsure", "_duplicates", "_failed"):
+            print(f"  {name:<14}{counts.get(name, 0):>6}")
+        labels = state.label_counts()
+        print("labels:")
+        for name in settings.classify.names:
+            print(f"  {name:<14}{labels.get(name, 0):>6}")
+        last = state.last_run()
+        if last:
+            started = dt.datetime.fromtimestamp(float(last["started"]))  # type: ignore[arg-type]
+            print(f"last run: {started.isoformat(timespec='seconds')} with {last['model']}: placed {last['placed']}, "
+                  f"unsure {last['unsure']}, duplicates {last['duplicates']}, failed {last['failed']}")
+        else:
+            print("last run: never")
+    finally:
+        state.close()
+    return 0
