@@ -7,7 +7,7 @@ import logging
 import os
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +25,7 @@ from photosorter.errors import ConfigError, ImageError, StateError
 from photosorter.ml.preprocess import fit_to_input, gray_thumbnail
 from photosorter.ports import Decoder, Embedder, PhotoFiles, Prior, StateStore, VectorIndex
 from photosorter.progress import Progress
-from photosorter.records import Failure, PhotoRecord, PhotoStatus, Prediction, RunReport
+from photosorter.records import Failure, PhotoEvent, PhotoRecord, PhotoStatus, Prediction, RunReport
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ class Loaded:
 class Sorter:
     def __init__(self, *, settings: Settings, state: StateStore, files: PhotoFiles, decoder: Decoder,
                  embedder: Embedder, prior: Prior, index: VectorIndex, index_path: Path,
-                 decode_workers: int = 2) -> None:
+                 decode_workers: int = 2, on_sorted: Callable[[PhotoEvent], None] | None = None) -> None:
         self.settings = settings
         self.state = state
         self.files = files
@@ -66,6 +66,7 @@ class Sorter:
         self.model_id = embedder.spec.fingerprint
         self.library = settings.library.path
         self._decode_workers = decode_workers
+        self._on_sorted = on_sorted
         ids, groups, hashes = state.perceptual_hashes()
         self._hash_ids, self._hash_groups, self._hashes = ids, groups, hashes
         self._label_counts = np.zeros(len(self.names))
@@ -212,9 +213,14 @@ class Sorter:
             folder, status = plan_folder(prediction)
             log.debug("%s -> %s (score %.2f, margin %.2f)", printable(loaded.path), folder,
                       prediction.score, prediction.margin)
-            if self._place(photo_id, loaded.path, folder, status, report):
+            placed = self._place(photo_id, loaded.path, folder, status, report)
+            if placed is not None:
                 report.placed[prediction.category] = report.placed.get(prediction.category, 0) + 1
                 report.unsure += status is PhotoStatus.UNSURE
+                if self._on_sorted is not None:
+                    self._on_sorted(PhotoEvent(photo_id, prediction.category, prediction.score, prediction.margin,
+                                               status is PhotoStatus.UNSURE, placed.name,
+                                               str(placed.relative_to(self.library))))
 
     def _analyse(self, photo_id: int, embedding: np.ndarray, value: int, prediction: Prediction | None = None) -> None:
         """Store the embedding (and prediction) and link the photo to its near-duplicate group."""
@@ -252,25 +258,55 @@ class Sorter:
     # labels ---------------------------------------------------------------------------------------
     def label(self, paths: Iterable[Path], category: str, *, source: str = "cli", detail: str = "") -> int:
         """Record ``category`` for each photo, teach the kNN index, move library photos; returns count."""
-        if category not in self.names:
-            raise ConfigError([f"category: unknown category {category!r} (known: {', '.join(self.names)})"])
+        self._check_category(category)
         count = 0
         for path in paths:
             photo_id, embedding, in_library = self._photo_for_label(path)
             if photo_id is None or embedding is None:
                 continue
-            self.state.add_label(photo_id, category, source, detail)
-            self.index.upsert(photo_id, embedding, category)
-            self._label_counts = self._label_counts_now()
-            if in_library:
-                record = self.state.photo(photo_id)
-                if record and record.library_path and record.library_path.split("/")[0] != category:
-                    self.state.record_outcome(photo_id, category=category, score=1.0, margin=1.0)
-                    self._place(photo_id, self.library / record.library_path, category, PhotoStatus.PLACED)
+            self._apply_label(photo_id, embedding, category, source, detail, move=in_library)
             count += 1
             log.info("labelled %s as %s", printable(path), category)
         self.index.save(self.index_path)
         return count
+
+    def label_photo(self, photo_id: int, category: str, *, source: str, detail: str = "") -> Path | None:
+        """Label a photo the state knows (by id): record, teach the index, move it in the library.
+
+        Returns its library path afterwards (None when it has no embedding under this model and its
+        file cannot be read again). Used by corrections that arrive by email or MQTT.
+        """
+        self._check_category(category)
+        record = self.state.photo(photo_id)
+        if record is None:
+            raise ConfigError([f"photo: no photo with number {photo_id}"])
+        embedding = self.state.embedding(photo_id, self.model_id)
+        if embedding is None and record.library_path:
+            found, embedding, _ = self._photo_for_label(self.library / record.library_path)
+            if found != photo_id:
+                embedding = None
+        if embedding is None:
+            log.error("cannot label photo %d: no embedding and no readable file", photo_id)
+            return None
+        self._apply_label(photo_id, embedding, category, source, detail, move=record.library_path is not None)
+        self.index.save(self.index_path)
+        after = self.state.photo(photo_id)
+        log.info("labelled photo %d as %s (%s)", photo_id, category, source)
+        return self.library / after.library_path if after and after.library_path else None
+
+    def _check_category(self, category: str) -> None:
+        if category not in self.names:
+            raise ConfigError([f"category: unknown category {category!r} (known: {', '.join(self.names)})"])
+
+    def _apply_label(self, photo_id: int, embedding: np.ndarray, category: str, source: str, detail: str, *,
+                     move: bool) -> None:
+        self.state.add_label(photo_id, category, source, detail)
+        self.index.upsert(photo_id, embedding, category)
+        self._label_counts = self._label_counts_now()
+        record = self.state.photo(photo_id)
+        if move and record and record.library_path and record.library_path.split("/")[0] != category:
+            self.state.record_outcome(photo_id, category=category, score=1.0, margin=1.0)
+            self._place(photo_id, self.library / record.library_path, category, PhotoStatus.PLACED)
 
     def _label_counts_now(self) -> np.ndarray:
         counts = np.zeros(len(self.names))

@@ -70,6 +70,19 @@ class Move:
 
 
 @dataclass(frozen=True)
+class PhotoEvent:
+    """One photo sorted: what automations (MQTT events) and the digest hear about."""
+
+    photo_id: int
+    category: str
+    score: float
+    margin: float
+    unsure: bool
+    filename: str
+    library_path: str  # relative to the library root
+
+
+@dataclass(frozen=True)
 class Failure:
     name: str
     reason: str

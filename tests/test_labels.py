@@ -68,3 +68,22 @@ def test_an_index_that_does_not_match_the_labels_is_not_used(tmp_path: Path) -> 
     assert UsearchIndex.load(tmp_path / "knn.usearch", 4, {1: "food", 2: "beer"}) is None
     (tmp_path / "knn.usearch").write_bytes(b"damaged")
     assert UsearchIndex.load(tmp_path / "knn.usearch", 4, {1: "food"}) is None
+
+
+def test_label_by_photo_number_moves_it_and_sorting_reports_events(tmp_path: Path, tiny_model: Path) -> None:
+    from photosorter.cli.library import build_sorter, open_state
+    from photosorter.config import load_settings
+    from photosorter.records import PhotoEvent
+
+    settings = load_settings({"library": str(tmp_path / "lib"), "data": str(tmp_path / "data"),
+                              "model": str(tiny_model)}, environ={}, dotenv_path=tmp_path / "none")
+    write_photo(tmp_path / "inbox", "red.jpg", (220, 20, 20))
+    events: list[PhotoEvent] = []
+    state = open_state(settings)
+    sorter = build_sorter(settings, state, on_sorted=events.append)
+    sorter.sort_folder(tmp_path / "inbox")
+    assert [(e.category, e.library_path) for e in events] == [("food", "food/red.jpg")]
+    moved = sorter.label_photo(events[0].photo_id, "beer", source="email", detail="<msg@x>")
+    assert moved == tmp_path / "lib" / "beer" / "red.jpg" and moved.is_file()
+    assert state.current_labels() == {events[0].photo_id: "beer"}
+    state.close()

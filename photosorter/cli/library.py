@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from photosorter.adapters.files import LocalFiles
@@ -17,7 +18,7 @@ from photosorter.ml.embedder import OnnxEmbedder
 from photosorter.ml.index import UsearchIndex
 from photosorter.ml.prior import ZeroShotPrior
 from photosorter.pipeline import Sorter
-from photosorter.records import RunReport
+from photosorter.records import PhotoEvent, RunReport
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,8 @@ def open_state(settings: Settings) -> SqliteState:
     return SqliteState(settings.library.data / STATE_FILE)
 
 
-def build_sorter(settings: Settings, state: SqliteState) -> Sorter:
+def build_sorter(settings: Settings, state: SqliteState,
+                 on_sorted: Callable[[PhotoEvent], None] | None = None) -> Sorter:
     spec = resolve_model(settings.model.name, settings.model_cache_dir, settings.model.base_url)
     embedder = OnnxEmbedder(spec, threads=settings.model.threads)
     prior = ZeroShotPrior(embedder, settings.classify.categories, settings.library.data / "cache")
@@ -55,7 +57,7 @@ def build_sorter(settings: Settings, state: SqliteState) -> Sorter:
             index.save(index_path)
             log.info("rebuilt kNN index from %d labels", len(labelled))
     return Sorter(settings=settings, state=state, files=LocalFiles(), decoder=decode_image, embedder=embedder,
-                  prior=prior, index=index, index_path=index_path)
+                  prior=prior, index=index, index_path=index_path, on_sorted=on_sorted)
 
 
 def print_report(report: RunReport) -> None:
