@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -10,7 +10,19 @@ import numpy as np
 from PIL import Image
 
 from photosorter.ml.modelspec import ModelSpec
-from photosorter.records import Move, Neighbour, PhotoRecord, PhotoStatus, Prediction, RunReport
+from photosorter.records import (
+    AuthState,
+    CorrectionEvent,
+    Move,
+    Neighbour,
+    PhotoEvent,
+    PhotoRecord,
+    PhotoStatus,
+    Prediction,
+    RunReport,
+    StatusSnapshot,
+    SyncProgress,
+)
 
 
 class Embedder(Protocol):
@@ -89,3 +101,35 @@ class StateStore(Protocol):
     def start_run(self, model: str) -> int: ...
 
     def finish_run(self, run_id: int, report: RunReport) -> None: ...
+
+
+class PhotoSource(Protocol):
+    """A remote library (iCloud) that delivers new photos into a local inbox folder."""
+
+    def auth_state(self) -> AuthState: ...
+
+    def submit_code(self, code: str) -> AuthState: ...
+
+    def fetch_new(self, inbox: Path, on_progress: Callable[[SyncProgress], None] | None = None) -> int: ...
+
+
+class Publisher(Protocol):
+    """Where status and events go (MQTT for Home Assistant)."""
+
+    def publish_status(self, status: StatusSnapshot) -> None: ...
+
+    def publish_event(self, event: PhotoEvent) -> None: ...
+
+    def publish_correction(self, event: CorrectionEvent) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class Controls(Protocol):
+    """What a person can ask of the running daemon (MQTT button, switch and text entity, the CLI)."""
+
+    def request_sync(self) -> None: ...
+
+    def submit_icloud_code(self, code: str) -> AuthState: ...
+
+    def set_paused(self, paused: bool) -> None: ...

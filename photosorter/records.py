@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -102,3 +103,43 @@ class RunReport:
     @property
     def handled(self) -> int:
         return sum(self.placed.values()) + self.duplicates + len(self.failed)
+
+
+@dataclass(frozen=True)
+class AuthState:
+    """Whether a source can work unattended; when not, what the person must do (shown on MQTT and by mail)."""
+
+    ok: bool
+    message: str = ""
+    method: str = ""  # how the code is delivered: "trusted device", "sms", "security key", ...
+
+
+@dataclass(frozen=True)
+class SyncProgress:
+    done: int
+    total: int | None = None
+
+
+@dataclass(frozen=True)
+class CorrectionEvent:
+    """A person changed a photo's category (email reply, MQTT, CLI)."""
+
+    photo_id: int
+    old_category: str | None
+    new_category: str
+    source: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class StatusSnapshot:
+    """Everything Home Assistant shows about photosorter, at one moment."""
+
+    library_counts: dict[str, int]
+    sorted_today: int
+    unsure: int
+    failed: int
+    last_sync: dt.datetime | None
+    sync: SyncProgress | None
+    auth: AuthState
+    paused: bool
