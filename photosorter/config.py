@@ -171,6 +171,8 @@ OPTIONS: tuple[Option, ...] = (
     _("data", "library", "data", _home_data(), _path,
       "Folder for state (SQLite), the kNN index and the model cache."),
     _("inbox", "library", "inbox", "", _text, "Folder the daemon watches for new photos; empty means none."),
+    _("inbox_poll_minutes", "library", "inbox_poll_minutes", 5, _int_between(1, 1440),
+      "Minutes between looks into the inbox folder."),
     # model
     _("model", "model", "name", "clip-vit-b32", _text,
       "Model folder, or a built-in model to download: clip-vit-b32, mobilenet-v2."),
@@ -239,6 +241,7 @@ class LibrarySettings:
     path: Path
     data: Path
     inbox: str
+    inbox_poll_minutes: int
 
 
 @dataclass(frozen=True)

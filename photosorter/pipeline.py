@@ -67,6 +67,7 @@ class Sorter:
         self.library = settings.library.path
         self._decode_workers = decode_workers
         self._on_sorted = on_sorted
+        self._reported_skips: set[Path] = set()
         ids, groups, hashes = state.perceptual_hashes()
         self._hash_ids, self._hash_groups, self._hashes = ids, groups, hashes
         self._label_counts = np.zeros(len(self.names))
@@ -130,7 +131,8 @@ class Sorter:
                 yield loaded
 
     # the run --------------------------------------------------------------------------------------
-    def sort_folder(self, inbox: Path) -> RunReport:
+    def sort_folder(self, inbox: Path, stop: Callable[[], bool] | None = None) -> RunReport:
+        """Sort every photo in ``inbox``; ``stop`` is asked between photos (the rest waits for the next run)."""
         started = time.monotonic()
         report = RunReport()
         try:
@@ -138,18 +140,25 @@ class Sorter:
         except OSError as exc:
             raise ConfigError([f"library: cannot create {self.library} ({exc.strerror})"]) from exc
         self.recover()
-        run_id = self.state.start_run(self.embedder.spec.name)
         todo: list[Path] = []
         for path, why in self.files.list_inbox(inbox, skip=(self.library, self.settings.library.data)):
             if why is None:
                 todo.append(path)
             else:
                 report.skipped.append(Failure(printable(path), why))
-                log.warning("skipped %s: %s", printable(path), why)
+                if path not in self._reported_skips:  # a daemon rescans often: say it once
+                    self._reported_skips.add(path)
+                    log.warning("skipped %s: %s", printable(path), why)
+        if not todo:
+            return report
+        run_id = self.state.start_run(self.embedder.spec.name)
         log.info("sorting %d files from %s with model %s", len(todo), inbox, self.embedder.spec.name)
         progress = Progress(len(todo))
         batch: list[tuple[int, Loaded]] = []
         for loaded in self._prefetch(todo):
+            if stop is not None and stop():
+                log.info("stopping: %d photos stay in the inbox for the next run", progress.total - progress.done)
+                break
             if loaded.unreadable:
                 report.skipped.append(Failure(printable(loaded.path), loaded.unreadable))
                 log.warning("skipped %s: %s", printable(loaded.path), loaded.unreadable)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Protocol
@@ -102,6 +104,12 @@ class StateStore(Protocol):
 
     def finish_run(self, run_id: int, report: RunReport) -> None: ...
 
+    def library_counts(self) -> dict[str, int]: ...
+
+    def sorted_since(self, timestamp: float) -> int: ...
+
+    def compact(self) -> None: ...
+
 
 class PhotoSource(Protocol):
     """A remote library (iCloud) that delivers new photos into a local inbox folder."""
@@ -133,3 +141,19 @@ class Controls(Protocol):
     def submit_icloud_code(self, code: str) -> AuthState: ...
 
     def set_paused(self, paused: bool) -> None: ...
+
+
+class Clock(Protocol):
+    """Time for the daemon, injectable in tests."""
+
+    def monotonic(self) -> float: ...
+
+    def now(self) -> dt.datetime: ...  # aware, UTC
+
+
+class MailWork(Protocol):
+    """The daily digest and reading replies (email)."""
+
+    def send_digest_if_due(self, now: dt.datetime) -> bool: ...
+
+    def poll_replies(self) -> int: ...

@@ -143,3 +143,4 @@ class StatusSnapshot:
     sync: SyncProgress | None
     auth: AuthState
     paused: bool
+    problems: tuple[str, ...] = ()  # parts that are failing and being retried, one line each

@@ -255,6 +255,20 @@ class SqliteState:
             "FROM photos WHERE library_path IS NOT NULL GROUP BY folder")
         return {folder: count for folder, count in rows if folder}
 
+    def sorted_since(self, timestamp: float) -> int:
+        """Photos placed in a category or in _unsure since ``timestamp`` (seconds since the epoch)."""
+        row = self._db.execute("SELECT COUNT(*) FROM photos WHERE status IN ('placed', 'unsure') AND updated >= ?",
+                               (timestamp,)).fetchone()
+        return int(row[0])
+
+    def compact(self) -> None:
+        """Daily upkeep: fold the WAL into the database and give free pages back to the disk."""
+        try:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._db.execute("VACUUM")
+        except sqlite3.Error as exc:
+            raise StateError(f"state upkeep failed: {exc}") from exc
+
     def label_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
         for category in self.current_labels().values():

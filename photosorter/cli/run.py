@@ -1,0 +1,94 @@
+"""``photosorter run`` (the daemon the add-on starts) and ``photosorter health`` (its HEALTHCHECK)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import time
+from pathlib import Path
+from types import FrameType
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from photosorter.cli.library import build_sorter, open_state
+from photosorter.config import Settings
+from photosorter.daemon import HEARTBEAT_FILE, Daemon, SystemClock
+from photosorter.ports import Controls, MailWork, PhotoSource, Publisher
+
+log = logging.getLogger(__name__)
+
+HEALTHY_WITHIN_S = 300.0
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
+    run = commands.add_parser("run", parents=[common], help="run continuously: sync, sort, publish, mail")
+    run.set_defaults(handler=run_daemon)
+    health = commands.add_parser("health", parents=[common], help="exit 0 when the daemon's loop is alive")
+    health.set_defaults(handler=run_health)
+
+
+def local_zone() -> ZoneInfo:
+    """The zone from TZ (the Supervisor sets it in add-ons), else the system's, else UTC."""
+    candidates = [os.environ.get("TZ", "")]
+    try:
+        candidates.append(str(Path("/etc/localtime").resolve()).split("zoneinfo/", 1)[1])
+    except (OSError, IndexError):
+        pass
+    for name in candidates:
+        try:
+            return ZoneInfo(name.lstrip(":")) if name else ZoneInfo("UTC")
+        except (ZoneInfoNotFoundError, ValueError):
+            continue
+    return ZoneInfo("UTC")
+
+
+def _icloud_source(settings: Settings) -> PhotoSource | None:
+    return None  # wired when the iCloud adapter lands
+
+
+def _publisher(settings: Settings, controls: Controls) -> Publisher | None:
+    return None  # wired when the MQTT adapter lands
+
+
+def _mail(settings: Settings) -> MailWork | None:
+    return None  # wired when the mail workflow lands
+
+
+def run_daemon(args: argparse.Namespace, settings: Settings) -> int:
+    state = open_state(settings)
+    events: list[Daemon] = []
+    sorter = build_sorter(settings, state, on_sorted=lambda event: events[0].on_sorted(event))
+    daemon = Daemon(settings=settings, sorter=sorter, state=state, clock=SystemClock(), zone=local_zone(),
+                    source=_icloud_source(settings), mail=_mail(settings))
+    events.append(daemon)
+    daemon.publisher = _publisher(settings, daemon)
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        log.info("received %s: finishing the current photo", signal.Signals(signum).name)
+        daemon.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        return daemon.run()
+    finally:
+        sorter.index.save(sorter.index_path)
+        if daemon.publisher is not None:
+            daemon.publisher.close()
+        state.close()
+        log.info("stopped")
+
+
+def run_health(args: argparse.Namespace, settings: Settings) -> int:
+    heartbeat = settings.library.data / HEARTBEAT_FILE
+    try:
+        age = time.time() - heartbeat.stat().st_mtime
+    except OSError:
+        print(f"unhealthy: no heartbeat at {heartbeat}")
+        return 1
+    if age > HEALTHY_WITHIN_S:
+        print(f"unhealthy: last heartbeat {age:.0f} s ago")
+        return 1
+    print(f"healthy: last heartbeat {age:.0f} s ago")
+    return 0

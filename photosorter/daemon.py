@@ -1,0 +1,247 @@
+"""``photosorter run``: one process that syncs, sorts, publishes, reads replies and mails the digest.
+
+Each part is optional and independent. A part that fails is logged once per failure streak, shown as
+a problem in the status, and retried with exponential backoff; the others keep their own schedule.
+The loop sleeps until the next part is due or a person asks for something (Sync now, a 2FA code,
+the pause switch, SIGTERM), and touches a heartbeat file that the container's HEALTHCHECK reads.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from photosorter.config import Settings
+from photosorter.core.schedule import Timer, local_day_start, next_daily, parse_clock
+from photosorter.errors import AuthRequiredError, PhotosorterError
+from photosorter.pipeline import Sorter
+from photosorter.ports import Clock, MailWork, PhotoSource, Publisher, StateStore
+from photosorter.records import AuthState, PhotoEvent, RunReport, StatusSnapshot, SyncProgress
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_FILE = "heartbeat"
+MAX_SLEEP_S = 30.0
+REPLY_POLL_S = 300.0
+DIGEST_CHECK_S = 60.0
+MAINTENANCE_AT = dt.time(4, 15)
+
+
+class SystemClock:
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def now(self) -> dt.datetime:
+        return dt.datetime.now(dt.UTC)
+
+
+@dataclass
+class Part:
+    timer: Timer
+    work: Callable[[], None]
+    problem: str = ""
+
+
+class Daemon:
+    """Owns the schedule; implements ``Controls`` for MQTT and the CLI."""
+
+    def __init__(self, *, settings: Settings, sorter: Sorter, state: StateStore, clock: Clock, zone: ZoneInfo,
+                 source: PhotoSource | None = None, publisher: Publisher | None = None,
+                 mail: MailWork | None = None, incoming: Path | None = None) -> None:
+        self.settings = settings
+        self.sorter = sorter
+        self.state = state
+        self.clock = clock
+        self.zone = zone
+        self.source = source
+        self.publisher = publisher
+        self.mail = mail
+        self.incoming = incoming or settings.library.data / "incoming"
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._paused = False
+        self._auth = AuthState(ok=True)
+        self._sync: SyncProgress | None = None
+        self._last_sync: dt.datetime | None = None
+        self._last_status: StatusSnapshot | None = None
+        self._next_maintenance = next_daily(clock.now(), MAINTENANCE_AT, zone)
+        self.parts: dict[str, Part] = {}
+        if source is not None:
+            self.parts["icloud"] = Part(Timer("icloud", settings.icloud.poll_minutes * 60.0), self._sync_icloud)
+        if settings.library.inbox:
+            self.parts["inbox"] = Part(Timer("inbox", settings.library.inbox_poll_minutes * 60.0), self._sort_inbox)
+        if mail is not None:
+            self.parts["replies"] = Part(Timer("replies", REPLY_POLL_S), self._poll_replies)
+            self.parts["digest"] = Part(Timer("digest", DIGEST_CHECK_S), self._send_digest)
+        self.parts["maintenance"] = Part(Timer("maintenance", DIGEST_CHECK_S), self._maintain)
+
+    # Controls ---------------------------------------------------------------------------------------
+    def request_sync(self) -> None:
+        log.info("sync requested")
+        now = self.clock.monotonic()
+        for name in ("icloud", "inbox"):
+            if name in self.parts:
+                self.parts[name].timer = self.parts[name].timer.run_now(now)
+        self._wake.set()
+
+    def submit_icloud_code(self, code: str) -> AuthState:
+        if self.source is None:
+            return AuthState(ok=False, message="iCloud is not configured")
+        self._auth = self.source.submit_code(code)
+        if self._auth.ok:
+            log.info("iCloud login completed")
+            self.request_sync()
+        self._wake.set()
+        return self._auth
+
+    def set_paused(self, paused: bool) -> None:
+        if paused != self._paused:
+            log.info("sorting %s", "paused" if paused else "resumed")
+        self._paused = paused
+        if not paused:
+            self.request_sync()
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    # the loop ---------------------------------------------------------------------------------------
+    def run(self) -> int:
+        log.info("photosorter running: %s", ", ".join(self.parts))
+        self.sorter.recover()
+        if self.source is not None:
+            self._auth = self.source.auth_state()
+            if not self._auth.ok:
+                log.warning("iCloud login needed: %s", self._auth.message)
+        self._publish_status()
+        while not self._stop.is_set():
+            self.run_due_parts()
+            self._publish_status()
+            self._heartbeat()
+            now = self.clock.monotonic()
+            wait = min((p.timer.next_at for p in self.parts.values()), default=now + MAX_SLEEP_S) - now
+            self._wake.wait(max(0.05, min(MAX_SLEEP_S, wait)))
+            self._wake.clear()
+        log.info("stopping")
+        return 0
+
+    def run_due_parts(self) -> None:
+        for name, part in self.parts.items():
+            if self._stop.is_set():
+                return
+            now = self.clock.monotonic()
+            if not part.timer.due(now):
+                continue
+            try:
+                part.work()
+            except AuthRequiredError as exc:
+                self._auth = AuthState(ok=False, message=exc.message)
+                part.timer = part.timer.failed(now)
+                self._report(name, part, exc.message)
+            except PhotosorterError as exc:
+                part.timer = part.timer.failed(now)
+                self._report(name, part, exc.message)
+            except Exception as exc:  # a bug must not stop the other parts; log it in full once
+                part.timer = part.timer.failed(now)
+                if not part.problem:
+                    log.exception("%s failed unexpectedly", name)
+                self._report(name, part, f"unexpected error: {exc.__class__.__name__}")
+            else:
+                if part.problem:
+                    log.info("%s works again", name)
+                part.problem = ""
+                part.timer = part.timer.succeeded(self.clock.monotonic())
+
+    def _report(self, name: str, part: Part, message: str) -> None:
+        retry_s = part.timer.next_at - self.clock.monotonic()
+        if message != part.problem:
+            log.warning("%s failed: %s (retrying in %.0f s)", name, message, retry_s)
+        part.problem = message
+
+    # parts ------------------------------------------------------------------------------------------
+    def _sync_icloud(self) -> None:
+        assert self.source is not None
+        self._auth = self.source.auth_state()
+        if not self._auth.ok:
+            raise AuthRequiredError(self._auth.message or "iCloud login needed")
+        self.incoming.mkdir(parents=True, exist_ok=True)
+        fetched = self.source.fetch_new(self.incoming, self._on_sync_progress)
+        self._sync = None
+        self._last_sync = self.clock.now()
+        if fetched:
+            log.info("iCloud: %d new photos", fetched)
+        if not self._paused:
+            self._sort(self.incoming)
+
+    def _on_sync_progress(self, progress: SyncProgress) -> None:
+        self._sync = progress
+        self._publish_status()
+
+    def _sort_inbox(self) -> None:
+        if not self._paused:
+            self._sort(Path(self.settings.library.inbox))
+            self._last_sync = self._last_sync or self.clock.now()
+
+    def _sort(self, folder: Path) -> RunReport:
+        report = self.sorter.sort_folder(folder, stop=self._stop.is_set)
+        if report.handled:
+            log.info("sorted %d photos from %s: %s; unsure %d, duplicates %d, failed %d", report.handled, folder,
+                     ", ".join(f"{k} {v}" for k, v in sorted(report.placed.items())) or "none placed",
+                     report.unsure, report.duplicates, len(report.failed))
+        return report
+
+    def _poll_replies(self) -> None:
+        assert self.mail is not None
+        self.mail.poll_replies()
+
+    def _send_digest(self) -> None:
+        assert self.mail is not None
+        self.mail.send_digest_if_due(self.clock.now())
+
+    def _maintain(self) -> None:
+        if self.clock.now() < self._next_maintenance:
+            return
+        log.info("daily upkeep: compacting the state database")
+        self.state.compact()
+        self._next_maintenance = next_daily(self.clock.now(), MAINTENANCE_AT, self.zone)
+
+    # status -----------------------------------------------------------------------------------------
+    def on_sorted(self, event: PhotoEvent) -> None:
+        if self.publisher is not None:
+            self.publisher.publish_event(event)
+
+    def status(self) -> StatusSnapshot:
+        counts = self.state.library_counts()
+        today = local_day_start(self.clock.now(), self.zone).timestamp()
+        problems = tuple(f"{name}: {p.problem}" for name, p in self.parts.items() if p.problem)
+        return StatusSnapshot(
+            library_counts={name: counts.get(name, 0) for name in self.settings.classify.names},
+            sorted_today=self.state.sorted_since(today), unsure=counts.get("_unsure", 0),
+            failed=counts.get("_failed", 0), last_sync=self._last_sync, sync=self._sync, auth=self._auth,
+            paused=self._paused, problems=problems)
+
+    def _publish_status(self) -> None:
+        if self.publisher is None:
+            return
+        snapshot = self.status()
+        if snapshot != self._last_status:
+            self.publisher.publish_status(snapshot)
+            self._last_status = snapshot
+
+    def _heartbeat(self) -> None:
+        path = self.settings.library.data / HEARTBEAT_FILE
+        try:
+            path.touch()
+        except OSError as exc:
+            log.debug("heartbeat not written: %s", exc)

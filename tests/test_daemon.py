@@ -1,0 +1,207 @@
+"""The daemon's schedule with an injected clock: polls, backoff after failures, independence of parts."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from photosorter.adapters.state import SqliteState
+from photosorter.cli.library import build_sorter, open_state
+from photosorter.config import Settings, load_settings
+from photosorter.daemon import Daemon
+from photosorter.errors import SinkError, SourceUnavailableError
+from photosorter.records import AuthState, CorrectionEvent, PhotoEvent, StatusSnapshot, SyncProgress
+from tests.conftest import jpeg_bytes
+
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.seconds = 1000.0
+        self.wall = dt.datetime(2026, 3, 28, 12, 0, tzinfo=dt.UTC)
+
+    def monotonic(self) -> float:
+        return self.seconds
+
+    def now(self) -> dt.datetime:
+        return self.wall
+
+    def advance(self, seconds: float) -> None:
+        self.seconds += seconds
+        self.wall += dt.timedelta(seconds=seconds)
+
+
+class FakeSource:
+    """An in-memory PhotoSource: each fetch delivers the photos queued for it, or fails as told."""
+
+    def __init__(self) -> None:
+        self.fetches = 0
+        self.queue: list[bytes] = []
+        self.fail_with: Exception | None = None
+        self.auth = AuthState(ok=True)
+        self.codes: list[str] = []
+
+    def auth_state(self) -> AuthState:
+        return self.auth
+
+    def submit_code(self, code: str) -> AuthState:
+        self.codes.append(code)
+        if code == "123456":
+            self.auth = AuthState(ok=True)
+            return self.auth
+        return AuthState(ok=False, message="wrong code, try again", method="trusted device")
+
+    def fetch_new(self, inbox: Path, on_progress: Callable[[SyncProgress], None] | None = None) -> int:
+        self.fetches += 1
+        if self.fail_with is not None:
+            raise self.fail_with
+        for i, data in enumerate(self.queue):
+            (inbox / f"icloud_{self.fetches}_{i}.jpg").write_bytes(data)
+            if on_progress:
+                on_progress(SyncProgress(i + 1, len(self.queue)))
+        count, self.queue = len(self.queue), []
+        return count
+
+
+class FakeMail:
+    def __init__(self) -> None:
+        self.polls = 0
+        self.digest_checks: list[dt.datetime] = []
+        self.fail = False
+
+    def send_digest_if_due(self, now: dt.datetime) -> bool:
+        self.digest_checks.append(now)
+        return False
+
+    def poll_replies(self) -> int:
+        self.polls += 1
+        if self.fail:
+            raise SinkError("IMAP server unreachable")
+        return 0
+
+
+class RecordingPublisher:
+    def __init__(self) -> None:
+        self.statuses: list[StatusSnapshot] = []
+        self.events: list[PhotoEvent] = []
+
+    def publish_status(self, status: StatusSnapshot) -> None:
+        self.statuses.append(status)
+
+    def publish_event(self, event: PhotoEvent) -> None:
+        self.events.append(event)
+
+    def publish_correction(self, event: CorrectionEvent) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def settings(tmp_path: Path, tiny_model: Path) -> Settings:
+    return load_settings({"library": str(tmp_path / "lib"), "data": str(tmp_path / "data"), "model": str(tiny_model),
+                          "inbox": str(tmp_path / "inbox"), "icloud_poll_minutes": 10, "inbox_poll_minutes": 5},
+                         environ={}, dotenv_path=tmp_path / "none")
+
+
+def make_daemon(settings: Settings, clock: FakeClock, source: FakeSource | None = None,
+                mail: FakeMail | None = None) -> tuple[Daemon, SqliteState, RecordingPublisher]:
+    (settings.library.data).mkdir(parents=True, exist_ok=True)
+    Path(settings.library.inbox).mkdir(parents=True, exist_ok=True)
+    state = open_state(settings)
+    holder: list[Daemon] = []
+    sorter = build_sorter(settings, state, on_sorted=lambda e: holder[0].on_sorted(e))
+    publisher = RecordingPublisher()
+    daemon = Daemon(settings=settings, sorter=sorter, state=state, clock=clock, zone=BERLIN, source=source,
+                    publisher=publisher, mail=mail)
+    holder.append(daemon)
+    return daemon, state, publisher
+
+
+def test_icloud_is_polled_on_its_interval_and_new_photos_are_sorted(settings: Settings) -> None:
+    clock, source = FakeClock(), FakeSource()
+    source.queue = [jpeg_bytes((220, 20, 20), noise_seed=1)]
+    daemon, state, publisher = make_daemon(settings, clock, source)
+    daemon.run_due_parts()
+    assert source.fetches == 1 and [e.category for e in publisher.events] == ["food"]
+    clock.advance(599)
+    daemon.run_due_parts()
+    assert source.fetches == 1
+    clock.advance(1)
+    daemon.run_due_parts()
+    assert source.fetches == 2
+    state.close()
+
+
+def test_failures_back_off_exponentially_and_success_resets(settings: Settings) -> None:
+    clock, source = FakeClock(), FakeSource()
+    source.fail_with = SourceUnavailableError("iCloud answered 503")
+    daemon, state, _ = make_daemon(settings, clock, source)
+    attempts = []
+    for _ in range(24 * 60):  # one simulated day, minute by minute
+        before = source.fetches
+        daemon.run_due_parts()
+        if source.fetches > before:
+            attempts.append(clock.seconds)
+        clock.advance(60)
+    gaps = [b - a for a, b in zip(attempts, attempts[1:], strict=False)]
+    assert gaps[:3] == [1200, 2400, 3600] and set(gaps[3:]) == {3600}  # 2x, 4x the 10-minute poll, capped at 1 h
+    assert "icloud: iCloud answered 503" in daemon.status().problems
+    source.fail_with = None
+    clock.advance(3600)
+    daemon.run_due_parts()
+    assert daemon.status().problems == () and daemon.parts["icloud"].timer.failures == 0
+    state.close()
+
+
+def test_a_failing_part_does_not_stop_the_others(settings: Settings) -> None:
+    clock, mail = FakeClock(), FakeMail()
+    mail.fail = True
+    daemon, state, publisher = make_daemon(settings, clock, mail=mail)
+    (Path(settings.library.inbox) / "a.jpg").write_bytes(jpeg_bytes((20, 220, 20)))
+    daemon.run_due_parts()
+    assert mail.polls == 1 and [e.category for e in publisher.events] == ["scenery"]
+    assert any(p.startswith("replies: IMAP server unreachable") for p in daemon.status().problems)
+    state.close()
+
+
+def test_login_needed_pauses_icloud_until_a_code_arrives(settings: Settings) -> None:
+    clock, source = FakeClock(), FakeSource()
+    source.auth = AuthState(ok=False, message="enter the code sent to your iPhone", method="trusted device")
+    daemon, state, _ = make_daemon(settings, clock, source)
+    daemon.run_due_parts()
+    assert source.fetches == 0 and daemon.status().auth.message == "enter the code sent to your iPhone"
+    assert daemon.submit_icloud_code("000000").ok is False
+    assert daemon.submit_icloud_code("123456").ok is True
+    daemon.run_due_parts()  # the accepted code asked for a sync at once
+    assert source.fetches == 1 and daemon.status().auth.ok
+    state.close()
+
+
+def test_paused_sorting_leaves_photos_in_the_inbox(settings: Settings) -> None:
+    clock = FakeClock()
+    daemon, state, _ = make_daemon(settings, clock)
+    daemon.set_paused(True)
+    (Path(settings.library.inbox) / "a.jpg").write_bytes(jpeg_bytes((20, 220, 20)))
+    daemon.run_due_parts()
+    assert (Path(settings.library.inbox) / "a.jpg").exists() and daemon.status().paused
+    daemon.set_paused(False)
+    daemon.run_due_parts()
+    assert not (Path(settings.library.inbox) / "a.jpg").exists()
+    state.close()
+
+
+def test_digest_check_gets_the_current_time(settings: Settings) -> None:
+    clock, mail = FakeClock(), FakeMail()
+    daemon, state, _ = make_daemon(settings, clock, mail=mail)
+    daemon.run_due_parts()
+    clock.advance(60)
+    daemon.run_due_parts()
+    assert mail.digest_checks == [clock.wall - dt.timedelta(seconds=60), clock.wall]
+    state.close()
