@@ -18,7 +18,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from photosorter.config import Settings
-from photosorter.core.schedule import Timer, local_day_start, next_daily, parse_clock
+from photosorter.core.schedule import Timer, local_day_start, next_daily
 from photosorter.errors import AuthRequiredError, PhotosorterError
 from photosorter.pipeline import Sorter
 from photosorter.ports import Clock, MailWork, PhotoSource, Publisher, StateStore

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections.abc import Callable
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -150,7 +151,7 @@ def test_failures_back_off_exponentially_and_success_resets(settings: Settings) 
         if source.fetches > before:
             attempts.append(clock.seconds)
         clock.advance(60)
-    gaps = [b - a for a, b in zip(attempts, attempts[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(attempts)]
     assert gaps[:3] == [1200, 2400, 3600] and set(gaps[3:]) == {3600}  # 2x, 4x the 10-minute poll, capped at 1 h
     assert "icloud: iCloud answered 503" in daemon.status().problems
     source.fail_with = None

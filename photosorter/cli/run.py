@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
@@ -31,10 +32,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], comm
 def local_zone() -> ZoneInfo:
     """The zone from TZ (the Supervisor sets it in add-ons), else the system's, else UTC."""
     candidates = [os.environ.get("TZ", "")]
-    try:
+    with contextlib.suppress(OSError, IndexError):
         candidates.append(str(Path("/etc/localtime").resolve()).split("zoneinfo/", 1)[1])
-    except (OSError, IndexError):
-        pass
     for name in candidates:
         try:
             return ZoneInfo(name.lstrip(":")) if name else ZoneInfo("UTC")
