@@ -57,6 +57,22 @@ class Option:
     aliases: tuple[str, ...] = ()
 
 
+def schema_of(option: Option) -> str | list[str]:
+    """The add-on schema type (Supervisor grammar) of an option; optional strings end in ``?``."""
+    kind = getattr(option.parse, "schema", "str")
+    if kind in ("str", "password") and option.default in ("", None):
+        return f"{kind}?"
+    return [kind[1:-1]] if kind.startswith("[") else str(kind)
+
+
+def _schema(kind: str) -> Callable[[Callable[[Any], Any]], Callable[[Any], Any]]:
+    def mark(parse: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        parse.schema = kind  # type: ignore[attr-defined]
+        return parse
+
+    return mark
+
+
 def _path(value: Any) -> Path:
     return Path(os.path.expanduser(str(value)))
 
@@ -65,10 +81,12 @@ def _text(value: Any) -> str:
     return str(value).strip()
 
 
+@_schema("password")
 def _secret(value: Any) -> Secret:
     return Secret(value.reveal() if isinstance(value, Secret) else str(value))
 
 
+@_schema("bool")
 def _bool(value: Any) -> bool:
     if isinstance(value, bool):
         return value
@@ -89,9 +107,11 @@ def _int_between(low: int, high: int = 1 << 31) -> Callable[[Any], int]:
             raise ValueError(f"must be at least {low}" if high == 1 << 31 else f"must be from {low} to {high}")
         return number
 
+    parse.schema = f"int({low},{high})"  # type: ignore[attr-defined]
     return parse
 
 
+@_schema("float(0,1)")
 def _fraction(value: Any) -> float:
     number = float(value)
     if not 0.0 <= number <= 1.0:
@@ -106,9 +126,11 @@ def _choice(*choices: str) -> Callable[[Any], str]:
             raise ValueError(f"must be one of {', '.join(choices)}")
         return text
 
+    parse.schema = f"list({'|'.join(choices)})"  # type: ignore[attr-defined]
     return parse
 
 
+@_schema("match(^([01][0-9]|2[0-3]):[0-5][0-9]$)")
 def _clock_time(value: Any) -> str:
     text = str(value).strip()
     hours, _, minutes = text.partition(":")
@@ -117,6 +139,7 @@ def _clock_time(value: Any) -> str:
     return f"{int(hours):02d}:{minutes}"
 
 
+@_schema("[email]")
 def _address_list(value: Any) -> tuple[str, ...]:
     items = value if isinstance(value, list) else str(value).replace(";", ",").split(",")
     addresses = tuple(str(a).strip().lower() for a in items if str(a).strip())
@@ -126,6 +149,7 @@ def _address_list(value: Any) -> tuple[str, ...]:
     return addresses
 
 
+@_schema("[str]")
 def _categories(value: Any) -> tuple[Category, ...]:
     """Categories from a list of names or of {name, title, prompts}; JSON text or comma list accepted."""
     if isinstance(value, str):

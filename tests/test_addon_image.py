@@ -1,0 +1,61 @@
+"""The image's install steps, run here: the same virtualenv the Dockerfile builds, then the daemon in it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def image_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """python -m venv + pip install -r addon/requirements.txt + pip install --no-deps . (as in the Dockerfile)."""
+    venv = tmp_path_factory.mktemp("image") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    for step in (["-r", str(ROOT / "addon" / "requirements.txt")], ["--no-deps", str(ROOT)]):
+        result = subprocess.run([*pip, *step], capture_output=True, text=True, timeout=900)
+        assert result.returncode == 0, result.stderr[-2000:]
+    return venv
+
+
+def test_image_venv_holds_no_training_stack(image_venv: Path) -> None:
+    python = str(image_venv / "bin" / "python")
+    for heavy in ("torch", "optimum", "transformers"):
+        found = subprocess.run([python, "-c", f"import importlib.util as u; print(u.find_spec('{heavy}'))"],
+                               capture_output=True, text=True, check=True)
+        assert found.stdout.strip() == "None", heavy
+
+
+def test_daemon_in_the_image_venv_starts_and_stops_on_sigterm_within_10_s(image_venv: Path, tmp_path: Path,
+                                                                        tiny_model: Path) -> None:
+    options = tmp_path / "options.json"
+    options.write_text(json.dumps({"library": str(tmp_path / "media"), "data": str(tmp_path / "data"),
+                                   "inbox": str(tmp_path / "share" / "inbox"), "model": str(tiny_model)}))
+    (tmp_path / "share" / "inbox").mkdir(parents=True)
+    env = {"PATH": os.environ.get("PATH", ""), "TZ": "Europe/Berlin", "HOME": str(tmp_path)}
+    process = subprocess.Popen([str(image_venv / "bin" / "python"), "-m", "photosorter", "run", "--options",
+                                str(options)], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    heartbeat = tmp_path / "data" / "heartbeat"
+    deadline = time.monotonic() + 60
+    while not heartbeat.exists() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.1)
+    assert heartbeat.exists(), process.communicate(timeout=10)[0]
+    health = subprocess.run([str(image_venv / "bin" / "python"), "-m", "photosorter", "health", "--data",
+                             str(tmp_path / "data")], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert health.returncode == 0, health.stdout
+    started = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=10)
+    assert process.returncode == 0, output
+    assert time.monotonic() - started < 10
+    assert "received SIGTERM" in output and "stopped" in output
