@@ -106,3 +106,23 @@ def test_hostile_file_names_get_clean_library_names(tmp_path: Path, tiny_model: 
     for name in placed:
         assert len(name.encode()) <= 200
     assert "inbox/new\\nline.jpg -> food" in result.stderr  # one log line per event, escaped
+
+
+def test_near_duplicates_share_a_group(tmp_path: Path, tiny_model: Path) -> None:
+    import sqlite3
+
+    inbox, library, data = tmp_path / "inbox", tmp_path / "library", tmp_path / "data"
+    inbox.mkdir()
+    base = Image.effect_mandelbrot((320, 240), (-2.0, -1.2, 1.0, 1.2), 60).convert("RGB")
+    for quality, size, name in ((95, (320, 240), "shot.jpg"), (60, (200, 150), "shot-small.jpg")):
+        buffer = io.BytesIO()
+        base.resize(size).save(buffer, "JPEG", quality=quality)
+        (inbox / name).write_bytes(buffer.getvalue())
+    other = io.BytesIO()
+    Image.effect_noise((320, 240), 80).convert("RGB").save(other, "JPEG")
+    (inbox / "other.jpg").write_bytes(other.getvalue())
+    assert run_cli("sort", inbox, "--library", library, "--data", data, "--model", tiny_model).returncode == 0
+    with sqlite3.connect(data / "state.sqlite3") as db:
+        groups = dict(db.execute("SELECT source_path, near_group FROM photos"))
+    by_name = {Path(k).name: v for k, v in groups.items()}
+    assert by_name["shot.jpg"] == by_name["shot-small.jpg"] != by_name["other.jpg"]
