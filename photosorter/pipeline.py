@@ -33,8 +33,8 @@ MOVE_ATTEMPTS = 5
 
 
 def printable(path: Path) -> str:
-    """A path for one log line, whatever bytes its name holds."""
-    return escape(os.fsencode(path).decode("utf-8", errors="backslashreplace"))
+    """A path for one log line (and as the state stores source paths), whatever bytes its name holds."""
+    return escape(os.fsencode(path))
 
 
 @dataclass
@@ -70,10 +70,7 @@ class Sorter:
         self._reported_skips: set[Path] = set()
         ids, groups, hashes = state.perceptual_hashes()
         self._hash_ids, self._hash_groups, self._hashes = ids, groups, hashes
-        self._label_counts = np.zeros(len(self.names))
-        for category in state.current_labels().values():
-            if category in self.names:
-                self._label_counts[self.names.index(category)] += 1
+        self._label_counts = self._label_counts_now()
 
     # recovery ---------------------------------------------------------------------------------------
     def recover(self) -> int:

@@ -66,3 +66,19 @@ def test_killed_sort_resumes_with_every_photo_in_exactly_one_place(tmp_path: Pat
         leftovers = [p for p in (tmp / "library").rglob("*") if p.name.startswith(".photosorter-partial")]
         assert leftovers == [], f"trial {trial}"
     assert interrupted >= kills // 2, "too few runs were actually interrupted; the kill schedule is off"
+
+
+def test_a_photo_interrupted_mid_run_is_resumed_not_filed_as_its_own_duplicate(tmp_path: Path,
+                                                                                tiny_model: Path) -> None:
+    from photosorter.adapters.state import SqliteState
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    photo = inbox / "odd\nname.jpg"
+    photo.write_bytes(jpeg_bytes((220, 20, 20)))
+    state = SqliteState(tmp_path / "data" / "state.sqlite3")
+    state.add_photo(hashlib.sha256(photo.read_bytes()).hexdigest(), photo.stat().st_size, photo)  # then: crash
+    state.close()
+    subprocess.run(sort_command(tmp_path, tiny_model), check=True, capture_output=True, timeout=120)
+    assert [p.relative_to(tmp_path / "library").as_posix() for p in (tmp_path / "library").rglob("*.jpg")] == [
+        "food/odd\nname.jpg"]

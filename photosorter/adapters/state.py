@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from photosorter.core.naming import printable
 from photosorter.errors import StateError
 from photosorter.records import Move, PhotoRecord, PhotoStatus, Prediction, RunReport
 
@@ -85,8 +86,8 @@ def _unsigned(value: int) -> int:
 
 
 def display_path(path: Path | str) -> str:
-    """A path as printable text, even when the file name holds bytes that are not UTF-8."""
-    return os.fsencode(path).decode("utf-8", errors="backslashreplace")
+    """A path as one line of text, whatever bytes its name holds (the same form the pipeline logs)."""
+    return printable(os.fsencode(path))
 
 
 class SqliteState:

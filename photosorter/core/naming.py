@@ -28,8 +28,11 @@ def safe_name(raw: str | bytes) -> str:
     return f"{stem}.{ext}" if ext else stem
 
 
-def printable(text: str) -> str:
-    """Text safe for one log line: control and undecodable characters shown as escapes."""
+def printable(text: str | bytes) -> str:
+    """Text (or a file system path's bytes) safe for one log line: control characters and bytes that
+    are not UTF-8 shown as escapes. Also the form in which source paths are stored."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="backslashreplace")
     return "".join(ch if ch.isprintable() or ch == " " else ch.encode("unicode_escape", "backslashreplace").decode()
                    for ch in text)
 
