@@ -40,6 +40,13 @@ class ModelServer:
                     self.end_headers()
                     self.wfile.write(body[: len(body) // 2])
                     return
+                if kind == "cut":  # announces the whole file, sends half, hangs up
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body[: len(body) // 2])
+                    self.close_connection = True
+                    return
                 if kind == "corrupted":
                     body = bytes([body[0] ^ 0xFF]) + body[1:]
                 self.send_response(200)
@@ -90,7 +97,7 @@ def test_builtin_model_is_downloaded_verified_and_cached(tmp_path: Path, tiny_mo
     assert len(server.requests) == first  # served from the cache the second time
 
 
-@pytest.mark.parametrize("fault", ["truncated", "corrupted"])
+@pytest.mark.parametrize("fault", ["truncated", "cut", "corrupted"])
 def test_a_damaged_download_is_detected_and_retried(tmp_path: Path, tiny_model: Path, server: ModelServer,
                                                     fault: str) -> None:
     catalogue = catalogue_for(tiny_model, server)
@@ -130,3 +137,26 @@ def test_a_mirror_url_replaces_the_public_address(tmp_path: Path, tiny_model: Pa
 def test_an_unknown_model_name_says_what_is_known(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="neither a folder nor a built-in model"):
         resolve_model("no-such-model", tmp_path)
+
+
+def test_unpinned_files_are_recorded_on_first_download_and_checked_after(tmp_path: Path, tiny_model: Path,
+                                                                        server: ModelServer) -> None:
+    catalogue = catalogue_for(tiny_model, server)
+    for meta in catalogue["tiny"]["files"].values():
+        meta["sha256"] = meta["size"] = None  # like the CLIP entry: the hub's files cannot be pinned offline
+    server.faults["/files/model.onnx"] = ["cut"]
+    spec = resolve_model("tiny", tmp_path / "cache", catalogue=catalogue)
+    assert spec.files["model.onnx"] == hashlib.sha256((tiny_model / "model.onnx").read_bytes()).hexdigest()
+    assert server.requests.count("/files/model.onnx") == 2  # the cut download was caught by its length
+    (spec.folder / "model.onnx").write_bytes(b"garbage")
+    resolve_model("tiny", tmp_path / "cache", catalogue=catalogue)
+    assert server.requests.count("/files/model.onnx") == 3
+    assert (spec.folder / "model.onnx").read_bytes() == (tiny_model / "model.onnx").read_bytes()
+
+
+def test_the_default_clip_entry_is_pinned_to_one_revision() -> None:
+    from photosorter.ml.catalogue import CATALOGUE, CLIP_REVISION
+
+    entry = CATALOGUE["clip-vit-b32"]
+    assert len(CLIP_REVISION) == 40 and all(f"/resolve/{CLIP_REVISION}/" in u for u in entry["urls"].values())
+    assert set(entry["urls"]) == set(entry["files"]) and entry["kind"] == "clip"

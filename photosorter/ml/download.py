@@ -7,6 +7,7 @@ sha256, and only then renamed into place; a bad download is retried once and nev
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import logging
 import os
@@ -37,51 +38,85 @@ def _url(entry: dict[str, Any], file: str, base_url: str) -> str:
     return str(url)
 
 
-def _download(url: str, target: Path, size: int, sha256: str) -> None:
+def _download(url: str, target: Path, size: int | None, sha256: str | None) -> str:
+    """Stream ``url`` into ``target`` via ``<target>.part``; check size and sha256; return the sha256.
+
+    When the catalogue does not know a file's size, the server's Content-Length must match instead.
+    """
     partial = target.with_name(target.name + ".part")
     digest, received, last_log = hashlib.sha256(), 0, time.monotonic()
     try:
         with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response, partial.open("wb") as out:
+            announced = response.headers.get("Content-Length")
+            expected = size if size is not None else (int(announced) if announced else None)
             while block := response.read(CHUNK):
                 out.write(block)
                 digest.update(block)
                 received += len(block)
                 if time.monotonic() - last_log > 10:
-                    log.info("downloading %s: %d of %d MB", target.name, received >> 20, size >> 20)
+                    log.info("downloading %s: %d of %s MB", target.name, received >> 20,
+                             expected >> 20 if expected else "?")
                     last_log = time.monotonic()
             out.flush()
             os.fsync(out.fileno())
-    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+    except (urllib.error.URLError, http.client.HTTPException, OSError, TimeoutError) as exc:
         partial.unlink(missing_ok=True)
         raise ModelError(f"download of {target.name} failed: {exc}", retryable=True) from exc
-    if received != size or digest.hexdigest() != sha256:
+    problem = ""
+    if expected is not None and received != expected:
+        problem = f"{received} bytes instead of {expected}"
+    elif sha256 and digest.hexdigest() != sha256:
+        problem = "sha256 mismatch"
+    if problem:
         partial.unlink(missing_ok=True)
-        what = f"{received} bytes instead of {size}" if received != size else "sha256 mismatch"
-        raise ModelError(f"download of {target.name} is damaged ({what})", retryable=True)
+        raise ModelError(f"download of {target.name} is damaged ({problem})", retryable=True)
     partial.replace(target)
+    return digest.hexdigest()
+
+
+def _recorded(folder: Path) -> dict[str, Any]:
+    """File entries of a manifest written by an earlier download (checksums recorded then)."""
+    try:
+        return dict(json.loads((folder / MANIFEST).read_text(encoding="utf-8"))["files"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
 
 
 def fetch_model(name: str, cache_dir: Path, base_url: str = "",
                 catalogue: dict[str, dict[str, Any]] = CATALOGUE) -> Path:
-    """Make sure the built-in model ``name`` is complete in ``cache_dir/name``; return that folder."""
+    """Make sure the built-in model ``name`` is complete in ``cache_dir/name``; return that folder.
+
+    Files whose sha256 the catalogue pins are checked against it. For files it cannot pin (see
+    catalogue.py), the first download's size and sha256 are recorded in the folder's manifest and
+    every later start checks the cache against those.
+    """
     entry = catalogue[name]
     folder = cache_dir / name
     folder.mkdir(parents=True, exist_ok=True)
+    recorded = _recorded(folder)
+    files: dict[str, dict[str, Any]] = {}
     for file, meta in entry["files"].items():
+        known = meta if meta.get("sha256") else recorded.get(file, {})
         target = folder / file
-        if target.is_file() and target.stat().st_size == meta["size"] and sha256_file(target) == meta["sha256"]:
+        if (known.get("sha256") and target.is_file() and target.stat().st_size == known.get("size")
+                and sha256_file(target) == known["sha256"]):
+            files[file] = {"sha256": known["sha256"], "size": known["size"]}
             continue
         url = _url(entry, file, base_url)
         for attempt in range(1, ATTEMPTS + 1):
-            log.info("downloading model file %s (%d MB, attempt %d)", file, meta["size"] >> 20, attempt)
+            log.info("downloading model file %s (attempt %d)", file, attempt)
             try:
-                _download(url, target, meta["size"], meta["sha256"])
+                digest = _download(url, target, meta.get("size"), meta.get("sha256"))
                 break
             except ModelError as exc:
                 if attempt == ATTEMPTS:
                     raise
                 log.warning("%s; retrying", exc.message)
-    manifest = {k: v for k, v in entry.items() if k != "urls"}
+        if not meta.get("sha256"):
+            log.warning("model file %s has no published checksum; recorded sha256 %s on first download",
+                        file, digest[:16])
+        files[file] = {"sha256": digest, "size": target.stat().st_size}
+    manifest = {k: v for k, v in entry.items() if k != "urls"} | {"files": files}
     tmp = folder / (MANIFEST + ".tmp")
     tmp.write_text(json.dumps(manifest, indent=1), encoding="utf-8")
     tmp.replace(folder / MANIFEST)

@@ -154,8 +154,8 @@ def read_model_folder(folder: Path, catalogue: dict[str, dict[str, Any]]) -> Mod
         return spec_from_manifest(manifest, folder)
     hashes = {p.name: sha256_file(p) for p in sorted(folder.iterdir()) if p.suffix == ".onnx" and p.is_file()}
     for entry in catalogue.values():
-        wanted = entry["files"][entry["image"]["file"]]["sha256"]
-        if hashes.get(entry["image"]["file"]) == wanted:
+        wanted = entry["files"][entry["image"]["file"]].get("sha256")
+        if wanted and hashes.get(entry["image"]["file"]) == wanted:
             return spec_from_manifest(entry, folder)
     raise ModelError(
         f"{folder} has no {MANIFEST} and holds no known model's files "
