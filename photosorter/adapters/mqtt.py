@@ -75,7 +75,7 @@ class MqttPublisher:
         self._latest: StatusSnapshot | None = None
         self._connected = False
         self._closing = False
-        self._problem: str | None = None  # the last connection problem logged, so each is logged once
+        self._problem: str | None = "not connected yet"  # the last connection change logged (each once)
         self._ever_connected = False
         self._commands = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mqtt-command")
         client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"{self.topics.node_id}-{uuid.uuid4().hex[:8]}",
@@ -142,14 +142,18 @@ class MqttPublisher:
             log.debug("MQTT: publish to %s failed: %s", topic, paho.error_string(info.rc))
 
     def _send_state(self) -> None:
-        """The newest status (under the lock, so a newer one is never overtaken by an older one)."""
+        """The newest status, under the lock so that a newer one is never overtaken by an older one.
+
+        QoS 0 on purpose: paho re-sends unacknowledged QoS 1 messages after a reconnect, *after* the ones
+        published in on_connect, so a stale state could overwrite the fresh retained one. A state lost with
+        the connection is sent again on reconnect anyway."""
         with self._lock:
             if self._latest is None:
                 return
-            self._publish(self.topics.state, _json(build_state(self._latest, self.categories)), retain=True)
+            self._publish(self.topics.state, _json(build_state(self._latest, self.categories)), retain=True, qos=0)
             last_sync = build_last_sync(self._latest)
             if last_sync is not None:
-                self._publish(self.topics.last_sync, last_sync, retain=True)
+                self._publish(self.topics.last_sync, last_sync, retain=True, qos=0)
 
     def _send_everything(self) -> None:
         self._publish(self.topics.available, ONLINE, retain=True)

@@ -22,11 +22,13 @@ MQTT_SERVICE_URL = "http://supervisor/services/mqtt"
 TIMEOUT_S = 10.0
 
 
-def fetch_mqtt_service(token: str, url: str = MQTT_SERVICE_URL, timeout_s: float = TIMEOUT_S) -> dict[str, object] | None:
-    """The broker the Supervisor hands out, or None (logged once, without the token) when there is none."""
+def fetch_mqtt_service(token: str, url: str = MQTT_SERVICE_URL,
+                       timeout_s: float = TIMEOUT_S) -> dict[str, object] | None:
+    """The broker the Supervisor hands out, or None (logged, without the token) when there is none."""
     request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}", "Accept": "application/json"})
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # the Supervisor is never behind a proxy
     try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310 (a fixed http URL)
+        with opener.open(request, timeout=timeout_s) as response:
             body = json.loads(response.read().decode("utf-8"))
     except urllib.error.HTTPError as exc:
         message = _error_message(exc)

@@ -1,0 +1,290 @@
+"""MqttPublisher against a real mosquitto on loopback (anonymous and with a password)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from photosorter.adapters.mqtt import MqttPublisher
+from photosorter.config import MqttSettings, Secret, load_settings
+from photosorter.records import AuthState, CorrectionEvent, PhotoEvent
+from tests.mqtt_controls import GOOD_CODE, RecordingControls, snapshot
+from tests.servers.mosquitto import Listener, Message, Mosquitto, free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+CATEGORIES = load_settings(environ={}).classify.categories
+ENTITIES = len(CATEGORIES) + 10
+
+MakePublisher = Callable[..., MqttPublisher]
+
+
+@pytest.fixture
+def publisher() -> Iterator[MakePublisher]:
+    """Make started publishers (reconnecting after 1 s); each is closed after the test."""
+    made: list[MqttPublisher] = []
+
+    def make(settings: MqttSettings, controls: RecordingControls | None = None,
+             categories: tuple[object, ...] = CATEGORIES) -> MqttPublisher:
+        made.append(MqttPublisher(settings, categories, controls, version="9.9.9",  # type: ignore[arg-type]
+                                  reconnect_delay_s=(1, 2)).start())
+        return made[-1]
+
+    yield make
+    for item in made:
+        item.close()
+
+
+def wait_connected(publisher: MqttPublisher, timeout_s: float = 10, *, with_state: bool = False) -> None:
+    """Until the publisher is connected and what it sends on connecting has reached the broker."""
+    deadline = time.monotonic() + timeout_s
+    while not publisher.connected:
+        assert time.monotonic() < deadline, "publisher did not connect"
+        time.sleep(0.02)
+    probe = Listener(publisher.settings)
+    try:
+        probe.wait_for(lambda: len({m.topic for m in probe.messages if m.payload} & set(publisher.discovery))
+                       == len(publisher.discovery), timeout_s, "discovery")
+        if with_state:
+            probe.wait_for_message(publisher.topics.state, timeout_s=timeout_s)
+    finally:
+        probe.close()
+
+
+def discovery_configs(listener: Listener) -> dict[str, Message]:
+    return {m.topic: m for m in listener.messages
+            if m.topic.startswith("homeassistant/") and m.topic.endswith("/config")}
+
+
+def test_discovery_and_state_arrive_retained_and_well_formed(
+        mosquitto: Mosquitto, publisher: MakePublisher, listen: Callable[..., Listener]) -> None:
+    sender = publisher(mosquitto.settings())
+    sender.publish_status(snapshot())
+    wait_connected(sender, with_state=True)
+    listener = listen(mosquitto)  # connects afterwards: everything it gets was retained
+    listener.wait_for(lambda: len(discovery_configs(listener)) == ENTITIES, what="every discovery config")
+    state = listener.wait_for_message("photosorter/state")
+    assert state.retain
+    assert state.json()["library"]["food"] == 12
+    assert listener.wait_for_message("photosorter/last_sync").payload == b"2026-11-25T08:30:00+00:00"
+    assert listener.wait_for_message("photosorter/available").payload == b"online"
+    for message in discovery_configs(listener).values():
+        assert message.retain
+        config = message.json()
+        assert config["device"]["identifiers"] == ["photosorter"]
+        assert config["origin"]["sw_version"] == "9.9.9"
+
+
+def test_the_sync_button_requests_a_sync(
+        mosquitto: Mosquitto, publisher: MakePublisher, listen: Callable[..., Listener]) -> None:
+    controls = RecordingControls()
+    wait_connected(publisher(mosquitto.settings(), controls))
+    listen(mosquitto).publish("photosorter/sync/set", "PRESS")
+    assert controls.changed.wait(5)
+    assert controls.syncs == 1
+
+
+def test_the_2fa_text_entity_submits_the_code_and_shows_the_result(
+        mosquitto: Mosquitto, publisher: MakePublisher, listen: Callable[..., Listener],
+        caplog: pytest.LogCaptureFixture) -> None:
+    controls = RecordingControls()
+    sender = publisher(mosquitto.settings(), controls)
+    sender.publish_status(snapshot())
+    wait_connected(sender, with_state=True)
+    listener = listen(mosquitto)
+    caplog.set_level(logging.DEBUG, "photosorter")
+    listener.publish("photosorter/icloud_code/set", "123 456")
+    state = listener.wait_for_message("photosorter/state", lambda m: m.json()["icloud"]["login_needed"] == "OFF")
+    assert controls.codes == [GOOD_CODE]
+    assert state.json()["icloud"]["message"] == ""
+    assert "123" not in caplog.text
+
+
+def test_a_refused_2fa_code_keeps_the_problem_on(
+        anonymous_mosquitto: Mosquitto, publisher: MakePublisher, listen: Callable[..., Listener]) -> None:
+    controls = RecordingControls()
+    sender = publisher(anonymous_mosquitto.settings(), controls)
+    sender.publish_status(snapshot(auth=AuthState(ok=True)))
+    wait_connected(sender, with_state=True)
+    listener = listen(anonymous_mosquitto)
+    listener.publish("photosorter/icloud_code/set", "654321")
+    state = listener.wait_for_message("photosorter/state", lambda m: m.json()["icloud"]["login_needed"] == "ON")
+    assert state.json()["icloud"]["message"] == "That code was not accepted."
+
+
+def test_the_paused_switch_pauses_and_resumes_sorting(
+        anonymous_mosquitto: Mosquitto, publisher: MakePublisher, listen: Callable[..., Listener]) -> None:
+    controls = RecordingControls()
+    sender = publisher(anonymous_mosquitto.settings(), controls)
+    sender.publish_status(snapshot())
+    wait_connected(sender, with_state=True)
+    listener = listen(anonymous_mosquitto)
+    listener.publish("photosorter/paused/set", "ON")
+    listener.wait_for_message("photosorter/state", lambda m: m.json()["paused"] == "ON")
+    listener.publish("photosorter/paused/set", "OFF")
+    listener.wait_for_message("photosorter/state", lambda m: m.json()["paused"] == "OFF")
+    assert controls.paused == [True, False]
+
+
+def test_junk_command_payloads_are_logged_and_ignored(
+        anonymous_mosquitto: Mosquitto, publisher: MakePublisher, listen: Callable[..., Listener],
+        caplog: pytest.LogCaptureFixture) -> None:
+    controls = RecordingControls()
+    wait_connected(publisher(anonymous_mosquitto.settings(), controls))
+    listener = listen(anonymous_mosquitto)
+    caplog.set_level(logging.INFO, "photosorter")
+    junk = [("photosorter/sync/set", b"\xff\xfe"), ("photosorter/sync/set", b"x" * 5000),
+            ("photosorter/paused/set", b"maybe"), ("photosorter/icloud_code/set", b"my-password-99")]
+    for topic, payload in junk:
+        listener.publish(topic, payload)
+    listener.publish("photosorter/sync/set", "PRESS")  # still listening after the junk
+    assert controls.changed.wait(5)
+    assert (controls.syncs, controls.codes, controls.paused) == (1, [], [])
+    ignored = [r for r in caplog.records if "ignored a message" in r.getMessage()]
+    assert len(ignored) == len(junk)
+    assert "my-password-99" not in caplog.text
+
+
+def test_photo_and_correction_events_are_published_once_each(
+        mosquitto: Mosquitto, publisher: MakePublisher, listen: Callable[..., Listener]) -> None:
+    sender = publisher(mosquitto.settings())
+    wait_connected(sender)
+    listener = listen(mosquitto, "photosorter/event")
+    sender.publish_event(PhotoEvent(3, "beer", 0.87, 0.3, False, "IMG_0042.HEIC", "beer/IMG_0042.HEIC"))
+    sender.publish_correction(CorrectionEvent(3, "beer", "food", "email"))
+    listener.wait_for(lambda: len(listener.messages) == 2, what="two events")
+    first, second = (m.json() for m in listener.messages)
+    assert first == {"event_type": "sorted", "photo_id": 3, "category": "beer", "score": 0.87, "margin": 0.3,
+                     "unsure": False, "filename": "IMG_0042.HEIC", "library_path": "beer/IMG_0042.HEIC"}
+    assert second["event_type"] == "corrected" and second["category"] == "food"
+    assert not any(m.retain for m in listener.messages)
+
+
+CHILD = """
+import sys, time
+from photosorter.adapters.mqtt import MqttPublisher
+from photosorter.config import MqttSettings, Secret, load_settings
+from tests.mqtt_controls import snapshot
+settings = MqttSettings("127.0.0.1", int(sys.argv[1]), sys.argv[2], Secret(sys.argv[3]), False, "homeassistant",
+                        "photosorter")
+publisher = MqttPublisher(settings, load_settings(environ={}).classify.categories).start()
+publisher.publish_status(snapshot())
+while not publisher.connected:
+    time.sleep(0.02)
+print("connected", flush=True)
+time.sleep(120)
+"""
+
+
+def test_availability_goes_offline_when_the_process_is_killed(
+        mosquitto: Mosquitto, listen: Callable[..., Listener]) -> None:
+    listener = listen(mosquitto, "photosorter/available")
+    with subprocess.Popen([sys.executable, "-c", CHILD, str(mosquitto.port), mosquitto.username,
+                           mosquitto.password], cwd=ROOT, stdout=subprocess.PIPE) as child:
+        try:
+            assert child.stdout is not None and child.stdout.readline() == b"connected\n"
+            listener.wait_for_message("photosorter/available", lambda m: m.payload == b"online")
+            child.send_signal(signal.SIGKILL)
+            child.wait(5)
+            listener.wait_for_message("photosorter/available", lambda m: m.payload == b"offline")
+        finally:
+            child.kill()
+
+
+def test_a_clean_close_says_offline(
+        anonymous_mosquitto: Mosquitto, listen: Callable[..., Listener]) -> None:
+    sender = MqttPublisher(anonymous_mosquitto.settings(), CATEGORIES).start()
+    wait_connected(sender)
+    sender.close()
+    listener = listen(anonymous_mosquitto, "photosorter/available")
+    assert listener.wait_for_message("photosorter/available").payload == b"offline"
+
+
+def test_a_broker_restart_is_survived_and_only_the_latest_state_is_sent_again(
+        mosquitto: Mosquitto, publisher: MakePublisher, listen: Callable[..., Listener],
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, "photosorter")
+    sender = publisher(mosquitto.settings())
+    sender.publish_status(snapshot(sorted_today=1))
+    wait_connected(sender, with_state=True)
+    mosquitto.stop()  # no persistence: the restarted broker has forgotten every retained message
+    deadline = time.monotonic() + 10
+    while sender.connected:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    started = time.monotonic()
+    for count in (2, 3, 4):
+        sender.publish_status(snapshot(sorted_today=count))
+    sender.publish_event(PhotoEvent(1, "food", 0.9, 0.5, False, "a.jpg", "food/a.jpg"))
+    assert time.monotonic() - started < 0.5  # publishing never waits for the broker
+    time.sleep(1.5)
+    mosquitto.start()
+    listener = listen(mosquitto)
+    listener.wait_for(lambda: len(discovery_configs(listener)) == ENTITIES, timeout_s=15, what="rediscovery")
+    state = listener.wait_for_message("photosorter/state")
+    assert state.json()["sorted_today"] == 4
+    assert [m.json()["sorted_today"] for m in listener.messages if m.topic == "photosorter/state"] == [4]
+    assert listener.latest("photosorter/available").payload == b"online"  # type: ignore[union-attr]
+    assert listener.latest("photosorter/event") is None
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("lost the connection" in m for m in messages) == 1
+    assert sum("connected to" in m for m in messages) == 2
+
+
+def test_home_assistant_coming_online_triggers_rediscovery(
+        anonymous_mosquitto: Mosquitto, publisher: MakePublisher, listen: Callable[..., Listener]) -> None:
+    sender = publisher(anonymous_mosquitto.settings())
+    sender.publish_status(snapshot())
+    wait_connected(sender, with_state=True)
+    listener = listen(anonymous_mosquitto)
+    listener.wait_for(lambda: len(discovery_configs(listener)) == ENTITIES, what="discovery")
+    listener.clear()
+    listener.publish("homeassistant/status", "online")
+    listener.wait_for(lambda: len(discovery_configs(listener)) == ENTITIES, what="rediscovery")
+    listener.wait_for_message("photosorter/state")
+    assert not any(m.retain for m in listener.messages)  # sent again live, not replayed
+
+
+def test_the_entity_of_a_removed_category_is_deleted(
+        anonymous_mosquitto: Mosquitto, publisher: MakePublisher, listen: Callable[..., Listener]) -> None:
+    old = publisher(anonymous_mosquitto.settings())
+    wait_connected(old)
+    old.close()
+    without_beer = tuple(c for c in CATEGORIES if c.name != "beer")
+    wait_connected(publisher(anonymous_mosquitto.settings(), categories=without_beer))
+    listener = listen(anonymous_mosquitto, "homeassistant/#")
+    listener.wait_for(lambda: len(discovery_configs(listener)) >= ENTITIES - 1, what="current discovery")
+    time.sleep(0.3)
+    beer = listener.latest("homeassistant/sensor/photosorter/beer_count/config")
+    assert beer is None or beer.payload == b""
+
+
+def test_a_wrong_password_is_logged_once_and_never_shown(
+        password_mosquitto: Mosquitto, publisher: MakePublisher, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    sender = publisher(password_mosquitto.settings(password=Secret("wrong-horse-battery")))
+    time.sleep(3.5)  # a few retries
+    assert not sender.connected
+    refused = [r for r in caplog.records if "refused the connection" in r.getMessage()]
+    assert len(refused) == 1 and "mqtt_password" in refused[0].getMessage()
+    assert "wrong-horse-battery" not in caplog.text
+
+
+def test_sorting_goes_on_when_no_broker_answers(
+        publisher: MakePublisher, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, "photosorter")
+    settings = MqttSettings("127.0.0.1", free_port(), "", Secret(""), False, "homeassistant", "photosorter")
+    sender = publisher(settings)
+    started = time.monotonic()
+    for count in range(50):
+        sender.publish_status(snapshot(sorted_today=count))
+        sender.publish_event(PhotoEvent(count, "food", 0.9, 0.5, False, "a.jpg", "food/a.jpg"))
+    assert time.monotonic() - started < 0.5
+    time.sleep(2.5)
+    assert sum("cannot reach broker" in r.getMessage() for r in caplog.records) == 1
