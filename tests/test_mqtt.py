@@ -127,6 +127,7 @@ def test_the_paused_switch_pauses_and_resumes_sorting(
     listener = listen(anonymous_mosquitto)
     listener.publish("photosorter/paused/set", "ON")
     listener.wait_for_message("photosorter/state", lambda m: m.json()["paused"] == "ON")
+    listener.clear()
     listener.publish("photosorter/paused/set", "OFF")
     listener.wait_for_message("photosorter/state", lambda m: m.json()["paused"] == "OFF")
     assert controls.paused == [True, False]
