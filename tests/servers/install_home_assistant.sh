@@ -12,12 +12,18 @@ set -euo pipefail
 VERSION=2024.3.3
 CUTOFF=2024-03-30T00:00:00Z
 VENV="${PHOTOSORTER_HA_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/photosorter/home-assistant-$VERSION}"
-# Integrations the test's configuration.yaml loads (their manifest dependencies are followed).
-INTEGRATIONS="homeassistant http api config onboarding logger mqtt"
+# Integrations the test's configuration.yaml loads (with those HA always loads and their dependencies);
+# recorder is not loaded, but analytics imports it; MQTT sets up its camera platform, which imports stream
+# (numpy) without setting it up.
+INTEGRATIONS="homeassistant http api config onboarding logger mqtt recorder camera"
+EXTRA_REQUIREMENTS="numpy"
 PYTHON="${PYTHON:-python3.11}"
 command -v "$PYTHON" >/dev/null || PYTHON=python3
 
-if [ -f "$VENV/.installed-$VERSION" ]; then
+# The stamp names this script's checksum: changing the script (say, an integration more) reinstalls.
+STAMP="$VENV/.installed-$VERSION"
+CHECKSUM="$(sha256sum "$0" | cut -d' ' -f1)"
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$CHECKSUM" ]; then
     echo "Home Assistant $VERSION already installed in $VENV"
     exit 0
 fi
@@ -39,11 +45,14 @@ install=("$VENV/bin/python" -m pip install --quiet --constraint "$work/constrain
          --uploaded-prior-to "$CUTOFF")
 "${install[@]}" "$work"/homeassistant-*.whl
 "$VENV/bin/python" - "$work/requirements.txt" $INTEGRATIONS <<'PY'
-"""Requirements of the given integrations and everything they depend on, from their manifests."""
+"""Requirements of the given integrations, of those Home Assistant always sets up, and of everything they
+depend on, from their manifests."""
 import json, pathlib, sys
 import homeassistant.components as components
+from homeassistant import bootstrap
 root = pathlib.Path(components.__file__).parent
-todo, seen, requirements = list(sys.argv[2:]), set(), []
+todo = [*sys.argv[2:], *bootstrap.CORE_INTEGRATIONS, *bootstrap.DEFAULT_INTEGRATIONS]
+seen, requirements = set(), []
 while todo:
     name = todo.pop()
     if name in seen:
@@ -55,8 +64,9 @@ while todo:
 pathlib.Path(sys.argv[1]).write_text("\n".join(sorted(set(requirements))) + "\n")
 print("integrations:", " ".join(sorted(seen)))
 PY
+echo $EXTRA_REQUIREMENTS | tr ' ' '\n' >> "$work/requirements.txt"
 cat "$work/requirements.txt"
 "${install[@]}" --requirement "$work/requirements.txt"
 "$VENV/bin/hass" --version
-touch "$VENV/.installed-$VERSION"
+echo "$CHECKSUM" > "$STAMP"
 echo "Home Assistant $VERSION installed in $VENV"
