@@ -72,7 +72,7 @@ def test_home_assistant_shows_the_published_counts(home_assistant: HomeAssistant
                                                    photosorter: MqttPublisher) -> None:
     food = home_assistant.wait_for_state("sensor.photosorter_food_count")
     assert food["state"] == "12"
-    assert food["attributes"]["friendly_name"] == "Photosorter Food count"
+    assert food["attributes"]["friendly_name"] == "Photosorter Food"
     assert food["attributes"]["state_class"] == "total"
     expected = {"sensor.photosorter_beer_count": "3", "sensor.photosorter_screenshot_count": "0",
                 "sensor.photosorter_sorted_today": "7", "sensor.photosorter_unsure": "2",

@@ -261,3 +261,34 @@ class MqttPublisher:
                 self._latest = change(self._latest)
                 if self._connected:
                     self._send_state()
+
+
+def probe_broker(settings: MqttSettings, timeout_s: float = 10.0) -> str | None:
+    """Connect once and leave (no will, nothing published): None when the broker accepted, else why not."""
+    outcome: list[str | None] = []
+    done = threading.Event()
+
+    def on_connect(client: paho.Client, userdata: Any, flags: paho.ConnectFlags, reason: ReasonCode,
+                   properties: Properties | None) -> None:
+        outcome.append(f"the broker refused the connection: {reason.getName()}" if reason.is_failure else None)
+        done.set()
+
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"photosorter-probe-{uuid.uuid4().hex[:8]}",
+                         protocol=MQTTProtocolVersion.MQTTv311)
+    if settings.username:
+        client.username_pw_set(settings.username, settings.password.reveal() or None)
+    if settings.tls:
+        client.tls_set()
+    client.on_connect = on_connect
+    try:
+        client.connect(settings.host, settings.port, keepalive=KEEPALIVE_S)
+    except (OSError, ValueError) as exc:
+        return f"cannot reach {settings.host}:{settings.port} ({exc})"
+    client.loop_start()
+    try:
+        if not done.wait(timeout_s):
+            return f"no answer from {settings.host}:{settings.port} within {timeout_s:.0f} s"
+        return outcome[0]
+    finally:
+        client.disconnect()
+        client.loop_stop()

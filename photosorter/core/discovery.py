@@ -108,7 +108,7 @@ def build_discovery(topics: Topics, categories: tuple[Category, ...], version: s
     entities: list[tuple[str, str, dict[str, Any]]] = []
     for category in categories:
         entities.append(("sensor", f"{category.name}_count", {
-            "name": f"{category.title} count", "icon": "mdi:image-multiple", "unit_of_measurement": "photos",
+            "name": category.title, "icon": "mdi:image-multiple", "unit_of_measurement": "photos",
             "state_class": "total", "state_topic": state,
             "value_template": f"{{{{ value_json.library[{category.name!r}] }}}}"}))
     entities += [
