@@ -20,7 +20,7 @@ from tests.servers.mosquitto import Listener, Message, Mosquitto, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 CATEGORIES = load_settings(environ={}).classify.categories
-ENTITIES = len(CATEGORIES) + 10
+ENTITIES = len(CATEGORIES) + 11
 
 MakePublisher = Callable[..., MqttPublisher]
 
@@ -106,16 +106,30 @@ def test_the_2fa_text_entity_submits_the_code_and_shows_the_result(
     assert "123" not in caplog.text
 
 
-def test_a_refused_2fa_code_keeps_the_problem_on(
+def test_a_refused_2fa_code_keeps_the_problem_on_with_the_new_message(
+        anonymous_mosquitto: Mosquitto, publisher: MakePublisher, listen: Callable[..., Listener]) -> None:
+    controls = RecordingControls()
+    sender = publisher(anonymous_mosquitto.settings(), controls)
+    sender.publish_status(snapshot())
+    wait_connected(sender, with_state=True)
+    listener = listen(anonymous_mosquitto)
+    listener.publish("photosorter/icloud_code/set", "654321")
+    state = listener.wait_for_message("photosorter/state",
+                                      lambda m: m.json()["icloud"]["message"] == "That code was not accepted.")
+    assert state.json()["icloud"]["login_needed"] == "ON"
+
+
+def test_a_code_sent_when_no_login_is_due_raises_no_problem(
         anonymous_mosquitto: Mosquitto, publisher: MakePublisher, listen: Callable[..., Listener]) -> None:
     controls = RecordingControls()
     sender = publisher(anonymous_mosquitto.settings(), controls)
     sender.publish_status(snapshot(auth=AuthState(ok=True)))
     wait_connected(sender, with_state=True)
-    listener = listen(anonymous_mosquitto)
+    listener = listen(anonymous_mosquitto, "photosorter/state")
     listener.publish("photosorter/icloud_code/set", "654321")
-    state = listener.wait_for_message("photosorter/state", lambda m: m.json()["icloud"]["login_needed"] == "ON")
-    assert state.json()["icloud"]["message"] == "That code was not accepted."
+    assert controls.changed.wait(5)
+    time.sleep(0.3)
+    assert all(m.json()["icloud"]["login_needed"] == "OFF" for m in listener.messages)
 
 
 def test_the_paused_switch_pauses_and_resumes_sorting(

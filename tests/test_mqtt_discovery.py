@@ -31,7 +31,7 @@ TOPICS = Topics("homeassistant", "photosorter")
 
 def test_every_entity_has_its_own_discovery_topic_under_one_device() -> None:
     configs = build_discovery(TOPICS, CATEGORIES, "1.2.3")
-    assert len(configs) == len(CATEGORIES) + 10
+    assert len(configs) == len(CATEGORIES) + 11
     for topic, config in configs.items():
         component, node_id, object_id = re.fullmatch(r"homeassistant/(\w+)/([\w-]+)/([\w-]+)/config", topic).groups()
         assert node_id == "photosorter"
@@ -50,6 +50,7 @@ def test_the_issue_entities_are_all_discovered() -> None:
     assert by_id["sensor.photosorter_food_count"]["state_class"] == "total"
     assert by_id["sensor.photosorter_last_sync"]["device_class"] == "timestamp"
     assert by_id["binary_sensor.photosorter_icloud_login_needed"]["device_class"] == "problem"
+    assert by_id["binary_sensor.photosorter_problem"]["device_class"] == "problem"
     assert by_id["button.photosorter_sync_now"]["command_topic"] == "photosorter/sync/set"
     assert by_id["text.photosorter_icloud_code"]["mode"] == "password"
     assert by_id["switch.photosorter_paused"]["command_topic"] == "photosorter/paused/set"
@@ -80,6 +81,8 @@ def test_state_lists_every_category_even_empty_ones() -> None:
                                "method": "trusted device"}
     assert state["sync"] == {"done": 250, "total": 1000, "percent": 25.0}
     assert state["paused"] == "OFF"
+    assert state["problems"] == []
+    assert build_state(snapshot(problems=("icloud: no network",)), CATEGORIES)["problems"] == ["icloud: no network"]
 
 
 def test_sync_progress_is_unknown_without_a_total() -> None:

@@ -248,7 +248,7 @@ class MqttPublisher:
                 log.info("MQTT: iCloud 2FA code received; submitting it")
                 auth = self.controls.submit_icloud_code(command.code)
                 log.info("MQTT: iCloud code %s", "accepted" if auth.ok else f"not accepted: {auth.message}")
-                self._amend(lambda s: replace(s, auth=auth))
+                self._amend(lambda s: replace(s, auth=auth) if not s.auth.ok else s)  # only while a login is due
         except PhotosorterError as exc:
             log.error("MQTT: %s failed: %s", command.kind, exc.message)
         except Exception:  # a bug in the daemon must not kill MQTT

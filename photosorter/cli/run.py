@@ -13,6 +13,7 @@ from types import FrameType
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from photosorter.cli.library import build_sorter, open_state
+from photosorter.cli.mqtt import open_publisher
 from photosorter.config import Settings
 from photosorter.daemon import HEARTBEAT_FILE, Daemon, SystemClock
 from photosorter.ports import Controls, MailWork, PhotoSource, Publisher
@@ -47,7 +48,7 @@ def _icloud_source(settings: Settings) -> PhotoSource | None:
 
 
 def _publisher(settings: Settings, controls: Controls) -> Publisher | None:
-    return None  # wired when the MQTT adapter lands
+    return open_publisher(settings, controls)
 
 
 def _mail(settings: Settings) -> MailWork | None:

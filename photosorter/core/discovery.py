@@ -135,6 +135,11 @@ def build_discovery(topics: Topics, categories: tuple[Category, ...], version: s
             "value_template": "{{ value_json.icloud.login_needed }}", "payload_on": "ON", "payload_off": "OFF",
             "json_attributes_topic": state, "json_attributes_template":
                 "{{ {'message': value_json.icloud.message, 'method': value_json.icloud.method} | tojson }}"}),
+        ("binary_sensor", "problem", {
+            "name": "Problem", "device_class": "problem", "entity_category": "diagnostic", "state_topic": state,
+            "value_template": "{{ 'ON' if value_json.problems else 'OFF' }}", "payload_on": "ON",
+            "payload_off": "OFF", "json_attributes_topic": state,
+            "json_attributes_template": "{{ {'problems': value_json.problems} | tojson }}"}),
         ("button", "sync_now", {
             "name": "Sync now", "icon": "mdi:sync", "command_topic": topics.sync, "payload_press": PRESS}),
         ("text", "icloud_code", {
@@ -183,6 +188,7 @@ def build_state(status: StatusSnapshot, categories: tuple[Category, ...]) -> dic
         "icloud": {"login_needed": "OFF" if status.auth.ok else "ON", "message": status.auth.message,
                    "method": status.auth.method},
         "paused": "ON" if status.paused else "OFF",
+        "problems": list(status.problems),
     }
 
 

@@ -52,7 +52,7 @@ logger:
 
 
 class HomeAssistant:
-    def __init__(self, config_dir: Path) -> None:
+    def __init__(self, config_dir: Path, extra_config: str = "") -> None:
         venv = home_assistant_venv()
         self.hass = venv / "bin" / "hass"
         if not (venv / f".installed-{VERSION}").exists() or not self.hass.exists():
@@ -63,7 +63,8 @@ class HomeAssistant:
         self.base = f"http://127.0.0.1:{self.port}"
         self.client_id = f"{self.base}/"
         self.token = ""
-        (config_dir / "configuration.yaml").write_text(CONFIGURATION.format(port=self.port))
+        self.log_mark = 0  # characters of home-assistant.log written before the part a test cares about
+        (config_dir / "configuration.yaml").write_text(CONFIGURATION.format(port=self.port) + extra_config)
         self.log_path = config_dir / "hass.out"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -86,6 +87,11 @@ class HomeAssistant:
                 self.process.kill()
                 self.process.wait()
             self.process = None
+
+    def log_text(self) -> str:
+        """Home Assistant's own log file (home-assistant.log in the config folder)."""
+        log_file = self.config_dir / "home-assistant.log"
+        return log_file.read_text(errors="replace") if log_file.exists() else ""
 
     def log_tail(self, lines: int = 60) -> str:
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
