@@ -76,7 +76,7 @@ class MqttPublisher:
         self._connected = False
         self._closing = False
         self._problem: str | None = "not connected yet"  # the last connection change logged (each once)
-        self._ever_connected = False
+        self._lost = False  # the connection dropped and is being retried: retries need no log line of their own
         self._commands = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mqtt-command")
         client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"{self.topics.node_id}-{uuid.uuid4().hex[:8]}",
                              protocol=MQTTProtocolVersion.MQTTv311)
@@ -192,18 +192,22 @@ class MqttPublisher:
                           (self.topics.ha_status, 1), (self.topics.own_configs, 1)])
         with self._lock:
             self._connected = True
-            self._ever_connected = True
+            self._lost = False
             self._send_everything()
         self._report(None)
 
     def _on_connect_fail(self, client: paho.Client, userdata: Any) -> None:
-        self._report(f"cannot reach broker {self.where}; retrying with backoff")
+        with self._lock:
+            lost = self._lost
+        if not lost:
+            self._report(f"cannot reach broker {self.where}; retrying with backoff")
 
     def _on_disconnect(self, client: paho.Client, userdata: Any, flags: paho.DisconnectFlags, reason: ReasonCode,
                        properties: Properties | None) -> None:
         with self._lock:
             was_connected, self._connected = self._connected, False
             closing = self._closing
+            self._lost = self._lost or (was_connected and not closing)
         if was_connected and not closing:
             self._report(f"lost the connection to {self.where} ({reason.getName()}); reconnecting with backoff")
 
