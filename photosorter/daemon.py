@@ -63,6 +63,7 @@ class Daemon:
         self.publisher = publisher
         self.mail = mail
         self.incoming = incoming or settings.library.data / "incoming"
+        sorter.on_sorted = self.on_sorted
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._paused = False

@@ -66,7 +66,7 @@ class Sorter:
         self.model_id = embedder.spec.fingerprint
         self.library = settings.library.path
         self._decode_workers = decode_workers
-        self._on_sorted = on_sorted
+        self.on_sorted = on_sorted  # told about each photo placed (the daemon publishes it)
         self._reported_skips: set[Path] = set()
         ids, groups, hashes = state.perceptual_hashes()
         self._hash_ids, self._hash_groups, self._hashes = ids, groups, hashes
@@ -223,8 +223,8 @@ class Sorter:
             if placed is not None:
                 report.placed[prediction.category] = report.placed.get(prediction.category, 0) + 1
                 report.unsure += status is PhotoStatus.UNSURE
-                if self._on_sorted is not None:
-                    self._on_sorted(PhotoEvent(photo_id, prediction.category, prediction.score, prediction.margin,
+                if self.on_sorted is not None:
+                    self.on_sorted(PhotoEvent(photo_id, prediction.category, prediction.score, prediction.margin,
                                                status is PhotoStatus.UNSURE, placed.name,
                                                str(placed.relative_to(self.library))))
 

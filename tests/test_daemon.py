@@ -116,12 +116,10 @@ def make_daemon(settings: Settings, clock: FakeClock, source: FakeSource | None 
     (settings.library.data).mkdir(parents=True, exist_ok=True)
     Path(settings.library.inbox).mkdir(parents=True, exist_ok=True)
     state = open_state(settings)
-    holder: list[Daemon] = []
-    sorter = build_sorter(settings, state, on_sorted=lambda e: holder[0].on_sorted(e))
+    sorter = build_sorter(settings, state)
     publisher = RecordingPublisher()
     daemon = Daemon(settings=settings, sorter=sorter, state=state, clock=clock, zone=BERLIN, source=source,
                     publisher=publisher, mail=mail)
-    holder.append(daemon)
     return daemon, state, publisher
 
 

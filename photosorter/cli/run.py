@@ -57,12 +57,10 @@ def _mail(settings: Settings) -> MailWork | None:
 
 def run_daemon(args: argparse.Namespace, settings: Settings) -> int:
     state = open_state(settings)
-    events: list[Daemon] = []
-    sorter = build_sorter(settings, state, on_sorted=lambda event: events[0].on_sorted(event))
+    sorter = build_sorter(settings, state)
     daemon = Daemon(settings=settings, sorter=sorter, state=state, clock=SystemClock(), zone=local_zone(),
                     source=_icloud_source(settings), mail=_mail(settings))
-    events.append(daemon)
-    daemon.publisher = _publisher(settings, daemon)
+    daemon.publisher = _publisher(settings, daemon)  # MQTT commands call back into the daemon
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         log.info("received %s: finishing the current photo", signal.Signals(signum).name)
