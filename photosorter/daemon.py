@@ -213,8 +213,10 @@ class Daemon:
     def _maintain(self) -> None:
         if self.clock.now() < self._next_maintenance:
             return
-        log.info("daily upkeep: compacting the state database")
+        log.info("daily upkeep: compacting the state database and the kNN index")
         self.state.compact()
+        self.sorter.index.compact()
+        self.sorter.index.save(self.sorter.index_path)
         self._next_maintenance = next_daily(self.clock.now(), MAINTENANCE_AT, self.zone)
 
     # status -----------------------------------------------------------------------------------------

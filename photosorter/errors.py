@@ -37,8 +37,6 @@ class PhotosorterError(Exception):
 class ConfigError(PhotosorterError):
     """Settings are invalid; ``problems`` holds one line per bad key."""
 
-    exit_code = 2
-
     def __init__(self, problems: list[str]) -> None:
         super().__init__("; ".join(problems))
         self.problems = problems

@@ -204,3 +204,15 @@ def test_digest_check_gets_the_current_time(settings: Settings) -> None:
     daemon.run_due_parts()
     assert mail.digest_checks == [clock.wall - dt.timedelta(seconds=60), clock.wall]
     state.close()
+
+
+def test_daily_upkeep_runs_once_a_day_at_night(settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
+    clock = FakeClock()  # 2026-03-28 13:00 in Berlin; upkeep is due at 04:15 local
+    daemon, state, _ = make_daemon(settings, clock)
+    with caplog.at_level("INFO", logger="photosorter.daemon"):
+        for _ in range(2 * 24 * 60):  # two simulated days, minute by minute
+            daemon.run_due_parts()
+            clock.advance(60)
+    upkeep = [r for r in caplog.records if r.getMessage().startswith("daily upkeep")]
+    assert len(upkeep) == 2
+    state.close()

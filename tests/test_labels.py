@@ -61,6 +61,19 @@ def test_rebuilt_index_answers_exactly_like_the_saved_one(tmp_path: Path) -> Non
         assert index.search(query, 5) == loaded.search(query, 5) == rebuilt.search(query, 5)
 
 
+def test_compacting_the_index_keeps_its_answers(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    index = UsearchIndex(16)
+    for key in range(1, 60):
+        index.upsert(key, rng.normal(size=16), "food" if key % 2 else "beer")
+    for key in range(1, 60, 3):
+        index.upsert(key, rng.normal(size=16), "other")  # re-labels leave removed entries behind
+    query = rng.normal(size=16)
+    before = index.search(query, 5)
+    index.compact()
+    assert index.search(query, 5) == before and len(index) == 59
+
+
 def test_an_index_that_does_not_match_the_labels_is_not_used(tmp_path: Path) -> None:
     index = UsearchIndex(4)
     index.upsert(1, np.ones(4), "food")

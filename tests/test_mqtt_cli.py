@@ -41,7 +41,7 @@ def test_mqtt_command_reports_an_unreachable_broker(monkeypatch: pytest.MonkeyPa
 def test_mqtt_command_refuses_a_wildcard_base_topic(monkeypatch: pytest.MonkeyPatch,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("PHOTOSORTER_MQTT_BASE_TOPIC", "photos/#")
-    assert main(["mqtt"]) == 2
+    assert main(["mqtt"]) == 1
     assert "mqtt_base_topic" in capsys.readouterr().err
 
 

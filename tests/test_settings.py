@@ -49,7 +49,7 @@ def test_invalid_setting_exits_with_one_line_per_key(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "photosorter", "status"], capture_output=True, text=True,
                             env={"PHOTOSORTER_KNN_K": "-1", "PHOTOSORTER_DATA": str(tmp_path), "PATH": ""},
                             cwd=tmp_path)
-    assert result.returncode == 2
+    assert result.returncode == 1
     assert result.stderr.strip() == "photosorter: invalid setting knn_k: must be from 1 to 100 (got '-1')"
 
 

@@ -57,6 +57,14 @@ class UsearchIndex:
         ]
         return found[:k]
 
+    def compact(self) -> None:
+        """Rebuild the graph from the stored vectors, dropping what removals left behind."""
+        keys = sorted(self._categories)
+        fresh = Index(ndim=self.dim, metric="cos", dtype="f32")
+        if keys:
+            fresh.add(np.asarray(keys), np.asarray(self._index.get(np.asarray(keys)), dtype=np.float32))
+        self._index = fresh
+
     def save(self, path: Path) -> None:
         """Write atomically: a crash leaves the old index or the new one, never half of one."""
         tmp = path.with_name(path.name + ".tmp")
