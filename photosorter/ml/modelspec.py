@@ -76,12 +76,15 @@ def sha256_file(path: Path) -> str:
 def _preprocess(raw: Any, folder: Path) -> Preprocess:
     if isinstance(raw, str):  # a Hugging Face preprocessor_config.json in the folder
         hf = json.loads((folder / raw).read_text(encoding="utf-8"))
-        crop = hf.get("crop_size", 224)
-        size = int(crop["height"] if isinstance(crop, dict) else crop)
-        short = hf.get("size", size)
+        # CLIP: resize the short side ("shortest_edge"), then centre-crop "crop_size". ViT-style
+        # processors resize straight to "size" {height, width} and have no crop.
+        short = hf.get("size", 224)
+        short_px = int((short.get("shortest_edge") or short.get("height", 224)) if isinstance(short, dict) else short)
+        crop = hf.get("crop_size") if hf.get("do_center_crop", "crop_size" in hf) else None
+        size = int((crop["height"] if isinstance(crop, dict) else crop) if crop else short_px)
         return Preprocess(
             size=size,
-            resize_short=int(short.get("shortest_edge", size) if isinstance(short, dict) else short),
+            resize_short=short_px,
             resample=RESAMPLE_NAMES.get(hf.get("resample", 3), "bicubic"),
             rescale=float(hf.get("rescale_factor", 1 / 255)),
             mean=tuple(hf.get("image_mean", (0.0, 0.0, 0.0))),  # type: ignore[arg-type]
