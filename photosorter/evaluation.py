@@ -1,14 +1,21 @@
-"""Embed a folder of labelled photos (``<category>/*``) once, for accuracy measurements."""
+"""Measure the classifier on a folder of labelled photos (``<category>/*``): embed once, then score the
+zero-shot prior alone, kNN alone and the blend the product uses, with k-fold cross-validation that
+keeps every near-duplicate group on one side of each split, and a labels-per-category curve."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from photosorter.core.categories import FALLBACK
+from photosorter.core.classify import blend, decide
+from photosorter.core.metrics import accuracy, confusion_matrix, group_folds, knn_vote_matrix, per_category
 from photosorter.core.similarity import NEAR_DUPLICATE_BITS, dhash, hamming
 from photosorter.errors import ImageError
 from photosorter.ml.preprocess import fit_to_input, gray_thumbnail
@@ -68,3 +75,103 @@ def near_duplicate_groups(hashes: list[int]) -> list[int]:
             if hamming(hashes[i], hashes[j]) <= NEAR_DUPLICATE_BITS:
                 parent[root(i)] = root(j)
     return [root(i) for i in range(len(hashes))]
+
+
+CURVE_POINTS: tuple[int | None, ...] = (1, 2, 5, 10, None)  # None: every training label
+CURVE_REPEATS = 3  # random draws of the labels per point (the folds stay fixed)
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The classify settings the product uses, so the blend is scored exactly as sorting decides."""
+
+    categories: tuple[str, ...]
+    knn_k: int
+    knn_trust_labels: int
+    unsure_margin: float
+    other_min_score: float
+
+
+def dataset_hash(data: LabelledSet, root: Path) -> str:
+    """Changes when any photo, its name or its category changes: which data a run saw."""
+    digest = hashlib.sha256()
+    for path in sorted(data.paths):
+        digest.update(f"{path.relative_to(root).as_posix()}\n".encode())
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()[:16]
+
+
+def _decide(distribution: np.ndarray, rules: Rules) -> str:
+    return decide(distribution, rules.categories, unsure_margin=rules.unsure_margin,
+                  other_min_score=rules.other_min_score, fallback=FALLBACK).category
+
+
+def _scores(truth: Sequence[str], predicted: Sequence[str], categories: Sequence[str]) -> dict[str, Any]:
+    present = [c for c in categories if c in set(truth) | set(predicted)]
+    return {"accuracy": accuracy(truth, predicted), "per_category": per_category(truth, predicted, present),
+            "confusion": {"categories": present, "matrix": confusion_matrix(truth, predicted, present)}}
+
+
+def _predict_fold(data: LabelledSet, priors: np.ndarray, train: np.ndarray, test: np.ndarray,
+                  rules: Rules) -> tuple[list[str], list[str]]:
+    """kNN-alone and blend predictions for the ``test`` rows, taught by the ``train`` rows."""
+    labels = [data.labels[i] for i in train]
+    votes = knn_vote_matrix(data.embeddings[train], labels, data.embeddings[test], rules.knn_k, rules.categories)
+    counts = np.asarray([labels.count(c) for c in rules.categories], dtype=np.float64)
+    knn, blended = [], []
+    for row, index in enumerate(test):
+        knn.append(rules.categories[int(np.argmax(votes[row]))])
+        blended.append(_decide(blend(priors[index], votes[row], counts, rules.knn_trust_labels), rules))
+    return knn, blended
+
+
+def _subsample(labels: Sequence[str], rows: np.ndarray, per_category: int | None, rng: np.random.Generator,
+               ) -> np.ndarray:
+    if per_category is None:
+        return rows
+    chosen: list[int] = []
+    for category in sorted({labels[i] for i in rows}):
+        members = [int(i) for i in rows if labels[i] == category]
+        chosen += rng.permutation(np.asarray(members))[:per_category].tolist()
+    return np.asarray(sorted(chosen), dtype=np.int64)
+
+
+def cross_validate(data: LabelledSet, priors: np.ndarray, rules: Rules, folds: int = 5, seed: int = 0,
+                   ) -> dict[str, Any]:
+    """Scores of the zero-shot prior, kNN and the blend (k-fold, near-duplicate groups kept whole; 0
+    folds: leave one group out), and the labels-per-category curve."""
+    if folds == 0:  # leave one near-duplicate group out
+        folds = len(set(data.groups))
+    fold = group_folds(data.labels, data.groups, folds, seed)
+    truth = data.labels
+    zero_shot = [_decide(prior, rules) for prior in priors]
+    knn: list[str] = [""] * len(truth)
+    blended: list[str] = [""] * len(truth)
+    for number in range(folds):
+        test, train = np.flatnonzero(fold == number), np.flatnonzero(fold != number)
+        fold_knn, fold_blend = _predict_fold(data, priors, train, test, rules)
+        for row, index in enumerate(test):
+            knn[index], blended[index] = fold_knn[row], fold_blend[row]
+    curve: dict[str, list[Any]] = {"labels_per_category": [], "knn": [], "blend": []}
+    rng = np.random.default_rng(seed)
+    for point in CURVE_POINTS:
+        knn_scores, blend_scores = [], []
+        for _ in range(1 if point is None else CURVE_REPEATS):
+            hits_knn = hits_blend = 0
+            for number in range(folds):
+                test = np.flatnonzero(fold == number)
+                train = _subsample(truth, np.flatnonzero(fold != number), point, rng)
+                fold_knn, fold_blend = _predict_fold(data, priors, train, test, rules)
+                hits_knn += sum(p == truth[i] for p, i in zip(fold_knn, test, strict=True))
+                hits_blend += sum(p == truth[i] for p, i in zip(fold_blend, test, strict=True))
+            knn_scores.append(hits_knn / len(truth))
+            blend_scores.append(hits_blend / len(truth))
+        curve["labels_per_category"].append("all" if point is None else point)
+        curve["knn"].append(float(np.mean(knn_scores)))
+        curve["blend"].append(float(np.mean(blend_scores)))
+    curve["zero_shot"] = accuracy(truth, zero_shot)
+    shared = sum(1 for g in set(data.groups) if data.groups.count(g) > 1)
+    return {"zero_shot": _scores(truth, zero_shot, rules.categories), "knn": _scores(truth, knn, rules.categories),
+            "blend": _scores(truth, blended, rules.categories), "labels_curve": curve,
+            "split": {"folds": folds, "seed": seed, "photos": len(truth), "near_duplicate_groups": shared,
+                      "fold_sizes": [int((fold == n).sum()) for n in range(folds)]}}

@@ -1,0 +1,135 @@
+"""What an evaluation leaves behind: JSON, a PNG (confusion matrix + labels curve), a line in the
+local runs log for ``--compare``, and optionally an MLflow run."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, ImageDraw, ImageFont
+
+log = logging.getLogger(__name__)
+
+RUNS_LOG = "evaluations.jsonl"
+CELL = 34
+MARGIN = 110
+
+
+def write_json(result: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def append_run(result: dict[str, Any], log_path: Path) -> None:
+    """One line per run: the run record and the headline numbers (the full JSON stays where it was written)."""
+    line = {**result["run"], "zero_shot": result["zero_shot"]["accuracy"], "knn": result["knn"]["accuracy"],
+            "blend": result["blend"]["accuracy"], "labels_curve": result["labels_curve"],
+            "variants": result.get("variants", {})}
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(line) + "\n")
+
+
+def read_runs(log_path: Path) -> list[dict[str, Any]]:
+    if not log_path.is_file():
+        return []
+    runs = []
+    for line in log_path.read_text(encoding="utf-8").splitlines():
+        try:
+            runs.append(json.loads(line))
+        except ValueError:
+            log.warning("runs log %s: skipping an unreadable line", log_path)
+    return runs
+
+
+def compare_table(runs: list[dict[str, Any]]) -> str:
+    header = f"{'date':<20}{'model':<22}{'dataset':<18}{'crop':<8}{'zero-shot':>10}{'kNN':>7}{'blend':>7}  curve (blend)"
+    lines = [header]
+    for run in runs:
+        curve = run.get("labels_curve", {})
+        points = " ".join(f"{n}:{a:.2f}" for n, a in zip(curve.get("labels_per_category", []),
+                                                          curve.get("blend", []), strict=False))
+        lines.append(f"{run.get('date', '')[:19]:<20}{str(run.get('model', ''))[:21]:<22}"
+                     f"{str(run.get('dataset_hash', ''))[:16]:<18}{run.get('settings', {}).get('crop', ''):<8}"
+                     f"{run.get('zero_shot', 0):>10.3f}{run.get('knn', 0):>7.3f}{run.get('blend', 0):>7.3f}  {points}")
+    return "\n".join(lines)
+
+
+def draw_png(result: dict[str, Any], path: Path) -> None:
+    """The blend's confusion matrix (left) and accuracy against labels per category (right)."""
+    confusion = result["blend"]["confusion"]
+    names, matrix = confusion["categories"], confusion["matrix"]
+    grid = CELL * len(names)
+    plot_w, plot_h = 360, 260
+    width, height = MARGIN + grid + 60 + plot_w + 40, MARGIN + max(grid, plot_h) + 40
+    image = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.load_default()
+    draw.text((10, 10), f"{result['run']['model']} on {result['run']['dataset']} "
+                        f"({result['split']['photos']} photos, {result['split']['folds']}-fold)", fill="black", font=font)
+    draw.text((MARGIN, MARGIN - 40), "blend: true (rows) vs predicted (columns)", fill="black", font=font)
+    for i, name in enumerate(names):
+        draw.text((8, MARGIN + i * CELL + CELL // 3), name[:14], fill="black", font=font)
+        draw.text((MARGIN + i * CELL + 2, MARGIN - 18), name[:5], fill="black", font=font)
+        total = max(1, sum(matrix[i]))
+        for j, count in enumerate(matrix[i]):
+            shade = int(255 * (1 - count / total))
+            colour = (shade, shade, 255) if i == j else (255, shade, shade)
+            box = (MARGIN + j * CELL, MARGIN + i * CELL, MARGIN + (j + 1) * CELL - 1, MARGIN + (i + 1) * CELL - 1)
+            draw.rectangle(box, fill=colour, outline=(200, 200, 200))
+            if count:
+                draw.text((box[0] + 8, box[1] + 10), str(count), fill="white" if shade < 128 else "black", font=font)
+    _draw_curve(draw, font, result["labels_curve"], MARGIN + grid + 60, MARGIN, plot_w, plot_h)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path, "PNG")
+
+
+def _draw_curve(draw: ImageDraw.ImageDraw, font: ImageFont.ImageFont | ImageFont.FreeTypeFont, curve: dict[str, Any],
+                left: int, top: int, width: int, height: int) -> None:
+    points = curve["labels_per_category"]
+    draw.text((left, top - 40), "accuracy vs labels per category", fill="black", font=font)
+    draw.rectangle((left, top, left + width, top + height), outline="black")
+    for tick in (0.0, 0.25, 0.5, 0.75, 1.0):
+        y = top + height - tick * height
+        draw.line((left - 4, y, left, y), fill="black")
+        draw.text((left - 30, y - 6), f"{tick:.2f}", fill="black", font=font)
+    step = width / max(1, len(points) - 1)
+    for i, label in enumerate(points):
+        draw.text((left + i * step - 6, top + height + 6), str(label), fill="black", font=font)
+    series = (("knn", (230, 120, 0)), ("blend", (0, 90, 200)))
+    for row, (key, colour) in enumerate(series):
+        xy = [(left + i * step, top + height - value * height) for i, value in enumerate(curve[key])]
+        draw.line(xy, fill=colour, width=2)
+        for x, y in xy:
+            draw.ellipse((x - 3, y - 3, x + 3, y + 3), fill=colour)
+        draw.text((left + 10, top + 10 + 14 * row), key, fill=colour, font=font)
+    zero = top + height - curve["zero_shot"] * height
+    draw.line((left, zero, left + width, zero), fill=(120, 120, 120))
+    draw.text((left + 10, top + 38), "zero-shot (gray)", fill=(120, 120, 120), font=font)
+
+
+def log_to_mlflow(result: dict[str, Any], artifacts: list[Path]) -> bool:
+    """Log the run to MLflow when it is installed and ``MLFLOW_TRACKING_URI`` is set; never required."""
+    if not os.environ.get("MLFLOW_TRACKING_URI"):
+        return False
+    try:
+        import mlflow
+    except ImportError:
+        log.info("MLFLOW_TRACKING_URI is set but mlflow is not installed; skipping MLflow")
+        return False
+    run = result["run"]
+    try:
+        with mlflow.start_run(run_name=f"{run['model']} {run['date'][:19]}"):
+            mlflow.log_params({"model": run["model"], "dataset_hash": run["dataset_hash"], **run["settings"]})
+            mlflow.log_metrics({f"{key}_accuracy": result[key]["accuracy"] for key in ("zero_shot", "knn", "blend")})
+            for path in artifacts:
+                mlflow.log_artifact(str(path))
+    except Exception as exc:  # a tracking server being down must not fail the evaluation
+        log.warning("MLflow logging failed: %s", exc)
+        return False
+    return True
