@@ -18,6 +18,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from photosorter.config import Settings
+from photosorter.core.drift import DriftReport
 from photosorter.core.schedule import Timer, local_day_start, next_daily
 from photosorter.errors import AuthRequiredError, PhotosorterError
 from photosorter.pipeline import Sorter
@@ -53,7 +54,8 @@ class Daemon:
 
     def __init__(self, *, settings: Settings, sorter: Sorter, state: StateStore, clock: Clock, zone: ZoneInfo,
                  source: PhotoSource | None = None, publisher: Publisher | None = None,
-                 mail: MailWork | None = None, incoming: Path | None = None) -> None:
+                 mail: MailWork | None = None, incoming: Path | None = None,
+                 drift_check: Callable[[], DriftReport] | None = None) -> None:
         self.settings = settings
         self.sorter = sorter
         self.state = state
@@ -64,6 +66,8 @@ class Daemon:
         self.mail = mail
         self.incoming = incoming or settings.library.data / "incoming"
         sorter.on_sorted = self.on_sorted
+        self.drift_check = drift_check
+        self.drift: DriftReport | None = None  # the latest daily drift check, for MQTT and the digest
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._paused = False
@@ -218,6 +222,8 @@ class Daemon:
         self.sorter.index.compact()
         self.sorter.index.save(self.sorter.index_path)
         self._next_maintenance = next_daily(self.clock.now(), MAINTENANCE_AT, self.zone)
+        if self.drift_check is not None:
+            self.drift = self.drift_check()
 
     # status -----------------------------------------------------------------------------------------
     def on_sorted(self, event: PhotoEvent) -> None:

@@ -152,7 +152,7 @@ def cross_validate(data: LabelledSet, priors: np.ndarray, rules: Rules, folds: i
         fold_knn, fold_blend = _predict_fold(data, priors, train, test, rules)
         for row, index in enumerate(test):
             knn[index], blended[index] = fold_knn[row], fold_blend[row]
-    curve: dict[str, list[Any]] = {"labels_per_category": [], "knn": [], "blend": []}
+    curve: dict[str, Any] = {"labels_per_category": [], "knn": [], "blend": []}
     rng = np.random.default_rng(seed)
     for point in CURVE_POINTS:
         knn_scores, blend_scores = [], []

@@ -48,7 +48,8 @@ def read_runs(log_path: Path) -> list[dict[str, Any]]:
 
 
 def compare_table(runs: list[dict[str, Any]]) -> str:
-    header = f"{'date':<20}{'model':<22}{'dataset':<18}{'crop':<8}{'zero-shot':>10}{'kNN':>7}{'blend':>7}  curve (blend)"
+    header = (f"{'date':<20}{'model':<22}{'dataset':<18}{'crop':<8}{'zero-shot':>10}{'kNN':>7}{'blend':>7}"
+              "  curve (blend)")
     lines = [header]
     for run in runs:
         curve = run.get("labels_curve", {})
@@ -70,8 +71,9 @@ def draw_png(result: dict[str, Any], path: Path) -> None:
     image = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(image)
     font = ImageFont.load_default()
-    draw.text((10, 10), f"{result['run']['model']} on {result['run']['dataset']} "
-                        f"({result['split']['photos']} photos, {result['split']['folds']}-fold)", fill="black", font=font)
+    title = (f"{result['run']['model']} on {result['run']['dataset']} "
+             f"({result['split']['photos']} photos, {result['split']['folds']}-fold)")
+    draw.text((10, 10), title, fill="black", font=font)
     draw.text((MARGIN, MARGIN - 40), "blend: true (rows) vs predicted (columns)", fill="black", font=font)
     for i, name in enumerate(names):
         draw.text((8, MARGIN + i * CELL + CELL // 3), name[:14], fill="black", font=font)

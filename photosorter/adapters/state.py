@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from photosorter.core.drift import Observation
 from photosorter.core.naming import printable
 from photosorter.errors import StateError
 from photosorter.records import Move, PhotoRecord, PhotoStatus, Prediction, RunReport
@@ -275,3 +276,13 @@ class SqliteState:
         for category in self.current_labels().values():
             counts[category] = counts.get(category, 0) + 1
         return counts
+
+    # drift ----------------------------------------------------------------------------------------
+    def analyses_since(self, since: float, model: str) -> list[Observation]:
+        """Photos sorted (into a category or _unsure) since ``since``, with their embedding under ``model``."""
+        rows = self._db.execute(
+            "SELECT p.id, p.created, p.status, p.category, COALESCE(p.near_group, p.id), e.vector FROM photos p "
+            "JOIN embeddings e ON e.photo_id = p.id AND e.model = ? "
+            "WHERE p.status IN ('placed', 'unsure') AND p.created >= ? ORDER BY p.id", (model, since))
+        return [Observation(int(i), float(c), s == "unsure", cat, int(g), np.frombuffer(v, dtype=np.float32).copy())
+                for i, c, s, cat, g, v in rows]

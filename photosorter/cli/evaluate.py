@@ -26,7 +26,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], comm
     evaluate.add_argument("folder", type=Path, nargs="?", help="folder with one subfolder of photos per category")
     evaluate.add_argument("--json", type=Path, help="write the results here (and a PNG next to it)")
     evaluate.add_argument("--compare", action="store_true", help="print every run in the runs log")
-    evaluate.add_argument("--folds", type=int, default=5, help="cross-validation folds (default: %(default)s; 0: leave one near-duplicate group out)")
+    evaluate.add_argument("--folds", type=int, default=5,
+                          help="cross-validation folds (default: %(default)s; 0: leave one near-duplicate group out)")
     evaluate.add_argument("--seed", type=int, default=0, help="seed for folds and label draws")
     evaluate.set_defaults(handler=run_evaluate)
 

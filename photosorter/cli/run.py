@@ -16,6 +16,7 @@ from photosorter.cli.library import build_sorter, open_state
 from photosorter.cli.mqtt import open_publisher
 from photosorter.config import Settings
 from photosorter.daemon import HEARTBEAT_FILE, Daemon, SystemClock
+from photosorter.drift import check_drift
 from photosorter.ports import Controls, MailWork, PhotoSource, Publisher
 
 log = logging.getLogger(__name__)
@@ -58,8 +59,10 @@ def _mail(settings: Settings) -> MailWork | None:
 def run_daemon(args: argparse.Namespace, settings: Settings) -> int:
     state = open_state(settings)
     sorter = build_sorter(settings, state)
-    daemon = Daemon(settings=settings, sorter=sorter, state=state, clock=SystemClock(), zone=local_zone(),
-                    source=_icloud_source(settings), mail=_mail(settings))
+    clock, zone = SystemClock(), local_zone()
+    daemon = Daemon(settings=settings, sorter=sorter, state=state, clock=clock, zone=zone,
+                    source=_icloud_source(settings), mail=_mail(settings),
+                    drift_check=lambda: check_drift(state, sorter.model_id, clock.now(), zone))
     daemon.publisher = _publisher(settings, daemon)  # MQTT commands call back into the daemon
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
