@@ -16,6 +16,7 @@ from PIL import Image
 
 from photosorter.cli import main
 from photosorter.config import load_settings
+from photosorter.errors import ConfigError
 from photosorter.ml.embedder import OnnxEmbedder
 from photosorter.ml.modelspec import read_model_folder, verify_files
 from photosorter.ml.preprocess import fit_to_input
@@ -76,7 +77,7 @@ def test_exported_folder_is_int8_with_checked_files(exported: tuple[Path, str]) 
     folder, _ = exported
     spec = read_model_folder(folder, {})
     verify_files(spec)
-    assert spec.kind == "clip" and spec.image_file == "vision_model_quantized.onnx"
+    assert spec.kind == "clip" and spec.image_file == "vision_model_quantized.onnx" and spec.batch == 1
     assert spec.text is not None and spec.text.file == "text_model_quantized.onnx" and spec.text.attention_mask is None
     assert {"tokenizer.json", "preprocessor_config.json"} <= set(spec.files)
     quantized = {node.op_type for node in _graph_ops(folder / spec.text.file)}
@@ -128,7 +129,7 @@ def test_export_without_the_extra_says_how_to_install(tmp_path: Path, capsys: py
         pytest.skip("this virtualenv has torch; the message is for one without")
     code = main(["model", "export", "openai/clip-vit-base-patch32", str(tmp_path / "out"),
                  "--data", str(tmp_path / "data")])
-    assert code == 2
+    assert code == ConfigError.exit_code
     assert "pip install torch==2.13.0" in capsys.readouterr().err
 
 

@@ -281,6 +281,9 @@ def _as_model_error(message: str) -> Iterator[None]:
 def _rename_graphs(manifest: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
     renamed: dict[str, Any] = json.loads(json.dumps(manifest))
     renamed["image"]["file"] = names[manifest["image"]["file"]]
+    # Dynamic int8 scales each activation over the whole batch, so a photo's embedding would depend on
+    # its batch-mates: the runtime feeds one photo per call.
+    renamed["image"]["batch"] = 1
     if "text" in manifest:
         renamed["text"]["file"] = names[manifest["text"]["file"]]
     renamed["files"] = {names.get(item, item): None for item in manifest["files"]}
