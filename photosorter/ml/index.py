@@ -83,7 +83,7 @@ class UsearchIndex:
         except Exception as exc:  # usearch raises plain RuntimeError/ValueError on damaged files
             log.warning("kNN index %s unreadable, rebuilding from labels: %s", path, exc)
             return None
-        if restored is None or restored.ndim != dim or set(int(k) for k in restored.keys) != set(categories):
+        if restored is None or restored.ndim != dim or set(np.asarray(restored.keys).tolist()) != set(categories):
             return None
         index = cls(dim)
         index._index = restored
