@@ -7,11 +7,13 @@ import contextlib
 import logging
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 from types import FrameType
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from photosorter.cli.icloud import open_source, watch_codes
 from photosorter.cli.library import build_sorter, open_state
 from photosorter.cli.mqtt import open_publisher
 from photosorter.config import Settings
@@ -45,7 +47,7 @@ def local_zone() -> ZoneInfo:
 
 
 def _icloud_source(settings: Settings) -> PhotoSource | None:
-    return None  # wired when the iCloud adapter lands
+    return open_source(settings)
 
 
 def _publisher(settings: Settings, controls: Controls) -> Publisher | None:
@@ -71,9 +73,13 @@ def run_daemon(args: argparse.Namespace, settings: Settings) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    codes_stop = threading.Event()
+    if daemon.source is not None:
+        watch_codes(settings.library.data, daemon, codes_stop)  # photosorter icloud code 123456
     try:
         return daemon.run()
     finally:
+        codes_stop.set()
         sorter.index.save(sorter.index_path)
         if daemon.publisher is not None:
             daemon.publisher.close()

@@ -1,0 +1,442 @@
+"""iCloud Photos as a ``PhotoSource``: the only module that imports pyicloud.
+
+One ``PyiCloudService`` lives as long as the process (cookies and session in the data folder,
+``refresh_interval=None``), built without a network call. Its state is probed with
+``get_auth_status()``. A password login (which may make Apple send a 2FA code) happens only on the
+first check after start, when an earlier login succeeded and the session later expired, or when a person
+asks (``login()``, or a code submitted while none is pending): never from a retry loop, and never again
+after a rejected password. Errors are translated at this boundary.
+
+Assets are tracked by iCloud asset id in the state database (table ``icloud_assets``), never by file
+name or place, so moving photos into category folders never causes a download again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import requests
+from pyicloud import PyiCloudService
+from pyicloud.common.cloudkit.client import CloudKitApiError, CloudKitAuthError, CloudKitRateLimited
+from pyicloud.exceptions import (
+    PyiCloudAPIResponseException,
+    PyiCloudConnectionException,
+    PyiCloudException,
+    PyiCloudFailedLoginException,
+    PyiCloudServiceNotActivatedException,
+)
+from pyicloud.services.photos_cloudkit import DirectionEnum
+
+from photosorter.core import sync as plan
+from photosorter.errors import AuthRequiredError, SourceUnavailableError, StateError
+from photosorter.records import AuthState, SyncProgress
+
+log = logging.getLogger(__name__)
+
+CHUNK_BYTES = 1 << 20
+DOWNLOAD_TIMEOUT_S = (10.0, 120.0)
+PARTIAL_PREFIX = ".photosorter-icloud-"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS icloud_assets (
+    asset_id TEXT PRIMARY KEY,
+    checksum TEXT,
+    filename TEXT NOT NULL,
+    local_name TEXT,
+    sha256 TEXT,
+    size INTEGER,
+    item_type TEXT,
+    added REAL,
+    fetched REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS icloud_sync (key TEXT PRIMARY KEY, value TEXT);
+"""
+
+
+class IcloudAssets:
+    """Which iCloud assets photosorter already has (state database, table ``icloud_assets``)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(SCHEMA)
+        except sqlite3.Error as exc:
+            raise StateError(f"cannot open iCloud state in {path}: {exc}") from exc
+
+    def close(self) -> None:
+        self._db.close()
+
+    def known(self, asset_id: str) -> bool:
+        return self._db.execute("SELECT 1 FROM icloud_assets WHERE asset_id=?", (asset_id,)).fetchone() is not None
+
+    def count(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM icloud_assets").fetchone()[0])
+
+    def remember(self, asset_id: str, *, checksum: str | None, filename: str, local_name: str | None,
+                 sha256: str | None, size: int | None, item_type: str, added: float) -> None:
+        self._db.execute("INSERT OR REPLACE INTO icloud_assets (asset_id, checksum, filename, local_name, sha256, "
+                         "size, item_type, added, fetched) VALUES (?,?,?,?,?,?,?,?,?)",
+                         (asset_id, checksum, filename, local_name, sha256, size, item_type, added, time.time()))
+
+    def get(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM icloud_sync WHERE key=?", (key,)).fetchone()
+        return str(row[0]) if row else None
+
+    def put(self, key: str, value: str) -> None:
+        self._db.execute("INSERT OR REPLACE INTO icloud_sync (key, value) VALUES (?,?)", (key, value))
+
+
+class _Service(PyiCloudService):  # type: ignore[misc]  # pyicloud is untyped for mypy here
+    """pyicloud's service; ``server`` moves every Apple endpoint under one base URL (tests, mirrors)."""
+
+    def __init__(self, *args: Any, server: str | None = None, **kwargs: Any) -> None:
+        self._server = server.rstrip("/") if server else None
+        super().__init__(*args, **kwargs)
+
+    def _setup_endpoints(self) -> None:
+        super()._setup_endpoints()
+        if self._server:
+            self._idmsa_endpoint = f"{self._server}/idmsa"
+            self._auth_endpoint = f"{self._idmsa_endpoint}/appleauth/auth"
+            self._home_endpoint = f"{self._server}/www"
+            self._setup_endpoint = f"{self._server}/setup/ws/1"
+
+
+class IcloudSource:
+    """New photos from an iCloud Photo Library into a local inbox (a ``PhotoSource``)."""
+
+    def __init__(self, apple_id: str, password: str, *, data_dir: Path, state_path: Path,
+                 china_mainland: bool = False, media_folder: Path | None = None, videos: bool = True,
+                 server: str | None = None, clock: Callable[[], float] = time.time) -> None:
+        self.apple_id = apple_id
+        self.media_folder = media_folder
+        self.videos = videos
+        self._clock = clock
+        self._lock = threading.RLock()
+        cookie_dir = data_dir / "icloud"
+        cookie_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._api = _Service(apple_id, password, cookie_directory=str(cookie_dir), china_mainland=china_mainland,
+                             refresh_interval=None, authenticate=False, server=server)
+        self.assets = IcloudAssets(state_path)
+        self._library: Any = None
+        self._challenge: AuthState | None = None  # a code was asked for and not yet given
+        self._blocked: AuthState | None = None  # password rejected / security key only: wait for a person
+        self._auto_login = True  # one automatic login per start or per expired session
+        self._state = AuthState(ok=True)
+        self._failures = 0
+        self._not_before = 0.0
+        self._reported = ""
+
+    def close(self) -> None:
+        self.assets.close()
+
+    # auth -----------------------------------------------------------------------------------------
+    def auth_state(self) -> AuthState:
+        """Whether syncing can run; may log in once (see the module docstring), never raises."""
+        with self._lock:
+            if self._challenge is not None or self._blocked is not None:
+                return self._challenge or self._blocked  # type: ignore[return-value]
+            try:
+                if self._session_ok():
+                    self._state = AuthState(ok=True)
+                elif self._auto_login:
+                    self._auto_login = False
+                    self._state = self._login()
+                else:
+                    self._state = AuthState(ok=False, message="iCloud login needed: run photosorter icloud login")
+            except SourceUnavailableError as exc:
+                log.debug("iCloud status unknown: %s", exc.message)
+            return self._state
+
+    def login(self) -> AuthState:
+        """A person asked to log in (``photosorter icloud login``): at most one code is sent."""
+        with self._lock:
+            self._blocked = None
+            self._challenge = None
+            if self._session_ok():
+                self._state = AuthState(ok=True, message="already logged in")
+            else:
+                self._state = self._login()
+            return self._state
+
+    def submit_code(self, code: str) -> AuthState:
+        """A 2FA code typed by a person (CLI, MQTT text entity, code file). A wrong code asks again."""
+        with self._lock:
+            digits = plan.normalise_code(code)
+            if self._challenge is None:
+                state = self.login()
+                if state.ok:
+                    return state
+                return AuthState(ok=False, message=f"No code was pending, so a new login was started. {state.message}",
+                                 method=state.method)
+            method = self._challenge.method
+            if digits is None:
+                return AuthState(ok=False, method=method, message="An iCloud code is 6 digits: enter it again.")
+            try:
+                accepted = self._api.validate_2fa_code(digits)
+            except PyiCloudConnectionException as exc:
+                raise SourceUnavailableError("cannot reach iCloud to check the code; enter it again") from exc
+            except PyiCloudException as exc:
+                log.warning("iCloud refused the code: %s", type(exc).__name__)
+                accepted = False
+            if not accepted or not self._api.is_trusted_session:
+                log.info("iCloud: wrong 2FA code")
+                self._state = AuthState(ok=False, method=method,
+                                        message="Wrong code: enter the code shown on your device again.")
+                return self._state
+            self._challenge = None
+            self._auto_login = True
+            self._state = AuthState(ok=True, message="iCloud login complete")
+            log.info("iCloud login complete; the session is trusted")
+            return self._state
+
+    def _session_ok(self) -> bool:
+        try:
+            status = self._api.get_auth_status()
+        except PyiCloudConnectionException as exc:
+            raise SourceUnavailableError(f"cannot reach iCloud: {type(exc).__name__}") from exc
+        return bool(status.get("authenticated") and status.get("trusted_session"))
+
+    def _login(self) -> AuthState:
+        log.info("iCloud: logging in as %s", self.apple_id)
+        try:
+            self._api.authenticate(force_refresh=True)
+        except PyiCloudFailedLoginException as exc:
+            self._blocked = AuthState(ok=False, message=(
+                "Apple rejected the Apple ID or password. Fix apple_password and restart; photosorter does not "
+                "retry a rejected password, so the account is not locked."))
+            log.error("iCloud login failed: %s", type(exc).__name__)
+            return self._blocked
+        except PyiCloudConnectionException as exc:
+            self._auto_login = True  # nothing reached Apple, so nothing was sent: try again next time
+            raise SourceUnavailableError("cannot reach iCloud to log in") from exc
+        except PyiCloudException as exc:
+            self._auto_login = True
+            raise SourceUnavailableError(f"iCloud login failed for now: {type(exc).__name__}") from exc
+        if self._api.requires_2fa:
+            if self._api.two_factor_delivery_method == "security_key":
+                self._blocked = AuthState(ok=False, message=plan.SECURITY_KEY_MESSAGE, method="security key")
+                log.error("iCloud: %s", plan.SECURITY_KEY_MESSAGE)
+                return self._blocked
+            message, method = plan.describe_code_request(self._api.two_factor_delivery_method,
+                                                         self._api.two_factor_delivery_notice)
+            self._challenge = AuthState(ok=False, message=message, method=method)
+            log.warning("iCloud: %s", message)
+            return self._challenge
+        if self._api.requires_2sa:
+            self._blocked = AuthState(ok=False, message=(
+                "This Apple ID uses the old two-step verification, which photosorter does not support; "
+                "turn on two-factor authentication."))
+            return self._blocked
+        self._auto_login = True
+        log.info("iCloud: logged in with the trusted session")
+        return AuthState(ok=True)
+
+    # sync -----------------------------------------------------------------------------------------
+    def fetch_new(self, inbox: Path, on_progress: Callable[[SyncProgress], None] | None = None) -> int:
+        """Download photos added since the last sync into ``inbox``; returns how many files arrived."""
+        with self._lock:
+            if self._challenge is not None or self._blocked is not None:
+                state = self._challenge or self._blocked
+                raise AuthRequiredError(state.message if state else "iCloud login needed")
+            now = self._clock()
+            if now < self._not_before:
+                wait_s = self._not_before - now
+                raise SourceUnavailableError(f"iCloud asked photosorter to wait; next try in {wait_s:.0f} s")
+            try:
+                count = self._fetch(inbox, on_progress)
+            except (PyiCloudServiceNotActivatedException, CloudKitRateLimited, PyiCloudAPIResponseException,
+                    CloudKitApiError, CloudKitAuthError, PyiCloudException, requests.RequestException) as exc:
+                raise self._translate(exc) from exc
+            self._failures = 0
+            if self._reported:
+                log.info("iCloud works again")
+                self._reported = ""
+            return count
+
+    def _translate(self, exc: Exception) -> Exception:
+        self._failures += 1
+        retry_after: float | None = None
+        code: object = getattr(exc, "code", None)
+        if isinstance(exc, CloudKitRateLimited):
+            retry_after, why = exc.retry_after, "iCloud is rate limiting"
+        elif isinstance(exc, PyiCloudServiceNotActivatedException):
+            why = "iCloud Photo Library is not ready (still indexing, or not set up); trying again later"
+        elif isinstance(exc, (CloudKitAuthError,)) or code in (401, 421, 450):
+            self._library = None
+            self._state = AuthState(ok=False, message="iCloud session expired; logging in again on the next check")
+            return AuthRequiredError(self._state.message)
+        elif code == "ACCESS_DENIED":
+            why = ("iCloud denied access (ACCESS_DENIED): throttling, Advanced Data Protection, or 'Access iCloud "
+                   "Data on the Web' off")
+        elif isinstance(code, int) and (code == 429 or code >= 500):
+            response = getattr(exc, "response", None)
+            header = response.headers.get("Retry-After") if response is not None else None
+            with contextlib.suppress(TypeError, ValueError):
+                retry_after = float(header) if header else None
+            why = f"iCloud answered HTTP {code}"
+        elif isinstance(exc, (PyiCloudConnectionException, requests.ConnectionError, requests.Timeout)):
+            why = "cannot reach iCloud"
+        else:
+            why = f"iCloud error: {type(exc).__name__}"
+        wait = plan.backoff_s(self._failures, retry_after)
+        self._not_before = self._clock() + wait
+        if why != self._reported:
+            log.warning("%s; waiting %.0f s", why, wait)
+            self._reported = why
+        return SourceUnavailableError(why)
+
+    def _root_library(self) -> Any:
+        if self._library is None:
+            self._library = self._api.photos.libraries["root"]
+        return self._library
+
+    def _fetch(self, inbox: Path, on_progress: Callable[[SyncProgress], None] | None) -> int:
+        library = self._root_library()
+        library.current_sync_token = None  # ask the server, not pyicloud's cache
+        cursor = str(library.sync_cursor())
+        backfill_done = self.assets.get("backfill_done") == "1"
+        if not plan.listing_needed(cursor, self.assets.get("cursor"), backfill_done):
+            log.debug("iCloud: nothing changed")
+            return 0
+        walk = plan.plan_walk(known_assets=self.assets.count(), backfill_done=backfill_done,
+                              saved_rank=int(self.assets.get("backfill_rank") or 0))
+        album = library.recently_added()
+        fetched = 0
+        started = time.monotonic()
+        if walk.head:
+            known_run = 0
+            for _, photos in _pages(album, 0):
+                for photo in photos:
+                    if self.assets.known(photo.id):
+                        known_run += 1
+                        if plan.stop_head_walk(known_run):
+                            break
+                        continue
+                    known_run = 0
+                    fetched += self._fetch_asset(photo, inbox)
+                else:
+                    continue
+                break
+        if walk.backfill_from is not None:
+            log.info("iCloud: listing the library from position %d", walk.backfill_from)
+            for next_rank, photos in _pages(album, walk.backfill_from):
+                for photo in photos:
+                    if not self.assets.known(photo.id):
+                        fetched += self._fetch_asset(photo, inbox)
+                self.assets.put("backfill_rank", str(next_rank))
+                elapsed = time.monotonic() - started
+                rate = fetched / elapsed if elapsed > 0 else 0.0
+                log.info("iCloud first sync: %d listed, %d downloaded, %.1f files/s", next_rank, fetched, rate)
+                if on_progress is not None:
+                    on_progress(SyncProgress(done=next_rank))
+            self.assets.put("backfill_done", "1")
+        self.assets.put("cursor", cursor)
+        return fetched
+
+    def _fetch_asset(self, photo: Any, inbox: Path) -> int:
+        versions = tuple(photo.versions)
+        wanted = plan.plan_downloads(photo.item_type, photo.is_live_photo, versions, videos=self.videos)
+        name = plan.local_name(photo.filename, photo.id)
+        arrived = 0
+        sha256 = None
+        local = None
+        for key, role in wanted:
+            resource = photo.resources[key]
+            if not resource.url:
+                log.warning("iCloud: %s has no download address for its %s; skipped", name, key)
+                continue
+            if role == "photo":
+                folder, file_name = inbox, name
+            elif role == "live":
+                folder, file_name = (self.media_folder or inbox), plan.companion_name(name, resource.filename)
+            else:
+                folder, file_name = (self.media_folder or inbox), name
+            path, digest = _download(self._api.session, resource.url, folder, file_name, resource.size,
+                                     photo.asset_date.timestamp())
+            arrived += role != "live"
+            if role in ("photo", "video"):
+                sha256, local = digest, path.name
+        original = photo.resources.get("original")
+        self.assets.remember(photo.id, checksum=original.checksum if original else None, filename=photo.filename,
+                             local_name=local, sha256=sha256, size=photo.size, item_type=photo.item_type,
+                             added=photo.added_date.timestamp())
+        return arrived
+
+
+def _pages(album: Any, start_rank: int) -> Iterator[tuple[int, list[Any]]]:
+    """The recently-added index newest-first from ``start_rank``: (rank after the page, photos).
+
+    pyicloud's own pager (``_iter_added_desc_photos``) always starts at the newest photo; this is the same
+    trailing-window walk with a start, so a first sync can resume where it stopped.
+    """
+    page = int(album.page_size)
+    rank = start_rank
+    seen: set[str] = set()
+    while True:
+        window = [p for p in album._get_photos_at(rank + page - 1, DirectionEnum.DESCENDING, page)
+                  if p.id not in seen]
+        seen.update(p.id for p in window)
+        if not window:
+            return
+        rank += len(window)
+        yield rank, list(reversed(window))
+        if len(window) < page:
+            return
+
+
+def _download(session: requests.Session, url: str, folder: Path, name: str, size: int | None,
+              mtime: float) -> tuple[Path, str]:
+    """Stream ``url`` to a hidden temp file in ``folder``, check its size, fsync, and link it in under a
+    free name (never overwriting); the capture date becomes its mtime. Returns (path, sha256)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    partial = folder / f"{PARTIAL_PREFIX}{os.getpid()}-{threading.get_ident()}.part"
+    digest = hashlib.sha256()
+    written = 0
+    try:
+        response = session.get(url, stream=True, timeout=DOWNLOAD_TIMEOUT_S)
+        with response, open(partial, "wb") as handle:
+            for chunk in response.iter_content(chunk_size=CHUNK_BYTES):
+                handle.write(chunk)
+                digest.update(chunk)
+                written += len(chunk)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if size is not None and written != size:
+            raise SourceUnavailableError(f"download of {name} was cut off ({written} of {size} bytes); "
+                                         "it is fetched again on the next sync")
+        os.utime(partial, (mtime, mtime))
+        stem, dot, ext = name.rpartition(".")
+        number = 1
+        while True:
+            target = folder / (name if number == 1 else (f"{stem}-{number}.{ext}" if dot else f"{name}-{number}"))
+            try:
+                os.link(partial, target)
+                break
+            except FileExistsError:
+                number += 1
+        _fsync_dir(folder)
+        return target, digest.hexdigest()
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            partial.unlink()
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,162 @@
+"""``icloud login``, ``icloud code`` and ``icloud sync``; ``open_source`` and the code drop for the daemon.
+
+A code for a running daemon travels through two files in the data folder (mode 0600): the CLI writes
+``icloud-code.request`` and waits for ``icloud-code.reply``, which the daemon's watcher writes after
+handing the code to the same function the MQTT text entity calls.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from photosorter.adapters.icloud import IcloudSource
+from photosorter.cli.library import STATE_FILE, build_sorter, open_state, print_report
+from photosorter.config import Settings
+from photosorter.errors import ConfigError, SourceUnavailableError
+from photosorter.ports import Controls
+
+log = logging.getLogger(__name__)
+
+SERVER_ENV = "PHOTOSORTER_ICLOUD_SERVER"  # one base URL serving all Apple endpoints (tests, mirrors)
+REQUEST_FILE = "icloud-code.request"
+REPLY_FILE = "icloud-code.reply"
+CODE_WAIT_S = 30.0
+WATCH_INTERVAL_S = 0.5
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
+    icloud = commands.add_parser("icloud", parents=[common], help="log in to iCloud, enter a 2FA code, sync once")
+    sub = icloud.add_subparsers(dest="icloud_command", required=True)
+    login = sub.add_parser("login", parents=[common], help="log in, asking for the 2FA code on this terminal")
+    login.set_defaults(handler=run_login)
+    code = sub.add_parser("code", parents=[common], help="give a 2FA code to the running daemon")
+    code.add_argument("code", help="the 6-digit code Apple sent")
+    code.set_defaults(handler=run_code)
+    sync = sub.add_parser("sync", parents=[common], help="fetch new photos from iCloud once, then sort them")
+    sync.set_defaults(handler=run_sync)
+
+
+def open_source(settings: Settings) -> IcloudSource | None:
+    """The iCloud source for these settings, or None when no Apple ID is set."""
+    if not settings.icloud.enabled:
+        return None
+    if not settings.icloud.password:
+        raise ConfigError(["apple_password: needed when apple_id is set"])
+    return IcloudSource(settings.icloud.apple_id, settings.icloud.password.reveal(), data_dir=settings.library.data,
+                        state_path=settings.library.data / STATE_FILE, china_mainland=settings.icloud.china_mainland,
+                        media_folder=settings.library.path / "videos", server=os.environ.get(SERVER_ENV) or None)
+
+
+def _require(settings: Settings) -> IcloudSource:
+    source = open_source(settings)
+    if source is None:
+        raise ConfigError(["apple_id: set an Apple ID (APPLE_ID) to use iCloud"])
+    return source
+
+
+def run_login(args: argparse.Namespace, settings: Settings) -> int:
+    source = _require(settings)
+    try:
+        state = source.login()
+        while not state.ok and state.method and state.method != "security key":
+            print(state.message)
+            try:
+                typed = input("Code: ")
+            except EOFError:
+                print("no code entered")
+                return 1
+            state = source.submit_code(typed)
+        print(state.message or "iCloud login complete")
+        return 0 if state.ok else 1
+    finally:
+        source.close()
+
+
+def run_code(args: argparse.Namespace, settings: Settings) -> int:
+    data = settings.library.data
+    data.mkdir(parents=True, exist_ok=True)
+    request_id = uuid.uuid4().hex
+    _write_private(data / REQUEST_FILE, {"id": request_id, "code": args.code})
+    deadline = time.monotonic() + CODE_WAIT_S
+    while time.monotonic() < deadline:
+        reply = _read_json(data / REPLY_FILE)
+        if reply is not None and reply.get("id") == request_id:
+            print(reply.get("message") or ("accepted" if reply.get("ok") else "not accepted"))
+            return 0 if reply.get("ok") else 1
+        time.sleep(0.1)
+    (data / REQUEST_FILE).unlink(missing_ok=True)
+    print(f"no running photosorter took the code within {CODE_WAIT_S:.0f} s; is `photosorter run` running with "
+          f"--data {data}? Without a daemon, use: photosorter icloud login")
+    return 1
+
+
+def run_sync(args: argparse.Namespace, settings: Settings) -> int:
+    source = _require(settings)
+    state = open_state(settings)
+    incoming = settings.library.data / "incoming"
+    try:
+        auth = source.auth_state()
+        if not auth.ok:
+            print(auth.message)
+            return 1
+        try:
+            fetched = source.fetch_new(incoming)
+        except SourceUnavailableError as exc:
+            print(f"iCloud: {exc.message}")
+            return 1
+        print(f"iCloud: {fetched} new files")
+        print_report(build_sorter(settings, state).sort_folder(incoming))
+    finally:
+        source.close()
+        state.close()
+    return 0
+
+
+def watch_codes(data: Path, controls: Controls, stop: threading.Event) -> threading.Thread:
+    """Start a thread that hands codes from ``photosorter icloud code`` to the daemon."""
+
+    def loop() -> None:
+        while not stop.wait(WATCH_INTERVAL_S):
+            request = _read_json(data / REQUEST_FILE)
+            if request is None:
+                continue
+            (data / REQUEST_FILE).unlink(missing_ok=True)
+            try:
+                state = controls.submit_icloud_code(str(request.get("code", "")))
+                reply = {"id": request.get("id"), "ok": state.ok, "message": state.message}
+            except Exception as exc:  # a code must never stop the daemon; the person hears why
+                log.warning("iCloud code from the command line failed: %s", exc)
+                reply = {"id": request.get("id"), "ok": False, "message": f"could not check the code: {exc}"}
+            _write_private(data / REPLY_FILE, reply)
+
+    thread = threading.Thread(target=loop, name="icloud-code", daemon=True)
+    thread.start()
+    return thread
+
+
+def _write_private(path: Path, payload: dict[str, object]) -> None:
+    temp = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(payload, handle)
+    os.replace(temp, path)
+
+
+def _read_json(path: Path) -> dict[str, object] | None:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit("use: photosorter icloud ...")

@@ -1,0 +1,106 @@
+"""Decisions for syncing a remote photo library: where a walk starts and stops, what to download, file
+names, waiting after errors, and what a person is told about logging in. Pure: no I/O, no clock."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+from photosorter.core.naming import safe_name
+
+KNOWN_RUN_TO_STOP = 25  # consecutive already-known assets that end an incremental (newest-first) walk
+RESUME_MARGIN = 100  # re-list this many ranks before a saved position: deletions shift ranks down
+BACKOFF_FIRST_S = 60.0
+BACKOFF_CAP_S = 3600.0
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+@dataclass(frozen=True)
+class WalkPlan:
+    """How one sync lists the newest-first feed: a head walk that stops at a run of known assets,
+    then (while the first full listing is unfinished) a backfill from the saved rank to the end."""
+
+    head: bool
+    backfill_from: int | None
+
+
+def plan_walk(*, known_assets: int, backfill_done: bool, saved_rank: int) -> WalkPlan:
+    if known_assets == 0:
+        return WalkPlan(head=False, backfill_from=0)
+    if backfill_done:
+        return WalkPlan(head=True, backfill_from=None)
+    return WalkPlan(head=True, backfill_from=max(0, saved_rank - RESUME_MARGIN))
+
+
+def stop_head_walk(known_run: int) -> bool:
+    return known_run >= KNOWN_RUN_TO_STOP
+
+
+def listing_needed(cursor: str, saved_cursor: str | None, backfill_done: bool) -> bool:
+    """False when the library's sync token is the one of the last complete walk: nothing changed."""
+    return not (backfill_done and saved_cursor is not None and cursor == saved_cursor)
+
+
+def plan_downloads(item_type: str, is_live_photo: bool, versions: tuple[str, ...], *,
+                   videos: bool) -> list[tuple[str, str]]:
+    """(version key, role) pairs to fetch for an asset: the original still (``photo``) for the sorter,
+    a live photo's movie (``live``), a video's original (``video``) when videos are kept."""
+    if item_type == "movie":
+        return [("original", "video")] if videos and "original" in versions else []
+    wanted = [("original", "photo")] if "original" in versions else []
+    if is_live_photo and "original_video" in versions:
+        wanted.append(("original_video", "live"))
+    return wanted
+
+
+def local_name(filename: str, asset_id: str) -> str:
+    """A file name for an iCloud asset: no path separators, no ``..``, no control characters."""
+    text = unicodedata.normalize("NFC", filename)
+    text = _CONTROL.sub("_", text).replace("\\", "_").replace("/", "_").replace(":", "_")
+    while ".." in text:
+        text = text.replace("..", ".")
+    name = safe_name(text.strip(". ")) if text.strip(". ") else ""
+    if not name or name == "photo":
+        name = safe_name(_CONTROL.sub("_", asset_id).replace("/", "_")) or "photo"
+    return name
+
+
+def companion_name(photo_name: str, movie_filename: str) -> str:
+    """The live-photo movie's name: the still's stem with the movie's extension."""
+    stem = photo_name.rsplit(".", 1)[0] if "." in photo_name else photo_name
+    ext = movie_filename.rsplit(".", 1)[1].lower() if "." in movie_filename else "mov"
+    return f"{stem}.{ext}"
+
+
+def backoff_s(failures: int, retry_after_s: float | None = None) -> float:
+    """Wait before the next try: what the server asked for, else doubling from a minute, capped at an hour."""
+    if retry_after_s is not None and retry_after_s > 0:
+        return min(float(retry_after_s), BACKOFF_CAP_S * 6)
+    return float(min(BACKOFF_FIRST_S * (2.0 ** max(0, failures - 1)), BACKOFF_CAP_S))
+
+
+DELIVERY_NAMES = {"trusted_device": "trusted device", "sms": "SMS", "security_key": "security key",
+                  "unknown": "trusted device"}
+
+
+def describe_code_request(method: str, notice: str | None = None) -> tuple[str, str]:
+    """(message, method) shown when a code is needed; the method names where the code arrives."""
+    shown = DELIVERY_NAMES.get(method, "trusted device")
+    where = {"SMS": "by text message to your trusted phone number",
+             "trusted device": "to your trusted Apple devices (iPhone, iPad, Mac)"}.get(shown, "")
+    message = (f"iCloud needs the 6-digit code Apple sent {where}. Enter it in Home Assistant (iCloud 2FA code) "
+               "or run: photosorter icloud code 123456")
+    if notice:
+        message += f" ({notice})"
+    return message, shown
+
+
+SECURITY_KEY_MESSAGE = ("This Apple ID signs in with a security key only, which photosorter cannot use. "
+                        "Add a trusted phone number or device to the Apple ID, then run: photosorter icloud login")
+
+
+def normalise_code(text: str) -> str | None:
+    """The 6 digits of a code as typed ("123 456", "123-456"), or None."""
+    digits = re.sub(r"[\s-]", "", text)
+    return digits if re.fullmatch(r"\d{6}", digits) else None

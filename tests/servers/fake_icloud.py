@@ -1,0 +1,471 @@
+"""A local HTTPS server that speaks the iCloud endpoints pyicloud 2026.10.1 calls, built from the recorded
+exchanges in ../shared/icloud-recorded (icloudpd's cassettes): Apple sign-in with real SRP-6a, the 2FA
+routes (trusted device, SMS, security key), account login and validation with cookies, CloudKit
+indexing state, zones, the newest-first "added" index with startRank paging, and asset downloads.
+
+Everything is served from one loopback address under path prefixes (``/idmsa``, ``/setup``, ``/ck``,
+``/content``); the account-login answer names the CloudKit host and each record names its download URL,
+so pyicloud follows the fake's own addresses. Photo records are the recorded CPLMaster/CPLAsset records
+with new names, sizes and download URLs pointing here. Every request is logged; failures can be
+injected (status codes with headers, downloads cut off halfway).
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import datetime as dt
+import hashlib
+import io
+import ipaddress
+import json
+import secrets
+import ssl
+import threading
+from dataclasses import dataclass, field
+from http.cookies import SimpleCookie
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from PIL import Image
+from srp import _pysrp
+
+RECORDED = Path(__file__).resolve().parents[2] / ".." / "shared" / "icloud-recorded"
+DSID = "12345678901"
+OWNER = "_bfc6dbbcc77b03e6cebefd28a28f7e2f"
+SRP_ITERATIONS = 1000  # Apple uses ~20000; the protocol is the same, the tests are faster
+
+
+# recordings -------------------------------------------------------------------------------------------
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+def _construct_python_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
+    if isinstance(node, yaml.ScalarNode):
+        return loader.construct_scalar(node)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node)
+    return loader.construct_mapping(node)  # type: ignore[arg-type]
+
+
+_Loader.add_multi_constructor("tag:yaml.org,2002:python/", _construct_python_tag)
+
+
+def recorded_interactions(name: str) -> list[dict[str, Any]]:
+    with open(RECORDED / name, encoding="utf-8") as handle:
+        return list(yaml.load(handle, Loader=_Loader)["interactions"])
+
+
+def recorded_body(name: str, uri_part: str, *, contains: str = "") -> str:
+    """The response body of the first recorded exchange whose URI holds ``uri_part``."""
+    for interaction in recorded_interactions(name):
+        body = interaction["response"]["body"].get("string") or ""
+        if uri_part in interaction["request"]["uri"] and contains in str(body):
+            return body if isinstance(body, str) else body.decode()
+    raise KeyError(f"{name}: no exchange for {uri_part}")
+
+
+def recorded_photo_records(name: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """(CPLMaster, CPLAsset) pairs of the first photo listing in a recording, in the recorded order."""
+    data = json.loads(recorded_body(name, "records/query", contains="CPLMaster"))
+    masters = [r for r in data["records"] if r["recordType"] == "CPLMaster"]
+    assets = {r["fields"]["masterRef"]["value"]["recordName"]: r for r in data["records"]
+              if r["recordType"] == "CPLAsset"}
+    return [(m, assets[m["recordName"]]) for m in masters if m["recordName"] in assets]
+
+
+# content ----------------------------------------------------------------------------------------------
+def jpeg_for(seed: str, size: tuple[int, int] = (64, 48)) -> bytes:
+    digest = hashlib.sha256(seed.encode()).digest()
+    image = Image.new("RGB", size, (digest[0], digest[1], digest[2]))
+    image.putpixel((0, 0), (digest[3], digest[4], digest[5]))
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def movie_for(seed: str) -> bytes:
+    return b"\x00\x00\x00\x14ftypqt  " + hashlib.sha256(seed.encode()).digest() * 64
+
+
+@dataclass
+class FakePhoto:
+    master: dict[str, Any]
+    asset: dict[str, Any]
+
+    @property
+    def id(self) -> str:
+        return str(self.asset["recordName"])
+
+    @property
+    def filename(self) -> str:
+        return base64.b64decode(self.master["fields"]["filenameEnc"]["value"]).decode("utf-8", "replace")
+
+
+@dataclass
+class Injection:
+    path_part: str
+    status: int
+    times: int
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    content_type: str = "application/json"
+
+
+def make_certificate(folder: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (the CA file the client trusts is the certificate)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "photosorter fake iCloud")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=2))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                                                        x509.DNSName("localhost")]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = folder / "fake-icloud.pem", folder / "fake-icloud.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+class FakeICloud:
+    """State of the fake Apple: one account, its sessions, its photo library, the request log."""
+
+    def __init__(self, folder: Path, *, apple_id: str = "jdoe@example.com", password: str = "correct horse",
+                 two_factor: str = "trusted_device", code: str = "123456") -> None:
+        self.apple_id, self.password, self.two_factor, self.code = apple_id, password, two_factor, code
+        self.cert, self._key = make_certificate(folder)
+        self.lock = threading.RLock()
+        self.requests: list[tuple[str, str]] = []
+        self.injections: list[Injection] = []
+        self.truncate_downloads = 0
+        self.photos: list[FakePhoto] = []  # newest first (rank 0 is the newest)
+        self.contents: dict[str, bytes] = {}
+        self.sync_version = 1
+        self.indexing_state = "FINISHED"
+        self.prompts = 0  # 2FA deliveries (SMS sends, trusted-device pushes)
+        self._srp: dict[str, Any] = {}
+        self._session_tokens: dict[str, bool] = {}  # idmsa session token -> 2FA done
+        self._trust_tokens: set[str] = set()
+        self._web_tokens: set[str] = set()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._server.fake = self  # type: ignore[attr-defined]
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self.cert, self._key)
+        self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+        self.url = f"https://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    # lifecycle -----------------------------------------------------------------------------------
+    def start(self) -> FakeICloud:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    # library -------------------------------------------------------------------------------------
+    def load_recording(self, name: str = "listing_photos.yml", *, copies: int = 1, limit: int | None = None) -> None:
+        """Add the recorded photos (oldest last), ``copies`` times over with fresh ids: a bigger library."""
+        pairs = recorded_photo_records(name)[:limit]
+        for copy_number in range(copies):
+            for master, asset in pairs:
+                self.photos.append(self._adopt(master, asset, f"c{copy_number}"))
+        self.sync_version += 1
+
+    def add_new_photo(self, name: str = "listing_photos.yml", index: int = 0, tag: str = "new") -> FakePhoto:
+        """A photo taken now: put at the head of the added-date index, and the zone's sync token moves."""
+        master, asset = recorded_photo_records(name)[index]
+        with self.lock:
+            photo = self._adopt(master, asset, tag)
+            self.photos.insert(0, photo)
+            self.sync_version += 1
+        return photo
+
+    def _adopt(self, master: dict[str, Any], asset: dict[str, Any], tag: str) -> FakePhoto:
+        master, asset = copy.deepcopy(master), copy.deepcopy(asset)
+        master_name = f"{master['recordName']}-{tag}"
+        master["recordName"] = master_name
+        asset["recordName"] = f"{asset['recordName']}-{tag}"
+        asset["fields"]["masterRef"]["value"]["recordName"] = master_name
+        for field_name, value in master["fields"].items():
+            if not (field_name.endswith("Res") and isinstance(value.get("value"), dict)):
+                continue
+            token = value["value"]
+            prefix = field_name[:-3]
+            kind = str(master["fields"].get(f"{prefix}FileType", {}).get("value", ""))
+            seed = f"{master_name}/{prefix}"
+            content = movie_for(seed) if "movie" in kind or "mpeg" in kind else jpeg_for(seed)
+            key = hashlib.sha256(seed.encode()).hexdigest()[:32]
+            self.contents[key] = content
+            token["size"] = len(content)
+            token["fileChecksum"] = base64.b64encode(hashlib.sha1(content).digest()).decode()
+            if "downloadURL" in token:
+                token["downloadURL"] = f"{self.url}/content/B/{key}/${{f}}?o=x&v=1"
+        return FakePhoto(master, asset)
+
+    # sessions ------------------------------------------------------------------------------------
+    def expire_sessions(self) -> None:
+        """Months later: web sessions and session tokens are gone; the device trust token still works."""
+        with self.lock:
+            self._web_tokens.clear()
+            self._session_tokens.clear()
+
+    def forget_trust(self) -> None:
+        with self.lock:
+            self._trust_tokens.clear()
+
+    def count(self, part: str) -> int:
+        return sum(1 for _, path in self.requests if part in path)
+
+    def inject(self, path_part: str, status: int, *, times: int = 1, headers: dict[str, str] | None = None,
+               body: bytes = b"", content_type: str = "application/json") -> None:
+        self.injections.append(Injection(path_part, status, times, headers or {}, body, content_type))
+
+    # the protocol -------------------------------------------------------------------------------
+    def signin_init(self, body: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
+        _pysrp.rfc5054_enable()
+        _pysrp.no_username_in_x()
+        salt = secrets.token_bytes(16)
+        derived = hashlib.pbkdf2_hmac("sha256", hashlib.sha256(self.password.encode()).digest(), salt,
+                                      SRP_ITERATIONS, 32)
+        hash_class = hashlib.sha256
+        n, g = _pysrp.get_ng(_pysrp.NG_2048, None, None)
+        verifier_key = _pysrp.long_to_bytes(pow(g, _pysrp.gen_x(hash_class, salt, "", derived), n))
+        verifier = _pysrp.Verifier(body.get("accountName", ""), salt, verifier_key, base64.b64decode(body["a"]),
+                                   hash_alg=_pysrp.SHA256, ng_type=_pysrp.NG_2048)
+        _, big_b = verifier.get_challenge()
+        handle = f"d-{secrets.token_hex(8)}:MSA"
+        self._srp[handle] = verifier
+        return 200, {"iteration": SRP_ITERATIONS, "salt": base64.b64encode(salt).decode(), "protocol": "s2k",
+                     "version": 1, "b": base64.b64encode(big_b).decode(), "c": handle}, {"scnt": "scnt-1"}
+
+    def signin_complete(self, body: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
+        verifier = self._srp.pop(body.get("c", ""), None)
+        good = (verifier is not None and body.get("accountName") == self.apple_id
+                and verifier.verify_session(base64.b64decode(body.get("m1", ""))) is not None)
+        if not good:
+            return 401, {"serviceErrors": [{"code": "-20101", "message": "Your Apple ID or password was incorrect.",
+                                            "suppressDismissal": False}]}, {}
+        token = f"session-{secrets.token_hex(6)}"
+        trusted = self.two_factor == "none" or any(t in self._trust_tokens for t in body.get("trustTokens", []))
+        self._session_tokens[token] = trusted
+        headers = {"X-Apple-Session-Token": token, "X-Apple-ID-Session-Id": f"sid-{token}", "scnt": "scnt-2",
+                   "X-Apple-ID-Account-Country": "USA", "X-Apple-TwoSV-Trust-Eligible": "true"}
+        if trusted:
+            return 200, {"authType": "hsa2"}, headers
+        if self.two_factor == "trusted_device":
+            self.prompts += 1  # Apple pushes the code to the trusted devices on its own
+        return 409, {"authType": "hsa2"}, headers
+
+    def auth_options_html(self) -> str:
+        html = recorded_body("2fa_flow_valid_code.yml", "/appleauth/auth", contains="boot_args")
+        if self.two_factor != "sms":
+            return html
+        start, end = html.index(">") + 1, html.rindex("</script>")
+        boot = json.loads(html[start:end])
+        phone = boot["direct"]["twoSV"]["phoneNumberVerification"]
+        phone["trustedPhoneNumber"] = phone["trustedPhoneNumbers"][0]
+        boot["direct"]["twoSV"]["bridgeInitiateData"] = {"phoneNumberVerification": phone}
+        return html[:start] + json.dumps(boot) + html[end:]
+
+    def auth_options_json(self) -> dict[str, Any]:
+        if self.two_factor == "security_key":
+            return {"fsaChallenge": {"challenge": "Y2hhbGxlbmdl", "keyHandles": ["a2V5"], "rpId": "apple.com"},
+                    "keyNames": ["YubiKey 5C"]}
+        return {}
+
+    def verify_code(self, code: str, session_token: str) -> tuple[int, dict[str, Any], dict[str, str]]:
+        if code != self.code or session_token not in self._session_tokens:
+            return 400, {"service_errors": [{"code": "-21669", "title": "Incorrect Verification Code",
+                                             "message": "Incorrect verification code."}], "hasError": True}, {}
+        self._session_tokens[session_token] = True
+        return 204, {}, {"X-Apple-Session-Token": session_token, "scnt": "scnt-3"}
+
+    def trust(self, session_token: str) -> tuple[int, dict[str, Any], dict[str, str]]:
+        if not self._session_tokens.get(session_token):
+            return 401, {"serviceErrors": [{"code": "-21669", "message": "not verified"}]}, {}
+        trust_token = f"trust-{secrets.token_hex(6)}"
+        self._trust_tokens.add(trust_token)
+        return 204, {}, {"X-Apple-TwoSV-Trust-Token": trust_token, "X-Apple-Session-Token": session_token}
+
+    def account_data(self, trusted: bool) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(recorded_body("2fa_flow_valid_code.yml", "accountLogin",
+                                                        contains="hsaTrustedBrowser"))
+        data["hsaTrustedBrowser"] = trusted
+        data["hsaChallengeRequired"] = not trusted
+        data["dsInfo"]["dsid"] = DSID
+        data["webservices"] = {"ckdatabasews": {"url": f"{self.url}/ck", "pcsRequired": True, "status": "active"}}
+        return data
+
+    def account_login(self, body: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
+        token = body.get("dsWebAuthToken", "")
+        if token not in self._session_tokens:
+            return 421, {"error": "Invalid session token"}, {}
+        trusted = self._session_tokens[token] or body.get("trustToken", "") in self._trust_tokens
+        web = f"web-{secrets.token_hex(8)}"
+        self._web_tokens.add(web)
+        return 200, self.account_data(trusted), {"Set-Cookie": f"X-APPLE-WEBAUTH-TOKEN={web}; Path=/; Secure"}
+
+    def validate(self, cookies: SimpleCookie) -> tuple[int, dict[str, Any], dict[str, str]]:
+        morsel = cookies.get("X-APPLE-WEBAUTH-TOKEN")
+        if morsel is None or morsel.value not in self._web_tokens:
+            return 421, {"error": "Missing X-APPLE-WEBAUTH-TOKEN cookie"}, {}
+        return 200, self.account_data(True), {}
+
+    def zone(self) -> dict[str, Any]:
+        return {"zoneID": {"zoneName": "PrimarySync", "ownerRecordName": OWNER, "zoneType": "REGULAR_CUSTOM_ZONE"},
+                "syncToken": self.sync_token(), "atomic": True}
+
+    def sync_token(self) -> str:
+        return base64.b64encode(f"fake-sync-{self.sync_version}".encode()).decode()
+
+    def query(self, body: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
+        query = body.get("query", {})
+        kind = query.get("recordType")
+        if kind == "CheckIndexingState":
+            record = {"recordName": "_indexing", "recordType": "CheckIndexingState",
+                      "fields": {"progress": {"value": 100, "type": "INT64"},
+                                 "state": {"value": self.indexing_state, "type": "STRING"}},
+                      "pluginFields": {}, "recordChangeTag": "0", "deleted": False,
+                      "zoneID": {"zoneName": "PrimarySync", "ownerRecordName": OWNER}}
+            return 200, {"records": [record], "syncToken": self.sync_token()}, {}
+        if kind != "CPLAssetAndMasterByAddedDate":
+            return 200, {"records": [], "syncToken": self.sync_token()}, {}
+        filters = {f["fieldName"]: f["fieldValue"]["value"] for f in query.get("filterBy", [])}
+        rank, per_page = int(filters.get("startRank", 0)), int(body.get("resultsLimit", 200)) // 2
+        if filters.get("direction") != "DESCENDING":
+            window = self.photos[rank:rank + per_page]
+        else:  # a trailing window: the newest items up to ``rank``, arriving oldest to newest
+            top = min(rank, len(self.photos) - 1)
+            window = list(reversed(self.photos[max(0, top - per_page + 1):top + 1])) if top >= 0 else []
+        records = [p.master for p in window] + [p.asset for p in window]
+        return 200, {"records": records, "syncToken": self.sync_token()}, {}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    @property
+    def fake(self) -> FakeICloud:
+        return self.server.fake  # type: ignore[attr-defined, no-any-return]
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self._serve("GET")
+
+    def do_POST(self) -> None:
+        self._serve("POST")
+
+    def do_PUT(self) -> None:
+        self._serve("PUT")
+
+    def _serve(self, method: str) -> None:
+        fake = self.fake
+        parts = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        with fake.lock:
+            fake.requests.append((method, parts.path))
+            for injection in fake.injections:
+                if injection.path_part in parts.path and injection.times > 0:
+                    injection.times -= 1
+                    self._send(injection.status, injection.body, injection.content_type, injection.headers)
+                    return
+        try:
+            body = json.loads(raw) if raw.strip() and raw.strip() != b"null" else {}
+        except ValueError:
+            body = {}
+        with fake.lock:
+            self._route(method, parts.path, parse_qs(parts.query), body)
+
+    def _route(self, method: str, path: str, query: dict[str, list[str]], body: dict[str, Any]) -> None:
+        fake = self.fake
+        auth = "/idmsa/appleauth/auth"
+        session_token = self._session_token()
+        if path.startswith("/content/"):
+            self._download(path)
+        elif path == f"{auth}/authorize/signin":
+            self._send(200, b"<html><body>sign in</body></html>", "text/html;charset=UTF-8")
+        elif path == f"{auth}/signin/init":
+            self._json(*fake.signin_init(body))
+        elif path == f"{auth}/signin/complete":
+            self._json(*fake.signin_complete(body))
+        elif path == auth and "text/html" in self.headers.get("Accept", ""):
+            self._send(200, fake.auth_options_html().encode(), "text/html; charset=UTF-8")
+        elif path == auth:
+            self._json(200, fake.auth_options_json(), {})
+        elif path == f"{auth}/verify/phone" and method == "PUT":
+            fake.prompts += 1
+            self._json(200, {"trustedPhoneNumber": {"id": 1}}, {})
+        elif path in (f"{auth}/verify/trusteddevice/securitycode", f"{auth}/verify/phone/securitycode"):
+            self._json(*fake.verify_code(str(body.get("securityCode", {}).get("code", "")), session_token))
+        elif path == f"{auth}/2sv/trust":
+            self._json(*fake.trust(session_token))
+        elif path == "/setup/ws/1/accountLogin":
+            self._json(*fake.account_login(body))
+        elif path == "/setup/ws/1/validate":
+            self._json(*fake.validate(SimpleCookie(self.headers.get("Cookie", ""))))
+        elif path == "/setup/ws/1/requestWebAccessState":
+            self._json(200, {"isICDRSDisabled": False, "isDeviceConsentedForPCS": True}, {})
+        elif path.endswith("/private/zones/list"):
+            self._json(200, {"zones": [fake.zone()], "moreComing": False}, {})
+        elif path.endswith("/shared/zones/list"):
+            self._json(200, {"zones": [], "moreComing": False}, {})
+        elif path.endswith("/private/records/query"):
+            self._json(*fake.query(body))
+        else:
+            self._json(404, {"error": f"fake iCloud does not serve {method} {path}"}, {})
+
+    def _session_token(self) -> str:
+        # pyicloud sends the idmsa session id it was given; ours is derived from the session token
+        session_id = self.headers.get("X-Apple-ID-Session-Id", "")
+        return session_id.removeprefix("sid-")
+
+    def _download(self, path: str) -> None:
+        fake = self.fake
+        key = path.split("/")[3] if len(path.split("/")) > 3 else ""
+        content = fake.contents.get(key)
+        if content is None:
+            self._send(404, b"not found", "text/plain")
+            return
+        if fake.truncate_downloads > 0:
+            fake.truncate_downloads -= 1
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(len(content)))
+            self.end_headers()
+            self.wfile.write(content[: len(content) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        self._send(200, content, "application/octet-stream")
+
+    def _json(self, status: int, payload: dict[str, Any], headers: dict[str, str]) -> None:
+        data = json.dumps(payload).encode() if (payload or status != 204) else b""
+        self._send(status, data, "application/json;charset=UTF-8", headers)
+
+    def _send(self, status: int, data: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if data and status != 204:
+            self.wfile.write(data)
+
