@@ -1,0 +1,254 @@
+"""The real pyicloud client against the fake iCloud HTTPS server: login, 2FA, incremental sync, failures."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from photosorter.adapters.icloud import PARTIAL_PREFIX, IcloudSource
+from photosorter.errors import AuthRequiredError, SourceUnavailableError
+from photosorter.records import SyncProgress
+from tests.conftest import shared_path
+from tests.servers.fake_icloud import FakeICloud
+
+SIGNIN = "/signin/complete"
+
+
+@pytest.fixture
+def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeICloud]:
+    shared_path("icloud-recorded", "listing_photos.yml")
+    server = FakeICloud(tmp_path).start()
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(server.cert))  # requests prefers these to Session.verify
+    monkeypatch.setenv("CURL_CA_BUNDLE", str(server.cert))
+    yield server
+    server.stop()
+
+
+def open_source(fake: FakeICloud, tmp_path: Path, password: str | None = None) -> IcloudSource:
+    data = tmp_path / "data"
+    return IcloudSource(fake.apple_id, fake.password if password is None else password, data_dir=data,
+                        state_path=data / "state.sqlite3", media_folder=tmp_path / "library" / "videos",
+                        server=fake.url)
+
+
+def logged_in(fake: FakeICloud, tmp_path: Path) -> IcloudSource:
+    source = open_source(fake, tmp_path)
+    if not source.auth_state().ok:
+        assert source.submit_code(fake.code).ok
+    return source
+
+
+def files(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
+
+
+# login and 2FA ------------------------------------------------------------------------------------
+def test_login_without_2fa_needs_no_code(fake: FakeICloud, tmp_path: Path) -> None:
+    fake.two_factor = "none"
+    state = open_source(fake, tmp_path).auth_state()
+    assert state.ok and fake.prompts == 0
+
+
+def test_wrong_code_asks_again_right_code_logs_in_and_a_restart_reuses_the_session(
+        fake: FakeICloud, tmp_path: Path) -> None:
+    source = open_source(fake, tmp_path)
+    state = source.auth_state()
+    assert not state.ok and state.method == "trusted device" and "6-digit code" in state.message
+    wrong = source.submit_code("000000")
+    assert not wrong.ok and "Wrong code" in wrong.message
+    assert source.auth_state() == source._challenge  # still waiting for the code, nothing new sent
+    assert source.submit_code("123 456").ok
+    assert source.auth_state().ok
+    source.close()
+    signins = fake.count(SIGNIN)
+    restarted = open_source(fake, tmp_path)
+    assert restarted.auth_state().ok
+    assert fake.count(SIGNIN) == signins and fake.prompts == 1
+
+
+def test_checking_again_while_a_code_is_pending_sends_no_new_code(fake: FakeICloud, tmp_path: Path) -> None:
+    source = open_source(fake, tmp_path)
+    for _ in range(5):
+        assert not source.auth_state().ok
+        with pytest.raises(AuthRequiredError):
+            source.fetch_new(tmp_path / "inbox")
+    assert fake.count(SIGNIN) == 1 and fake.prompts == 1
+
+
+def test_sms_delivery_is_named(fake: FakeICloud, tmp_path: Path) -> None:
+    fake.two_factor = "sms"
+    source = open_source(fake, tmp_path)
+    state = source.auth_state()
+    assert state.method == "SMS" and "text message" in state.message and fake.prompts == 1
+    assert source.submit_code(fake.code).ok
+
+
+def test_security_key_only_account_gets_a_clear_message(fake: FakeICloud, tmp_path: Path) -> None:
+    fake.two_factor = "security_key"
+    state = open_source(fake, tmp_path).auth_state()
+    assert not state.ok and state.method == "security key" and "security key only" in state.message
+
+
+def test_a_rejected_password_is_never_retried(fake: FakeICloud, tmp_path: Path) -> None:
+    source = open_source(fake, tmp_path, password="wrong password")
+    for _ in range(3):
+        state = source.auth_state()
+        assert not state.ok and "rejected" in state.message
+    assert fake.count(SIGNIN) == 1
+
+
+def test_months_later_the_trusted_device_logs_in_again_without_a_code(fake: FakeICloud, tmp_path: Path) -> None:
+    source = logged_in(fake, tmp_path)
+    fake.expire_sessions()
+    assert source.auth_state().ok
+    assert fake.prompts == 1
+
+
+def test_months_later_without_trust_one_code_is_asked_for_and_no_more(fake: FakeICloud, tmp_path: Path) -> None:
+    source = logged_in(fake, tmp_path)
+    fake.expire_sessions()
+    fake.forget_trust()
+    assert not source.auth_state().ok
+    assert not source.auth_state().ok
+    assert fake.prompts == 2
+    assert source.submit_code(fake.code).ok
+
+
+def test_the_password_never_reaches_the_log_or_the_data_folder(fake: FakeICloud, tmp_path: Path,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    source = logged_in(fake, tmp_path)
+    source.fetch_new(tmp_path / "inbox")
+    open_source(fake, tmp_path, password="wrong password").login()
+    assert fake.password not in caplog.text
+    for path in (tmp_path / "data").rglob("*"):
+        if path.is_file():
+            assert fake.password.encode() not in path.read_bytes(), path
+
+
+# syncing ------------------------------------------------------------------------------------------
+def test_first_sync_of_a_library_with_several_pages_is_resumable(fake: FakeICloud, tmp_path: Path) -> None:
+    fake.load_recording(copies=4, limit=60)  # 240 photos: three pages of the added-date index
+    inbox = tmp_path / "inbox"
+    source = logged_in(fake, tmp_path)
+
+    def stop_after_first_page(progress: SyncProgress) -> None:
+        raise KeyboardInterrupt  # the process is stopped halfway
+
+    with pytest.raises(KeyboardInterrupt):
+        source.fetch_new(inbox, stop_after_first_page)
+    first = len(files(inbox)) + len(files(tmp_path / "library"))
+    downloads_before = fake.count("/content/")
+    source.close()
+    restarted = logged_in(fake, tmp_path)
+    started = time.monotonic()
+    restarted.fetch_new(inbox)
+    elapsed = time.monotonic() - started
+    assert restarted.assets.count() == 240
+    downloads = fake.count("/content/")
+    assert downloads == len(set(fake.contents) & {p.split("/")[3] for _, p in fake.requests if "/content/" in p})
+    assert 0 < downloads_before < downloads and first > 0
+    print(f"\nresumed first sync: {fake.count('records/query')} listing queries, {downloads} downloads, "
+          f"second half in {elapsed:.1f} s")
+
+
+def test_a_poll_with_nothing_new_costs_two_requests(fake: FakeICloud, tmp_path: Path) -> None:
+    fake.load_recording(limit=30)
+    source = logged_in(fake, tmp_path)
+    source.fetch_new(tmp_path / "inbox")
+    before = len(fake.requests)
+    assert source.auth_state().ok
+    assert source.fetch_new(tmp_path / "inbox") == 0
+    idle = fake.requests[before:]
+    assert [p.rsplit("/", 2)[-2:] for _, p in idle] == [["1", "validate"], ["zones", "list"]]
+
+
+def test_a_new_photo_is_fetched_alone_even_after_the_library_was_sorted_away(fake: FakeICloud, tmp_path: Path) -> None:
+    fake.load_recording(limit=40)
+    inbox = tmp_path / "inbox"
+    source = logged_in(fake, tmp_path)
+    source.fetch_new(inbox)
+    shutil.rmtree(inbox)  # the sorter moved everything into category folders
+    new = fake.add_new_photo(index=0)
+    downloads = fake.count("/content/")
+    assert source.fetch_new(inbox) == 1
+    assert files(inbox) == [new.filename.replace(".JPG", ".jpg")]
+    assert fake.count("/content/") == downloads + 2  # the still and its live-photo movie, nothing else
+
+
+def test_a_download_cut_off_halfway_leaves_nothing_and_is_fetched_next_time(fake: FakeICloud, tmp_path: Path) -> None:
+    fake.load_recording(limit=3)
+    inbox = tmp_path / "inbox"
+    source = logged_in(fake, tmp_path)
+    fake.truncate_downloads = 1
+    with pytest.raises(SourceUnavailableError):
+        source.fetch_new(inbox)
+    assert not any(name.startswith(PARTIAL_PREFIX) for name in os.listdir(inbox))
+    assert files(inbox) == []
+    source._not_before = 0.0  # the back-off is over
+    source.fetch_new(inbox)
+    assert len(files(inbox)) == 3
+    for path in inbox.iterdir():
+        assert path.stat().st_size > 0 and path.read_bytes()[:2] == b"\xff\xd8"
+
+
+def test_503_backs_off_without_asking_again_until_the_wait_is_over(fake: FakeICloud, tmp_path: Path) -> None:
+    fake.load_recording(limit=3)
+    source = logged_in(fake, tmp_path)
+    fake.inject("zones/list", 503, body=b"Service Unavailable", content_type="text/plain")
+    with pytest.raises(SourceUnavailableError, match="503"):
+        source.fetch_new(tmp_path / "inbox")
+    before = len(fake.requests)
+    with pytest.raises(SourceUnavailableError, match="wait"):
+        source.fetch_new(tmp_path / "inbox")
+    assert len(fake.requests) == before
+
+
+def test_rate_limit_waits_as_long_as_asked(fake: FakeICloud, tmp_path: Path) -> None:
+    fake.load_recording(limit=3)
+    source = logged_in(fake, tmp_path)
+    source.fetch_new(tmp_path / "inbox")
+    fake.add_new_photo()
+    fake.inject("records/query", 429, headers={"Retry-After": "900"}, body=b'{"reason": "throttled"}')
+    with pytest.raises(SourceUnavailableError):
+        source.fetch_new(tmp_path / "inbox")
+    assert 890 < source._not_before - time.time() <= 900
+
+
+def test_bad_filenames_are_made_safe(fake: FakeICloud, tmp_path: Path) -> None:
+    fake.load_recording("listing_photos_bad_filename.yml", limit=3)
+    inbox = tmp_path / "inbox"
+    logged_in(fake, tmp_path).fetch_new(inbox)
+    names = files(inbox)
+    assert len(names) == 3
+    for name in names:
+        assert "/" not in name and "\\" not in name and ".." not in name and "\x00" not in name
+        assert all(ch.isprintable() for ch in name)
+
+
+def test_an_asset_without_a_download_url_is_skipped(fake: FakeICloud, tmp_path: Path) -> None:
+    fake.load_recording("listing_photos_missing_downloadUrl.yml", limit=3)
+    inbox = tmp_path / "inbox"
+    assert logged_in(fake, tmp_path).fetch_new(inbox) == 2
+    assert len(files(inbox)) == 2
+
+
+def test_videos_and_live_photo_movies_go_to_the_videos_folder(fake: FakeICloud, tmp_path: Path) -> None:
+    fake.load_recording("listing_videos.yml")
+    inbox, videos = tmp_path / "inbox", tmp_path / "library" / "videos"
+    source = logged_in(fake, tmp_path)
+    source.fetch_new(inbox)
+    stills = files(inbox)
+    movies = files(videos)
+    assert stills and movies
+    assert all(not name.endswith(".mov") for name in stills)
+    live = [m for m in movies if m.rsplit(".", 1)[0] + ".jpg" in stills]
+    assert live, "a live photo's movie is named after its still"
+    photo = next(p for p in (inbox.iterdir()))
+    assert abs(photo.stat().st_mtime - time.time()) > 86400  # the capture date, years ago
