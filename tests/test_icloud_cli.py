@@ -42,7 +42,7 @@ def test_icloud_sync_fetches_and_sorts_into_the_library(fake: FakeICloud, tmp_pa
     sorted_files = [p for p in (tmp_path / "library").rglob("*") if p.is_file() and "videos" not in p.parts]
     assert len(sorted_files) >= 1
     assert fake.password not in result.stdout + result.stderr
-    again = subprocess.run([sys.executable, "-m", "photosorter", "icloud", "sync"], cwd=tmp_path, env=env,
+    again = subprocess.run([sys.executable, "-m", "photosorter", "sync"], cwd=tmp_path, env=env,  # short name
                            capture_output=True, text=True, timeout=120)
     assert "iCloud: 0 new files" in again.stdout
 

@@ -42,6 +42,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], comm
     code.set_defaults(handler=run_code)
     sync = sub.add_parser("sync", parents=[common], help="fetch new photos from iCloud once, then sort them")
     sync.set_defaults(handler=run_sync)
+    # `photosorter sync`: the same one-shot sync, under the short name the docs use
+    commands.add_parser("sync", parents=[common], help="fetch new photos from iCloud once, then sort them"
+                        ).set_defaults(handler=run_sync)
 
 
 def open_source(settings: Settings) -> IcloudSource | None:
