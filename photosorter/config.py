@@ -1,4 +1,4 @@
-"""One frozen ``Settings`` object (sections: library, model, classify, icloud, mqtt, mail), loaded from
+"""One frozen ``Settings`` object (sections: library, model, classify, faces, icloud, mqtt, mail), loaded from
 defaults, the add-on's /data/options.json, ``.env``, the environment and the command line.
 
 Precedence (later wins): built-in defaults < options file < ``.env`` < environment < command line.
@@ -217,6 +217,13 @@ OPTIONS: tuple[Option, ...] = (
       "A photo whose two best categories are closer than this goes to _unsure."),
     _("other_min_score", "classify", "other_min_score", 0.25, _fraction,
       "A photo whose best category scores below this is filed as other."),
+    # faces
+    _("faces", "faces", "enabled", True, _bool,
+      "Find faces to tell photos of you (me) from photos of other people (people)."),
+    _("face_model", "faces", "model", "yunet-mobileface", _text,
+      "Face models folder, or the built-in set to download (yunet-mobileface; needs model_base_url)."),
+    _("me_threshold", "faces", "me_threshold", 0.5, _fraction,
+      "Cosine similarity to one of your reference faces from which a face counts as you."),
     # icloud
     _("apple_id", "icloud", "apple_id", "", _text, "Apple ID (email) of the iCloud Photo Library; empty: no iCloud.",
       aliases=("APPLE_ID",)),
@@ -291,6 +298,13 @@ class ClassifySettings:
 
 
 @dataclass(frozen=True)
+class FaceSettings:
+    enabled: bool
+    model: str
+    me_threshold: float
+
+
+@dataclass(frozen=True)
 class IcloudSettings:
     apple_id: str
     password: Secret
@@ -356,6 +370,7 @@ class Settings:
     mqtt: MqttSettings
     mail: MailSettings
     general: GeneralSettings = field(default_factory=lambda: GeneralSettings("info"))
+    faces: FaceSettings = field(default_factory=lambda: FaceSettings(True, "yunet-mobileface", 0.5))
 
     @property
     def model_cache_dir(self) -> Path:
@@ -364,7 +379,7 @@ class Settings:
 
 _SECTIONS: dict[str, type] = {"library": LibrarySettings, "model": ModelSettings, "classify": ClassifySettings,
                               "icloud": IcloudSettings, "mqtt": MqttSettings, "mail": MailSettings,
-                              "general": GeneralSettings}
+                              "general": GeneralSettings, "faces": FaceSettings}
 
 
 def _from_env(env: Mapping[str, str | None]) -> dict[str, Any]:

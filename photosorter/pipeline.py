@@ -7,7 +7,7 @@ import logging
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,11 +17,13 @@ import numpy as np
 from photosorter.config import Settings
 from photosorter.core.categories import FALLBACK
 from photosorter.core.classify import blend, decide, knn_votes
+from photosorter.core.faces import ME, FaceVerdict
 from photosorter.core.naming import printable as escape
 from photosorter.core.naming import safe_name
 from photosorter.core.placement import DUPLICATES_FOLDER, FAILED_FOLDER, plan_folder
 from photosorter.core.similarity import NEAR_DUPLICATE_BITS, dhash, nearest_hash
 from photosorter.errors import ConfigError, ImageError, StateError
+from photosorter.facestage import FaceStage
 from photosorter.ml.preprocess import fit_to_input, gray_thumbnail
 from photosorter.ports import Decoder, Embedder, PhotoFiles, Prior, StateStore, VectorIndex
 from photosorter.progress import Progress
@@ -46,6 +48,7 @@ class Loaded:
     size: int = 0
     pixels: np.ndarray | None = None
     gray: np.ndarray | None = None
+    face_pixels: np.ndarray | None = None  # for the face stage: RGB, long side <= 640
     error: ImageError | None = None
     unreadable: str | None = None
 
@@ -53,7 +56,8 @@ class Loaded:
 class Sorter:
     def __init__(self, *, settings: Settings, state: StateStore, files: PhotoFiles, decoder: Decoder,
                  embedder: Embedder, prior: Prior, index: VectorIndex, index_path: Path,
-                 decode_workers: int = 2, on_sorted: Callable[[PhotoEvent], None] | None = None) -> None:
+                 decode_workers: int = 2, on_sorted: Callable[[PhotoEvent], None] | None = None,
+                 faces: FaceStage | None = None) -> None:
         self.settings = settings
         self.state = state
         self.files = files
@@ -67,6 +71,7 @@ class Sorter:
         self.library = settings.library.path
         self._decode_workers = decode_workers
         self.on_sorted = on_sorted  # told about each photo placed (the daemon publishes it)
+        self.faces = faces  # optional face stage: me / people from faces, adjusts the distribution
         self._reported_skips: set[Path] = set()
         ids, groups, hashes = state.perceptual_hashes()
         self._hash_ids, self._hash_groups, self._hashes = ids, groups, hashes
@@ -85,11 +90,12 @@ class Sorter:
 
     # classification -------------------------------------------------------------------------------
     def predict(self, embedding: np.ndarray, class_probs: np.ndarray | None, *,
-                exclude: int | None = None) -> Prediction:
+                exclude: int | None = None, faces: FaceVerdict | None = None) -> Prediction:
         prior = self.prior(embedding, class_probs)
         neighbours = self.index.search(embedding, self.settings.classify.knn_k, exclude=exclude)
         votes = knn_votes(neighbours, self.names)
         distribution = blend(prior, votes, self._label_counts, self.settings.classify.knn_trust_labels)
+        distribution = FaceStage.adjust(distribution, self.names, faces)
         return decide(distribution, self.names, unsure_margin=self.settings.classify.unsure_margin,
                       other_min_score=self.settings.classify.other_min_score, fallback=FALLBACK)
 
@@ -105,6 +111,8 @@ class Sorter:
             image = self.decoder(data, preprocess.size)
             loaded.pixels = fit_to_input(image, preprocess, self.settings.model.crop)
             loaded.gray = gray_thumbnail(image)
+            if self.faces is not None:
+                loaded.face_pixels = self.faces.prepare(np.asarray(image))
         except ImageError as exc:
             loaded.error = exc
         return loaded
@@ -213,7 +221,8 @@ class Sorter:
     def _classify_batch(self, batch: list[tuple[int, Loaded]], report: RunReport) -> None:
         embeddings, probs = self.embedder.embed_images([loaded.pixels for _, loaded in batch])  # type: ignore[misc]
         for row, (photo_id, loaded) in enumerate(batch):
-            prediction = self.predict(embeddings[row], probs[row] if probs is not None else None)
+            verdict = self.faces.verdict(photo_id, loaded.face_pixels) if self.faces is not None else None
+            prediction = self.predict(embeddings[row], probs[row] if probs is not None else None, faces=verdict)
             assert loaded.gray is not None
             self._analyse(photo_id, embeddings[row], dhash(loaded.gray), prediction)
             folder, status = plan_folder(prediction)
@@ -262,14 +271,20 @@ class Sorter:
         raise StateError(f"no free name for {name} in {folder} after {MOVE_ATTEMPTS} attempts")
 
     # labels ---------------------------------------------------------------------------------------
-    def label(self, paths: Iterable[Path], category: str, *, source: str = "cli", detail: str = "") -> int:
-        """Record ``category`` for each photo, teach the kNN index, move library photos; returns count."""
+    def label(self, paths: Iterable[Path], category: str, *, source: str = "cli", detail: str = "",
+              face: int | None = None) -> int:
+        """Record ``category`` for each photo, teach the kNN index, move library photos; returns count.
+
+        A ``me`` label also adds the photo's largest face (or face number ``face``) to the "me" faces.
+        """
         self._check_category(category)
         count = 0
         for path in paths:
             photo_id, embedding, in_library = self._photo_for_label(path)
             if photo_id is None or embedding is None:
                 continue
+            if category == ME:
+                self._teach_face(photo_id, path, face)
             self._apply_label(photo_id, embedding, category, source, detail, move=in_library)
             count += 1
             log.info("labelled %s as %s", printable(path), category)
@@ -294,11 +309,55 @@ class Sorter:
         if embedding is None:
             log.error("cannot label photo %d: no embedding and no readable file", photo_id)
             return None
+        if category == ME and record.library_path:
+            self._teach_face(photo_id, self.library / record.library_path, None)
         self._apply_label(photo_id, embedding, category, source, detail, move=record.library_path is not None)
         self.index.save(self.index_path)
         after = self.state.photo(photo_id)
         log.info("labelled photo %d as %s (%s)", photo_id, category, source)
         return self.library / after.library_path if after and after.library_path else None
+
+    def _teach_face(self, photo_id: int, path: Path, number: int | None) -> None:
+        """Add a face of a photo labelled ``me`` to the person's reference faces (scanning it if needed)."""
+        if self.faces is None:
+            return
+        if self.faces.faces(photo_id) is None:
+            loaded = self._load(path)
+            if loaded.face_pixels is None:
+                log.warning("photo %d: cannot read it to find its faces", photo_id)
+                return
+            self.faces.scan(photo_id, loaded.face_pixels)
+        try:
+            self.faces.add_reference(photo_id, number)
+        except ConfigError as exc:
+            if number is not None:
+                raise
+            log.warning("photo %d: %s, so it teaches no face", photo_id, exc.message)
+
+    def resort(self, categories: Sequence[str]) -> dict[str, int]:
+        """Classify again the photos filed under ``categories`` (except those the person labelled) and move
+        each whose folder changes; stored faces are reused. Returns photos moved per folder."""
+        for category in categories:
+            self._check_category(category)
+        labelled = self.state.current_labels()
+        moved: dict[str, int] = {}
+        for record in self.state.placed_in(tuple(categories)):
+            if record.id in labelled or not record.library_path:
+                continue
+            path = self.library / record.library_path
+            loaded = self._load(path)
+            if loaded.pixels is None:
+                log.warning("resort: cannot read %s; left where it is", record.library_path)
+                continue
+            embeddings, probs = self.embedder.embed_images([loaded.pixels])
+            verdict = self.faces.verdict(record.id, loaded.face_pixels) if self.faces is not None else None
+            prediction = self.predict(embeddings[0], probs[0] if probs is not None else None, faces=verdict)
+            folder, status = plan_folder(prediction)
+            self.state.record_outcome(record.id, category=prediction.category, score=prediction.score,
+                                      margin=prediction.margin)
+            if folder != record.library_path.split("/")[0] and self._place(record.id, path, folder, status):
+                moved[folder] = moved.get(folder, 0) + 1
+        return moved
 
     def _check_category(self, category: str) -> None:
         if category not in self.names:

@@ -14,6 +14,8 @@ from photosorter.ml.modelspec import ModelSpec
 from photosorter.records import (
     AuthState,
     CorrectionEvent,
+    Face,
+    MeFace,
     Move,
     Neighbour,
     PhotoEvent,
@@ -107,9 +109,35 @@ class StateStore(Protocol):
 
     def library_counts(self) -> dict[str, int]: ...
 
+    def placed_in(self, categories: tuple[str, ...]) -> list[PhotoRecord]: ...
+
     def sorted_since(self, timestamp: float) -> int: ...
 
     def compact(self) -> None: ...
+
+
+class FaceModel(Protocol):
+    """Finds faces in a photo (numbered left to right) and embeds them (unit vectors)."""
+
+    fingerprint: str
+
+    def analyse(self, image: np.ndarray) -> tuple[list[Face], np.ndarray]: ...
+
+
+class FaceStore(Protocol):
+    """Where faces and the person's reference faces are kept (personal data: see ``forget_faces``)."""
+
+    def save_faces(self, photo_id: int, model: str, faces: list[Face], vectors: np.ndarray) -> None: ...
+
+    def faces_of(self, photo_id: int, model: str) -> tuple[list[Face], np.ndarray] | None: ...
+
+    def add_me_face(self, photo_id: int, number: int, model: str, vector: np.ndarray) -> int: ...
+
+    def me_faces(self, model: str) -> list[MeFace]: ...
+
+    def remove_me_face(self, face_id: int) -> bool: ...
+
+    def forget_faces(self) -> tuple[int, int]: ...
 
 
 class PhotoSource(Protocol):

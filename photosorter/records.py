@@ -44,6 +44,34 @@ class Neighbour:
 
 
 @dataclass(frozen=True)
+class Face:
+    """One face found in a photo. Box (left, top, width, height) and the five landmarks (x, y pairs: eyes,
+    nose, mouth corners) are fractions of the image's width and height; faces are numbered from 1, left to right."""
+
+    number: int
+    box: tuple[float, float, float, float]
+    landmarks: tuple[float, ...]
+    score: float
+
+    @property
+    def area(self) -> float:
+        """Share of the image the box covers."""
+        return self.box[2] * self.box[3]
+
+
+@dataclass(frozen=True)
+class MeFace:
+    """One of the person's reference faces: which face of which photo, and its embedding."""
+
+    id: int
+    photo_id: int
+    number: int
+    created: float
+    vector: object = field(repr=False, compare=False)  # numpy float32 [256]; records stay numpy-free
+    photo_path: str = ""  # library path, or where the photo was when it was labelled
+
+
+@dataclass(frozen=True)
 class PhotoRecord:
     """A photo as the state store knows it."""
 

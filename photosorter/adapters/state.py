@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import time
@@ -14,7 +15,7 @@ import numpy as np
 from photosorter.core.drift import Observation
 from photosorter.core.naming import printable
 from photosorter.errors import StateError
-from photosorter.records import Move, PhotoRecord, PhotoStatus, Prediction, RunReport
+from photosorter.records import Face, MeFace, Move, PhotoRecord, PhotoStatus, Prediction, RunReport
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS photos (
@@ -73,6 +74,35 @@ CREATE TABLE IF NOT EXISTS runs (
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 """
 
+# Faces are personal data: they stay in this file (mode 0600), are never published, and
+# ``forget_faces`` (``photosorter me forget``) deletes all of them. A photo with a face_scans row
+# was looked at by the face model ``model`` (``faces`` may be 0); its faces are numbered left to right.
+FACE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS face_scans (
+    photo_id INTEGER PRIMARY KEY REFERENCES photos(id),
+    model TEXT NOT NULL,
+    faces INTEGER NOT NULL,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS faces (
+    photo_id INTEGER NOT NULL REFERENCES photos(id),
+    number INTEGER NOT NULL,
+    box TEXT NOT NULL,
+    landmarks TEXT NOT NULL,
+    score REAL NOT NULL,
+    vector BLOB NOT NULL,
+    PRIMARY KEY (photo_id, number)
+);
+CREATE TABLE IF NOT EXISTS me_faces (
+    id INTEGER PRIMARY KEY,
+    photo_id INTEGER NOT NULL REFERENCES photos(id),
+    number INTEGER NOT NULL,
+    model TEXT NOT NULL,
+    vector BLOB NOT NULL,
+    created REAL NOT NULL
+);
+"""
+
 _PHOTO_COLUMNS = ("id, sha256, source_path, library_path, category, score, margin, status, reason, "
                   "duplicate_of, near_group")
 
@@ -101,6 +131,7 @@ class SqliteState:
             self._db.execute("PRAGMA synchronous=FULL")  # the journal must survive power loss
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(SCHEMA)
+            self._db.executescript(FACE_SCHEMA)
         except sqlite3.Error as exc:
             raise StateError(f"cannot open state database {path}: {exc}") from exc
         if new:
@@ -286,3 +317,69 @@ class SqliteState:
             "WHERE p.status IN ('placed', 'unsure') AND p.created >= ? ORDER BY p.id", (model, since))
         return [Observation(int(i), float(c), s == "unsure", cat, int(g), np.frombuffer(v, dtype=np.float32).copy())
                 for i, c, s, cat, g, v in rows]
+
+    # faces (personal data; see FACE_SCHEMA) -------------------------------------------------------
+    def save_faces(self, photo_id: int, model: str, faces: list[Face], vectors: np.ndarray) -> None:
+        """Replace what is stored about a photo's faces with this scan's result (possibly no faces)."""
+        with self._tx() as db:
+            db.execute("DELETE FROM faces WHERE photo_id=?", (photo_id,))
+            db.execute("INSERT OR REPLACE INTO face_scans (photo_id, model, faces, created) VALUES (?,?,?,?)",
+                       (photo_id, model, len(faces), time.time()))
+            db.executemany(
+                "INSERT INTO faces (photo_id, number, box, landmarks, score, vector) VALUES (?,?,?,?,?,?)",
+                [(photo_id, face.number, json.dumps(face.box), json.dumps(face.landmarks), face.score,
+                  np.asarray(vector, dtype=np.float32).tobytes()) for face, vector in zip(faces, vectors, strict=True)])
+
+    def faces_of(self, photo_id: int, model: str) -> tuple[list[Face], np.ndarray] | None:
+        """A photo's faces and their embeddings under face model ``model``; None when it was not scanned."""
+        scan = self._db.execute("SELECT faces FROM face_scans WHERE photo_id=? AND model=?",
+                                (photo_id, model)).fetchone()
+        if scan is None:
+            return None
+        rows = self._db.execute("SELECT number, box, landmarks, score, vector FROM faces WHERE photo_id=? "
+                                "ORDER BY number", (photo_id,)).fetchall()
+        faces = [Face(int(n), tuple(json.loads(b)), tuple(json.loads(k)), float(s)) for n, b, k, s, _ in rows]
+        vectors = [np.frombuffer(v, dtype=np.float32) for *_, v in rows]
+        return faces, (np.stack(vectors) if vectors else np.zeros((0, 0), dtype=np.float32))
+
+    def add_me_face(self, photo_id: int, number: int, model: str, vector: np.ndarray) -> int:
+        with self._tx() as db:
+            db.execute("DELETE FROM me_faces WHERE photo_id=? AND number=? AND model=?", (photo_id, number, model))
+            cursor = db.execute("INSERT INTO me_faces (photo_id, number, model, vector, created) VALUES (?,?,?,?,?)",
+                                (photo_id, number, model, np.asarray(vector, dtype=np.float32).tobytes(),
+                                 time.time()))
+            return int(cursor.lastrowid or 0)
+
+    def me_faces(self, model: str) -> list[MeFace]:
+        """The person's reference faces under face model ``model``, oldest first."""
+        rows = self._db.execute("SELECT m.id, m.photo_id, m.number, m.created, m.vector, p.library_path, "
+                                "p.source_path FROM me_faces m JOIN photos p ON p.id = m.photo_id "
+                                "WHERE m.model=? ORDER BY m.id", (model,))
+        return [MeFace(int(i), int(p), int(n), float(c), np.frombuffer(v, dtype=np.float32).copy(), lib or src)
+                for i, p, n, c, v, lib, src in rows]
+
+    def remove_me_face(self, face_id: int) -> bool:
+        with self._tx() as db:
+            return db.execute("DELETE FROM me_faces WHERE id=?", (face_id,)).rowcount > 0
+
+    def forget_faces(self) -> tuple[int, int]:
+        """Delete every reference face and every stored face (overwritten on disk, WAL truncated).
+
+        Returns (reference faces, faces) deleted."""
+        try:
+            self._db.execute("PRAGMA secure_delete=ON")
+            with self._tx() as db:
+                references = db.execute("DELETE FROM me_faces").rowcount
+                faces = db.execute("DELETE FROM faces").rowcount
+                db.execute("DELETE FROM face_scans")
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error as exc:
+            raise StateError(f"cannot forget faces: {exc}") from exc
+        return references, faces
+
+    def placed_in(self, categories: tuple[str, ...]) -> list[PhotoRecord]:
+        """Photos filed in the library under one of ``categories`` (not those in _unsure)."""
+        marks = ",".join("?" * len(categories))
+        rows = self._db.execute(f"SELECT {_PHOTO_COLUMNS} FROM photos WHERE status='placed' AND library_path "
+                                f"IS NOT NULL AND category IN ({marks}) ORDER BY id", categories)
+        return [self._photo(row) for row in rows]

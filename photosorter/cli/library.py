@@ -12,9 +12,11 @@ from photosorter.adapters.files import LocalFiles
 from photosorter.adapters.images import decode_image
 from photosorter.adapters.state import SqliteState
 from photosorter.config import Settings
-from photosorter.errors import ConfigError
+from photosorter.errors import ConfigError, ModelError
+from photosorter.facestage import FaceStage
 from photosorter.ml.download import resolve_model
 from photosorter.ml.embedder import OnnxEmbedder
+from photosorter.ml.faces import OnnxFaces, resolve_face_models
 from photosorter.ml.index import UsearchIndex
 from photosorter.ml.prior import ZeroShotPrior
 from photosorter.pipeline import Sorter
@@ -41,8 +43,26 @@ def open_state(settings: Settings) -> SqliteState:
     return SqliteState(settings.library.data / STATE_FILE)
 
 
+def build_face_stage(settings: Settings, state: SqliteState, *, required: bool = False) -> FaceStage | None:
+    """The face stage, when the ``faces`` setting is on. Sorting goes on without it (one warning) when its
+    models cannot be found; ``required`` (the ``me`` commands) makes that an error instead."""
+    if not settings.faces.enabled:
+        if required:
+            raise ConfigError(["faces: the face stage is off (setting faces: false)"])
+        return None
+    try:
+        files = resolve_face_models(settings.faces.model, settings.model_cache_dir, settings.model.base_url)
+    except ModelError as exc:
+        if required:
+            raise
+        log.warning("faces off for this run (me and people come from the whole image only): %s", exc.message)
+        return None
+    return FaceStage(model=OnnxFaces(files, threads=settings.model.threads), store=state,
+                     data_dir=settings.library.data, me_threshold=settings.faces.me_threshold)
+
+
 def build_sorter(settings: Settings, state: SqliteState,
-                 on_sorted: Callable[[PhotoEvent], None] | None = None) -> Sorter:
+                 on_sorted: Callable[[PhotoEvent], None] | None = None, *, faces_required: bool = False) -> Sorter:
     spec = resolve_model(settings.model.name, settings.model_cache_dir, settings.model.base_url)
     embedder = OnnxEmbedder(spec, threads=settings.model.threads)
     prior = ZeroShotPrior(embedder, settings.classify.categories, settings.library.data / "cache")
@@ -57,7 +77,8 @@ def build_sorter(settings: Settings, state: SqliteState,
             index.save(index_path)
             log.info("rebuilt kNN index from %d labels", len(labelled))
     return Sorter(settings=settings, state=state, files=LocalFiles(), decoder=decode_image, embedder=embedder,
-                  prior=prior, index=index, index_path=index_path, on_sorted=on_sorted)
+                  prior=prior, index=index, index_path=index_path, on_sorted=on_sorted,
+                  faces=build_face_stage(settings, state, required=faces_required))
 
 
 def print_report(report: RunReport) -> None:

@@ -111,3 +111,33 @@ CATALOGUE: dict[str, dict[str, Any]] = {
         "prior": {"labels": "labels.txt", "class_map": "builtin:imagenet_categories.json"},
     },
 }
+
+
+# Face models (the "me" and "people" categories): YuNet-n detector and MobileFace V2 embedder. sha256s
+# and sizes of the files as this project received them (../shared/models/faces). YuNet is published
+# at a pinned commit of its authors' training repository (Apache-2.0); MobileFace V2 was converted
+# from its MXNet release to ONNX and has no public ONNX address: download it from a mirror
+# (model_base_url) or point face_model at a folder holding both files.
+YUNET_COMMIT = "0047ac24afb1a50a0c6105001c89d1b5b805dbf1"
+FACE_CATALOGUE: dict[str, dict[str, Any]] = {
+    "yunet-mobileface": {
+        "name": "yunet-mobileface",
+        "kind": "faces",
+        "files": {
+            "yunet_n_dynamic.onnx": {
+                "sha256": "104ee26c71d5c270ce79a6b3dced91c91013260d29a6bf18f9296c5b8c4c2b12",
+                "size": 322906,
+            },
+            "mobileface_v2.onnx": {
+                "sha256": "ea98c143ff1191b0c057b9c359ff9c33d4d757052c19ac850c94385b17ab9cdb",
+                "size": 3548988,
+            },
+        },
+        "urls": {
+            "yunet_n_dynamic.onnx": "https://raw.githubusercontent.com/ShiqiYu/libfacedetection.train/"
+                                    f"{YUNET_COMMIT}/onnx/yunet_n_dynamic.onnx",
+        },
+        "detector": "yunet_n_dynamic.onnx",
+        "embedder": "mobileface_v2.onnx",
+    },
+}
