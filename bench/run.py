@@ -1,11 +1,12 @@
 """photosorter's benchmark: one table, measured in one process on the same photos, 2 CPU cores.
 
-    .venv/bin/python bench/run.py [--photos DIR] [--model DIR] [--big N] [--heic N] [--quick]
+    .venv/bin/python bench/run.py [--photos DIR] [--model DIR] [--big N] [--heic N] [--faces DIR|off] [--quick]
 
 1. ``sort`` end to end (list, read, hash, decode, embed, classify, journal, move) on (a) 12 MP JPEGs,
    (b) 12 MP HEICs with an embedded 320 px thumbnail as phones write them, (c) the shared eval photos,
    each against a naive baseline run here too: full decode with Pillow, resize, the float32 model, one
-   session call per photo, copy, nothing overlapped. photos/s, the ratio, and the peak RSS during each.
+   session call per photo, copy, nothing overlapped. photos/s, the ratio, and the peak RSS during each;
+   photosorter both without and with the face stage (``--faces``: the face models folder, or off).
 2. Model only: int8 vs float32 latency per photo (2 threads).
 3. kNN: usearch (as the product uses it) vs brute-force numpy at 1k, 10k, 100k stored vectors: query
    latency, memory, save and load time.
@@ -110,13 +111,14 @@ def naive(photos: list[Path], model: Path, out: Path) -> float:
     return time.perf_counter() - started
 
 
-def product(photos: list[Path], model: Path, work: Path) -> float:
+def product(photos: list[Path], model: Path, work: Path, faces: str = "off") -> float:
     inbox = work / "inbox"
     inbox.mkdir(parents=True)
     for photo in photos:
         shutil.copy(photo, inbox / photo.name)
     settings = load_settings({"library": str(work / "library"), "data": str(work / "data"), "model": str(model),
-                              "log_level": "warning", "model_threads": CORES}, environ={},
+                              "log_level": "warning", "model_threads": CORES, "faces": faces != "off",
+                              "face_model": None if faces == "off" else faces}, environ={},
                              dotenv_path=Path("/nonexistent"))
     state = SqliteState(settings.library.data / "state.sqlite3")
     sorter = build_sorter(settings, state)
@@ -128,14 +130,15 @@ def product(photos: list[Path], model: Path, work: Path) -> float:
     return elapsed
 
 
-def compare_sort(name: str, photos: list[Path], model: Path, work: Path) -> None:
+def compare_sort(name: str, photos: list[Path], model: Path, work: Path, faces: str = "off") -> None:
     RSS.reset()
     base = naive(photos, model, work / "naive")
     base_rss = RSS.peak_mb
-    RSS.reset()
-    ours = product(photos, model, work / "product")
     row(f"sort {name}: naive", f"{len(photos) / base:7.1f} photos/s  peak RSS {base_rss:5.0f} MB")
-    row(f"sort {name}: photosorter", f"{len(photos) / ours:7.1f} photos/s  peak RSS {RSS.peak_mb:5.0f} MB  "
+    for label, stage in (("photosorter", "off"), ("photosorter + faces", faces))[:1 if faces == "off" else 2]:
+        RSS.reset()
+        ours = product(photos, model, work / f"product-{stage != 'off'}", stage)
+        row(f"sort {name}: {label}", f"{len(photos) / ours:7.1f} photos/s  peak RSS {RSS.peak_mb:5.0f} MB  "
                                      f"ratio {base / ours:.1f}x")
 
 
@@ -237,6 +240,8 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=ROOT / ".." / "shared" / "models" / "mobilenet-v2")
     parser.add_argument("--big", type=int, default=24, help="12 MP JPEGs to make")
     parser.add_argument("--heic", type=int, default=12, help="12 MP HEICs to make")
+    parser.add_argument("--faces", default=str(ROOT / ".." / "shared" / "models" / "faces"),
+                        help="face models folder for the face stage rows, or off")
     parser.add_argument("--quick", action="store_true", help="small sizes, to check the script runs")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -251,9 +256,10 @@ def main() -> None:
         work = Path(tmp)
         jpegs = make_12mp(photos[::7], big, work / "jpeg-src", heic=False)
         heics = make_12mp(photos[3::7], heic, work / "heic-src", heic=True)
-        compare_sort(f"12 MP JPEG ({len(jpegs)})", jpegs, args.model, work / "jpeg")
-        compare_sort(f"12 MP HEIC ({len(heics)})", heics, args.model, work / "heic")
-        compare_sort(f"eval set ({len(photos)}, <=1280 px)", photos, args.model, work / "eval")
+        faces = args.faces if args.faces == "off" or Path(args.faces).is_dir() else "off"
+        compare_sort(f"12 MP JPEG ({len(jpegs)})", jpegs, args.model, work / "jpeg", faces)
+        compare_sort(f"12 MP HEIC ({len(heics)})", heics, args.model, work / "heic", faces)
+        compare_sort(f"eval set ({len(photos)}, <=1280 px)", photos, args.model, work / "eval", faces)
         model_latency(args.model)
         knn(512, (1000, 10_000) if args.quick else (1000, 10_000, 100_000), work)
         state_lookup(10_000 if args.quick else 100_000, work)

@@ -16,7 +16,7 @@ import numpy as np
 
 from photosorter.core.faces import FaceVerdict, adjust_distribution, judge_faces, largest_face
 from photosorter.errors import ConfigError
-from photosorter.ml.faces import EMBEDDING_DIM, detector_input
+from photosorter.ml.faces import EMBEDDING_DIM
 from photosorter.ml.index import UsearchIndex
 from photosorter.ports import FaceModel, FaceStore
 from photosorter.records import Face, MeFace
@@ -44,11 +44,10 @@ class FaceStage:
         self.index = index
 
     # per photo -------------------------------------------------------------------------------------
-    @staticmethod
-    def prepare(image: np.ndarray) -> np.ndarray:
-        """The photo as the detector will see it (long side at most 640): cheap, run on a decode thread."""
-        small, _ = detector_input(image)
-        return small
+    def detect(self, image: np.ndarray) -> tuple[list[Face], np.ndarray]:
+        """Faces (numbered left to right) and their embeddings in an RGB photo; stores nothing, so it can
+        run on a decode thread."""
+        return self.model.analyse(image)
 
     def faces(self, photo_id: int) -> tuple[list[Face], np.ndarray] | None:
         """A photo's stored faces and embeddings; None when this face model has not scanned it."""
@@ -56,18 +55,19 @@ class FaceStage:
 
     def scan(self, photo_id: int, image: np.ndarray) -> tuple[list[Face], np.ndarray]:
         """Find and embed the faces of a photo and store them (an empty scan is stored too)."""
-        faces, vectors = self.model.analyse(image)
-        self.store.save_faces(photo_id, self.fingerprint, faces, vectors)
-        return faces, vectors
+        found = self.detect(image)
+        self.store.save_faces(photo_id, self.fingerprint, *found)
+        return found
 
-    def verdict(self, photo_id: int, image: np.ndarray | None) -> FaceVerdict | None:
-        """me / people / nothing for a photo: from its stored faces, else by scanning ``image``."""
-        found = self.faces(photo_id)
-        if found is None:
-            if image is None:
+    def verdict(self, photo_id: int, found: tuple[list[Face], np.ndarray] | None) -> FaceVerdict | None:
+        """me / people / nothing for a photo: from its stored faces, else from ``found`` (then stored)."""
+        stored = self.faces(photo_id)
+        if stored is None:
+            if found is None:
                 return None
-            found = self.scan(photo_id, image)
-        return self.judge(*found)
+            self.store.save_faces(photo_id, self.fingerprint, *found)
+            stored = found
+        return self.judge(*stored)
 
     def judge(self, faces: Sequence[Face], vectors: np.ndarray) -> FaceVerdict:
         similarities = [self._best_match(vector) for vector in vectors]

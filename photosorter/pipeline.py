@@ -27,7 +27,7 @@ from photosorter.facestage import FaceStage
 from photosorter.ml.preprocess import fit_to_input, gray_thumbnail
 from photosorter.ports import Decoder, Embedder, PhotoFiles, Prior, StateStore, VectorIndex
 from photosorter.progress import Progress
-from photosorter.records import Failure, PhotoEvent, PhotoRecord, PhotoStatus, Prediction, RunReport
+from photosorter.records import Face, Failure, PhotoEvent, PhotoRecord, PhotoStatus, Prediction, RunReport
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class Loaded:
     size: int = 0
     pixels: np.ndarray | None = None
     gray: np.ndarray | None = None
-    face_pixels: np.ndarray | None = None  # for the face stage: RGB, long side <= 640
+    faces: tuple[list[Face], np.ndarray] | None = None  # the face stage's scan (faces, embeddings)
     error: ImageError | None = None
     unreadable: str | None = None
 
@@ -111,8 +111,8 @@ class Sorter:
             image = self.decoder(data, preprocess.size)
             loaded.pixels = fit_to_input(image, preprocess, self.settings.model.crop)
             loaded.gray = gray_thumbnail(image)
-            if self.faces is not None:
-                loaded.face_pixels = self.faces.prepare(np.asarray(image))
+            if self.faces is not None:  # on this worker thread, overlapping the main thread's work
+                loaded.faces = self.faces.detect(np.asarray(image))
         except ImageError as exc:
             loaded.error = exc
         return loaded
@@ -221,7 +221,7 @@ class Sorter:
     def _classify_batch(self, batch: list[tuple[int, Loaded]], report: RunReport) -> None:
         embeddings, probs = self.embedder.embed_images([loaded.pixels for _, loaded in batch])  # type: ignore[misc]
         for row, (photo_id, loaded) in enumerate(batch):
-            verdict = self.faces.verdict(photo_id, loaded.face_pixels) if self.faces is not None else None
+            verdict = self.faces.verdict(photo_id, loaded.faces) if self.faces is not None else None
             prediction = self.predict(embeddings[row], probs[row] if probs is not None else None, faces=verdict)
             assert loaded.gray is not None
             self._analyse(photo_id, embeddings[row], dhash(loaded.gray), prediction)
@@ -323,10 +323,10 @@ class Sorter:
             return
         if self.faces.faces(photo_id) is None:
             loaded = self._load(path)
-            if loaded.face_pixels is None:
+            if loaded.faces is None:
                 log.warning("photo %d: cannot read it to find its faces", photo_id)
                 return
-            self.faces.scan(photo_id, loaded.face_pixels)
+            self.faces.verdict(photo_id, loaded.faces)
         try:
             self.faces.add_reference(photo_id, number)
         except ConfigError as exc:
@@ -350,7 +350,7 @@ class Sorter:
                 log.warning("resort: cannot read %s; left where it is", record.library_path)
                 continue
             embeddings, probs = self.embedder.embed_images([loaded.pixels])
-            verdict = self.faces.verdict(record.id, loaded.face_pixels) if self.faces is not None else None
+            verdict = self.faces.verdict(record.id, loaded.faces) if self.faces is not None else None
             prediction = self.predict(embeddings[0], probs[0] if probs is not None else None, faces=verdict)
             folder, status = plan_folder(prediction)
             self.state.record_outcome(record.id, category=prediction.category, score=prediction.score,

@@ -225,12 +225,13 @@ def test_faces_are_stored_with_the_scan_and_read_back(state: SqliteState, tmp_pa
     model = FakeFaces()
     stage = FaceStage(model=model, store=state, data_dir=tmp_path, me_threshold=0.5)
     a, b = new_photo(state, "a"), new_photo(state, "b")
-    stage.verdict(a, photo(1))
-    stage.verdict(b, photo(0))
+    stage.verdict(a, stage.detect(photo(1)))
+    stage.scan(b, photo(0))
     faces, vectors = stage.faces(a) or ([], np.zeros(0))
     assert [f.number for f in faces] == [1, 2] and np.allclose(vectors, model.vectors[[1, 2]])
-    assert stage.faces(b) == ([], pytest.approx(np.zeros((0, 0))))  # scanned, no faces
-    stage.verdict(a, None)
+    empty = stage.faces(b)
+    assert empty is not None and empty[0] == []  # scanned, no faces
+    assert stage.verdict(a, None) is not None and stage.verdict(new_photo(state, "c"), None) is None
     assert model.calls == 2  # stored faces are reused, never scanned twice
     assert stat.S_IMODE((tmp_path / "state.sqlite3").stat().st_mode) == 0o600
 
@@ -241,8 +242,10 @@ def test_the_largest_face_becomes_the_reference_and_then_matches(state: SqliteSt
     labelled, other = new_photo(state, "a"), new_photo(state, "b")
     stage.scan(labelled, photo(1))
     assert stage.add_reference(labelled).number == 2  # the larger face
-    assert stage.verdict(other, photo(2)).kind is FaceKind.ME  # its face 1 is the same vector
-    assert stage.verdict(new_photo(state, "c"), photo(3)).kind is FaceKind.PEOPLE
+    me, stranger = stage.verdict(other, stage.detect(photo(2))), stage.verdict(new_photo(state, "c"),
+                                                                               stage.detect(photo(3)))
+    assert me is not None and me.kind is FaceKind.ME  # its face 1 is the same vector
+    assert stranger is not None and stranger.kind is FaceKind.PEOPLE
 
 
 def test_a_face_number_out_of_range_is_refused(state: SqliteState, tmp_path: Path) -> None:
