@@ -141,3 +141,15 @@ def test_generated_files_are_up_to_date() -> None:
     result = subprocess.run([sys.executable, str(ROOT / "addon" / "sync_options.py"), "--check"],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
+
+
+def test_every_runtime_dependency_is_pinned_for_the_image() -> None:
+    import tomllib
+
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    pinned = {re.split(r"[=<>~!\[ ]", line, maxsplit=1)[0].lower().replace("_", "-")
+              for line in (ROOT / "addon" / "requirements.txt").read_text().splitlines()
+              if line and not line.startswith("#")}
+    for requirement in declared:
+        name = re.split(r"[=<>~!\[ ;]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+        assert name in pinned, f"{name} is a dependency but not pinned in addon/requirements.txt"
