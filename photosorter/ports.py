@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterator
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Protocol
 
@@ -15,6 +16,7 @@ from photosorter.records import (
     AuthState,
     CorrectionEvent,
     Face,
+    InboxMessage,
     MeFace,
     Move,
     Neighbour,
@@ -23,6 +25,7 @@ from photosorter.records import (
     PhotoStatus,
     Prediction,
     RunReport,
+    SentDigest,
     StatusSnapshot,
     SyncProgress,
 )
@@ -186,3 +189,66 @@ class MailWork(Protocol):
     def send_digest_if_due(self, now: dt.datetime) -> bool: ...
 
     def poll_replies(self) -> int: ...
+
+
+# mail ---------------------------------------------------------------------------------------------------------
+class Mailer(Protocol):
+    """Sends one message (SMTP)."""
+
+    def send(self, message: EmailMessage) -> None: ...
+
+
+class ReplyInbox(Protocol):
+    """The IMAP folder replies arrive in. Reading never marks a message as seen."""
+
+    def open(self) -> int: ...  # connects and selects the folder; returns its UIDVALIDITY
+
+    def close(self) -> None: ...
+
+    def list_messages(self, after_uid: int = 0) -> list[InboxMessage]: ...
+
+    def fetch_message(self, uid: int) -> bytes: ...
+
+    def mark_processed(self, uid: int) -> None: ...  # flags it seen and moves it to the processed folder
+
+    def wait_for_mail(self, timeout_s: float) -> bool: ...
+
+
+class MailLedger(Protocol):
+    """Digests sent and replies applied (SQLite, beside the state)."""
+
+    def close(self) -> None: ...
+
+    def photos_for_digest(self, since: float) -> list[PhotoRecord]: ...
+
+    def last_digest_time(self) -> float | None: ...
+
+    def has_digest_for_day(self, day: str) -> bool: ...
+
+    def record_digest(self, digest: SentDigest) -> None: ...
+
+    def digest_for_message_ids(self, message_ids: list[str]) -> str | None: ...
+
+    def digest_exists(self, digest_id: str) -> bool: ...
+
+    def digest_items(self, digest_id: str) -> dict[int, tuple[int, str]]: ...
+
+    def high_water(self, folder: str, uidvalidity: int) -> int: ...
+
+    def set_high_water(self, folder: str, uidvalidity: int, uid: int) -> None: ...
+
+    def reply_state(self, key: str) -> str | None: ...
+
+    def start_reply(self, key: str, digest_id: str) -> None: ...
+
+    def set_reply_state(self, key: str, state: str) -> None: ...
+
+    def done_actions(self, key: str) -> dict[int, str]: ...  # number -> what was done (one line)
+
+    def record_action(self, key: str, number: int, photo_id: int, category: str, summary: str) -> None: ...
+
+
+class Labeller(Protocol):
+    """Labels a known photo (``pipeline.Sorter``)."""
+
+    def label_photo(self, photo_id: int, category: str, *, source: str, detail: str = "") -> Path | None: ...

@@ -172,3 +172,27 @@ class StatusSnapshot:
     auth: AuthState
     paused: bool
     problems: tuple[str, ...] = ()  # parts that are failing and being retried, one line each
+
+
+# mail: the daily digest and replies ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SentDigest:
+    """A digest as recorded, so that replies can be matched to it days later."""
+
+    digest_id: str
+    message_id: str | None  # None for a day skipped because nothing happened
+    sent: float  # seconds since the epoch (the end of the window it covered)
+    day: str  # local date, ISO
+    kind: str  # "scheduled", "manual" or "skipped"
+    items: tuple[tuple[int, int, str], ...] = ()  # (number, photo id, category shown)
+
+
+@dataclass(frozen=True)
+class InboxMessage:
+    """A message in the reply folder, headers only (the body is fetched when it is a reply to a digest)."""
+
+    folder: str
+    uidvalidity: int
+    uid: int
+    size: int
+    headers: bytes

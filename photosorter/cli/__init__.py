@@ -13,13 +13,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from photosorter import __version__
-from photosorter.cli import evaluate, faces, icloud, library, model, mqtt, run
+from photosorter.cli import evaluate, faces, icloud, library, mail, model, mqtt, run
 from photosorter.config import Settings, load_settings
 from photosorter.errors import ConfigError, PhotosorterError
 
 log = logging.getLogger("photosorter")
 
-COMMAND_GROUPS = (library, run, mqtt, model, evaluate, icloud, faces)
+COMMAND_GROUPS = (library, run, mqtt, model, evaluate, icloud, faces, mail)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -15,11 +15,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from photosorter.cli.icloud import open_source, watch_codes
 from photosorter.cli.library import build_sorter, open_state
+from photosorter.cli.mail import build_mail
 from photosorter.cli.mqtt import open_publisher
 from photosorter.config import Settings
 from photosorter.daemon import HEARTBEAT_FILE, Daemon, SystemClock
 from photosorter.drift import check_drift
-from photosorter.ports import Controls, MailWork, PhotoSource, Publisher
+from photosorter.mailflow import MailFlow
+from photosorter.ports import Controls, Labeller, PhotoSource, Publisher
 
 log = logging.getLogger(__name__)
 
@@ -54,18 +56,32 @@ def _publisher(settings: Settings, controls: Controls) -> Publisher | None:
     return open_publisher(settings, controls)
 
 
-def _mail(settings: Settings) -> MailWork | None:
-    return None  # wired when the mail workflow lands
+def _mail(settings: Settings, sorter: Labeller, zone: ZoneInfo) -> MailFlow | None:
+    if not (settings.mail.smtp_host or settings.mail.imap_host):
+        return None
+    return build_mail(settings, zone=zone, labeller=sorter)
+
+
+def _attention(daemon: Daemon) -> list[str]:
+    """What the digest lists under "Needs your attention": iCloud login, model drift, failing parts."""
+    status = daemon.status()
+    lines = [] if status.auth.ok else [f"iCloud login needed: {status.auth.message}"]
+    if daemon.drift is not None and daemon.drift.drifting:
+        lines.append(f"model drift: {daemon.drift.message or '; '.join(daemon.drift.reasons)}")
+    return lines + list(status.problems)
 
 
 def run_daemon(args: argparse.Namespace, settings: Settings) -> int:
     state = open_state(settings)
     sorter = build_sorter(settings, state)
     clock, zone = SystemClock(), local_zone()
+    mail = _mail(settings, sorter, zone)
     daemon = Daemon(settings=settings, sorter=sorter, state=state, clock=clock, zone=zone,
-                    source=_icloud_source(settings), mail=_mail(settings),
+                    source=_icloud_source(settings), mail=mail,
                     drift_check=lambda: check_drift(state, sorter.model_id, clock.now(), zone))
     daemon.publisher = _publisher(settings, daemon)  # MQTT commands call back into the daemon
+    if mail is not None:
+        mail.attention = lambda: _attention(daemon)  # the digest lists what the daemon sees failing
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         log.info("received %s: finishing the current photo", signal.Signals(signum).name)
@@ -83,6 +99,8 @@ def run_daemon(args: argparse.Namespace, settings: Settings) -> int:
         sorter.index.save(sorter.index_path)
         if daemon.publisher is not None:
             daemon.publisher.close()
+        if mail is not None:
+            mail.close()
         state.close()
         log.info("stopped")
 

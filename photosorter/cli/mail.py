@@ -1,0 +1,92 @@
+"""``digest`` and ``replies``: the daily digest and email corrections, and how the mail workflow is assembled."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import ssl
+from collections.abc import Callable
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from photosorter.adapters.images import decode_image
+from photosorter.adapters.imap import ImapInbox
+from photosorter.adapters.mailstate import SqliteMailLedger
+from photosorter.adapters.smtp import SmtpMailer
+from photosorter.cli.library import STATE_FILE, build_sorter, open_state
+from photosorter.config import Settings
+from photosorter.errors import ConfigError
+from photosorter.mailflow import MailFlow
+from photosorter.ports import Labeller
+
+log = logging.getLogger(__name__)
+
+WATCH_INTERVAL_S = 300.0
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
+    digest = commands.add_parser("digest", parents=[common], help="send the daily digest now, or write it to a file")
+    how = digest.add_mutually_exclusive_group(required=True)
+    how.add_argument("--send-now", action="store_true", help="send a digest of everything since the last one")
+    how.add_argument("--dry-run", action="store_true", help="write the digest as an .eml file, send nothing")
+    digest.add_argument("--out", type=Path, help="folder for --dry-run (default: <data>/digests)")
+    digest.set_defaults(handler=run_digest)
+    replies = commands.add_parser("replies", parents=[common], help="apply email replies to the digest")
+    replies.add_argument("--once", action="store_true", help="read the reply folder once and exit")
+    replies.set_defaults(handler=run_replies)
+
+
+def build_mail(settings: Settings, *, zone: ZoneInfo, labeller: Labeller | None = None,
+               attention: Callable[[], list[str]] = list, tls_context: ssl.SSLContext | None = None) -> MailFlow:
+    """The mail workflow for these settings: SMTP when ``smtp_host`` is set, IMAP when ``imap_host`` is."""
+    mail = settings.mail
+    return MailFlow(
+        settings=mail, categories=settings.classify.categories, library=settings.library.path,
+        ledger=SqliteMailLedger(settings.library.data / STATE_FILE),
+        mailer=SmtpMailer(mail, tls_context=tls_context) if mail.smtp_host else None,
+        inbox=ImapInbox(mail, ssl_context=tls_context) if mail.imap_host else None,
+        zone=zone, decoder=decode_image, labeller=labeller, attention=attention)
+
+
+def _zone() -> ZoneInfo:
+    from photosorter.cli.run import local_zone
+
+    return local_zone()
+
+
+def run_digest(args: argparse.Namespace, settings: Settings) -> int:
+    open_state(settings).close()  # creates the state database (and its photo tables) on a first run
+    zone = _zone()
+    flow = build_mail(settings, zone=zone)
+    try:
+        now = dt.datetime.now(zone)
+        if args.dry_run:
+            path = flow.write_digest(now, args.out or settings.library.data / "digests")
+            print(f"digest written to {path}")
+            return 0
+        if not settings.mail.smtp_host:
+            raise ConfigError(["smtp_host: set an SMTP server to send the digest"])
+        flow.send_digest(now, kind="manual")
+        print(f"digest sent to {settings.mail.recipient}")
+        return 0
+    finally:
+        flow.close()
+
+
+def run_replies(args: argparse.Namespace, settings: Settings) -> int:
+    if not settings.mail.imap_host:
+        raise ConfigError(["imap_host: set an IMAP server to read replies from"])
+    state = open_state(settings)
+    sorter = build_sorter(settings, state)
+    flow = build_mail(settings, zone=_zone(), labeller=sorter)
+    try:
+        while True:
+            applied = flow.poll_replies()
+            if args.once:
+                print(f"applied {applied} replies")
+                return 0
+            flow.wait_for_replies(WATCH_INTERVAL_S)
+    finally:
+        flow.close()
+        state.close()
