@@ -272,7 +272,7 @@ class MailFlow:
         message = BytesParser(policy=policy.default).parsebytes(raw)
         assert isinstance(message, EmailMessage)
         items = self.ledger.digest_items(digest_id)
-        plan = parse_reply(read_reply_text(*_bodies(message)), items.keys(), self.categories)
+        plan = parse_reply(reply_text(message), items.keys(), self.categories)
         problems = list(plan.problems)
         if state is None:
             self.ledger.start_reply(key, digest_id)
@@ -326,6 +326,11 @@ class MailFlow:
         message["Auto-Submitted"] = "auto-replied"
         message.set_content(render_confirmation(applied, problems, ignored))
         return message
+
+
+def reply_text(message: EmailMessage) -> str:
+    """What the person wrote in a reply: its top, without quotes, quote headers and signatures."""
+    return read_reply_text(*_bodies(message))
 
 
 def _bodies(message: EmailMessage) -> tuple[str | None, str | None]:
