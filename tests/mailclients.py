@@ -3,6 +3,7 @@ HTML-only, quoted-printable and base64 bodies, non-UTF-8 charsets, and a forward
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 from email import policy
 from email.charset import BASE64, QP, Charset
@@ -10,8 +11,6 @@ from email.message import EmailMessage
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from email.utils import format_datetime, make_msgid
-
-import datetime as dt
 
 WHEN = dt.datetime(2026, 11, 25, 20, 0, tzinfo=dt.UTC)
 STYLES = ("apple", "apple_html", "gmail", "gmail_html_only", "outlook", "outlook_html_only", "outlook_desktop",

@@ -44,6 +44,7 @@ class ImapInbox:
         s = self.settings
         if not s.imap_host:
             raise SinkError("no imap_host set", retryable=False)
+        client: imapclient.IMAPClient | None = None
         try:
             context = self.ssl_context or ssl.create_default_context()
             client = imapclient.IMAPClient(s.imap_host, port=s.imap_port, ssl=s.imap_security == "ssl",
@@ -52,11 +53,14 @@ class ImapInbox:
                 client.starttls(context)
             client.login(s.imap_username, s.imap_password.reveal())
             selected = client.select_folder(self.folder)
-        except LoginError as exc:
-            raise SinkError(f"IMAP login to {s.imap_host} refused: check imap_username and imap_password "
-                            "(Gmail needs an app password; Outlook.com no longer allows password logins)",
-                            retryable=False) from exc
-        except _ERRORS as exc:
+        except (LoginError, *_ERRORS) as exc:
+            if client is not None:
+                with contextlib.suppress(*_ERRORS):
+                    client.shutdown()
+            if isinstance(exc, LoginError):
+                raise SinkError(f"IMAP login to {s.imap_host} refused: check imap_username and imap_password "
+                                "(Gmail needs an app password; Outlook.com no longer allows password logins)",
+                                retryable=False) from exc
             raise SinkError(f"cannot read mail from {s.imap_host}:{s.imap_port}: {exc.__class__.__name__}: {exc}"
                             ) from exc
         self._client = client

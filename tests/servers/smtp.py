@@ -32,7 +32,7 @@ class Inbox:
     envelopes: list[tuple[str, list[str]]] = field(default_factory=list)
     condition: threading.Condition = field(default_factory=threading.Condition)
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd's name)
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         message = email.message_from_bytes(envelope.original_content, policy=policy.default)
         with self.condition:
             self.messages.append(message)  # type: ignore[arg-type]
@@ -54,7 +54,7 @@ class Inbox:
 def _authenticate(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
     ok = isinstance(data, LoginPassword) and data.login == SMTP_USER.encode() and \
         data.password == SMTP_PASSWORD.encode()
-    return AuthResult(success=ok)
+    return AuthResult(success=ok, handled=False)
 
 
 @dataclass
