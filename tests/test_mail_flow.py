@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import email
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email import policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from imapclient import IMAPClient
 
-from photosorter.adapters.imap import PROCESSED_FOLDER, ImapInbox
 from photosorter.adapters.images import decode_image
+from photosorter.adapters.imap import PROCESSED_FOLDER, ImapInbox
 from photosorter.adapters.mailstate import SqliteMailLedger
 from photosorter.adapters.smtp import SmtpMailer
 from photosorter.adapters.state import SqliteState
@@ -45,6 +45,7 @@ class World:
     inbox: ImapInbox
     smtp: SmtpServer
     dovecot: Dovecot
+    digest_message: EmailMessage = field(default_factory=EmailMessage)
 
     def digest(self) -> EmailMessage:
         assert self.flow.send_digest(NOW)
@@ -57,8 +58,6 @@ class World:
         items = self.flow.ledger.digest_items(digest_id)
         return {Path(self.state.photo(p).library_path or "").name: n  # type: ignore[union-attr]
                 for n, (p, _) in items.items()}
-
-    digest_message: EmailMessage = EmailMessage()
 
     def append(self, raw: bytes) -> None:
         with IMAPClient("127.0.0.1", port=self.dovecot.port, ssl=False) as client:
@@ -233,3 +232,4 @@ def test_a_reply_days_later_after_a_restart_still_matches(world: World, tmp_path
     world.append(write_reply("outlook_html_only", f"{world.numbers()['blue.jpg']} text", world.digest_message))
     assert world.flow.poll_replies() == 1
     assert "text/blue.jpg" in world.files()
+    reopened.close()
