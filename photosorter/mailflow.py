@@ -257,7 +257,7 @@ class MailFlow:
                 str(headers.get("Precedence", "")).lower() in ("bulk", "junk", "auto_reply", "list"):
             return None, "an automatic message"
         sender = _address(str(headers.get("From", "")))
-        if sender not in self.settings.allowed_senders:
+        if not sender or sender not in {_address(a) for a in self.settings.allowed_senders}:
             return None, "not from an allowed sender"
         referenced = f"{headers.get('In-Reply-To', '')} {headers.get('References', '')}".split()
         digest_id = self.ledger.digest_for_message_ids([r for r in referenced if r.startswith("<")])

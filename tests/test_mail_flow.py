@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import email
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from email import policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -207,6 +207,12 @@ def test_mail_that_is_not_a_reply_from_the_person_is_left_unread(world: World, c
     assert world.labels() == {} and world.files()[0] == "food/red.jpg"
     assert world.unseen_in_inbox() == 1 and world.folders()["INBOX"] == 1
     assert len(world.smtp.inbox.messages) == 1
+
+
+def test_a_recipient_written_with_a_display_name_may_reply(world: World) -> None:
+    world.flow.settings = replace(world.flow.settings, recipient="Me Myself <ME@example.com>")
+    world.append(write_reply("gmail", f"{world.numbers()['red.jpg']} beer", world.digest_message))
+    assert world.flow.poll_replies() == 1
 
 
 def test_a_forward_with_the_digest_id_in_the_subject_is_applied(world: World) -> None:

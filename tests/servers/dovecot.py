@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-INSTALL = "apt-get install -y dovecot-imapd dovecot-lmtpd"
+INSTALL = "apt-get install -y dovecot-imapd dovecot-lmtpd openssl"
 USER = "photos@example.com"
 PASSWORD = "imap-secret-1"
 
@@ -79,6 +79,8 @@ def free_port() -> int:
 
 
 def self_signed(folder: Path) -> tuple[Path, Path]:
+    if shutil.which("openssl") is None:
+        pytest.fail(f"openssl is not installed: {INSTALL}")
     cert, key = folder / "cert.pem", folder / "key.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
                     str(cert), "-days", "2", "-subj", "/CN=localhost",
