@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
 from email.message import EmailMessage
@@ -29,14 +30,8 @@ class SmtpMailer:
         settings = self.settings
         if not settings.smtp_host:
             raise SinkError("no smtp_host set", retryable=False)
-        security = settings.smtp_security
         try:
-            asyncio.run(aiosmtplib.send(
-                message, hostname=settings.smtp_host, port=settings.smtp_port,
-                username=settings.smtp_username or None,
-                password=settings.smtp_password.reveal() if settings.smtp_username else None,
-                use_tls=security == "ssl", start_tls=security == "starttls", tls_context=self.tls_context,
-                timeout=self.timeout_s))
+            asyncio.run(self._deliver(message))
         except aiosmtplib.SMTPAuthenticationError as exc:
             raise SinkError(f"SMTP login to {settings.smtp_host} refused ({exc.code}): check smtp_username and "
                             "smtp_password (Gmail needs an app password)", retryable=False) from exc
@@ -46,3 +41,23 @@ class SmtpMailer:
             raise SinkError(f"cannot send mail through {settings.smtp_host}:{settings.smtp_port}: "
                             f"{exc.__class__.__name__}: {exc}") from exc
         log.info("sent mail %r to %s", message["Subject"], message["To"])
+
+    async def _deliver(self, message: EmailMessage) -> None:
+        settings = self.settings
+        client = aiosmtplib.SMTP(
+            hostname=settings.smtp_host, port=settings.smtp_port, username=settings.smtp_username or None,
+            password=settings.smtp_password.reveal() if settings.smtp_username else None,
+            use_tls=settings.smtp_security == "ssl", start_tls=settings.smtp_security == "starttls",
+            tls_context=self.tls_context, timeout=self.timeout_s)
+        protocol = None
+        try:
+            async with client:
+                protocol = client.protocol
+                await client.send_message(message)
+        finally:
+            # Closing a TLS connection finishes on later turns of the event loop; wait for it (briefly) so
+            # that asyncio.run does not close the loop under a half-closed socket.
+            waiter = getattr(protocol, "_closed_future", None)
+            if isinstance(waiter, asyncio.Future):
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(asyncio.shield(waiter), 5)
