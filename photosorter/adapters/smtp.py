@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import ssl
 from email.message import EmailMessage
@@ -16,6 +15,7 @@ from photosorter.errors import SinkError
 log = logging.getLogger(__name__)
 
 TIMEOUT_S = 60.0
+CLOSE_WAIT_STEPS = 100
 
 
 class SmtpMailer:
@@ -55,9 +55,10 @@ class SmtpMailer:
                 protocol = client.protocol
                 await client.send_message(message)
         finally:
-            # Closing a TLS connection finishes on later turns of the event loop; wait for it (briefly) so
-            # that asyncio.run does not close the loop under a half-closed socket.
-            waiter = getattr(protocol, "_closed_future", None)
-            if isinstance(waiter, asyncio.Future):
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(asyncio.shield(waiter), 5)
+            # Closing a TLS connection finishes on later turns of the event loop (the protocol drops its
+            # transport when the connection is lost); wait for that, at most a second, so that asyncio.run
+            # does not close the loop under a half-closed socket.
+            for _ in range(CLOSE_WAIT_STEPS):
+                if protocol is None or protocol.transport is None:
+                    break
+                await asyncio.sleep(0.01)
