@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
 from email.message import EmailMessage
@@ -15,7 +16,6 @@ from photosorter.errors import SinkError
 log = logging.getLogger(__name__)
 
 TIMEOUT_S = 60.0
-CLOSE_WAIT_STEPS = 100
 
 
 class SmtpMailer:
@@ -44,21 +44,25 @@ class SmtpMailer:
 
     async def _deliver(self, message: EmailMessage) -> None:
         settings = self.settings
-        client = aiosmtplib.SMTP(
-            hostname=settings.smtp_host, port=settings.smtp_port, username=settings.smtp_username or None,
-            password=settings.smtp_password.reveal() if settings.smtp_username else None,
-            use_tls=settings.smtp_security == "ssl", start_tls=settings.smtp_security == "starttls",
-            tls_context=self.tls_context, timeout=self.timeout_s)
-        protocol = None
+        client = aiosmtplib.SMTP(hostname=settings.smtp_host, port=settings.smtp_port,
+                                 use_tls=settings.smtp_security == "ssl", start_tls=False,
+                                 tls_context=self.tls_context, timeout=self.timeout_s)
+        await client.connect()
+        protocol = client.protocol
         try:
-            async with client:
-                protocol = client.protocol
-                await client.send_message(message)
+            if settings.smtp_security == "starttls":
+                await client.starttls(tls_context=self.tls_context)
+            if settings.smtp_username:
+                await client.login(settings.smtp_username, settings.smtp_password.reveal())
+            await client.send_message(message)
+            with contextlib.suppress(aiosmtplib.SMTPException):
+                await client.quit()
         finally:
-            # Closing a TLS connection finishes on later turns of the event loop (the protocol drops its
-            # transport when the connection is lost); wait for that, at most a second, so that asyncio.run
-            # does not close the loop under a half-closed socket.
-            for _ in range(CLOSE_WAIT_STEPS):
-                if protocol is None or protocol.transport is None:
-                    break
-                await asyncio.sleep(0.01)
+            # A TLS connection closes gracefully only over later turns of the event loop, which asyncio.run
+            # does not wait for: abort it (the message is sent or has failed by now) and let that finish.
+            transport = getattr(protocol, "transport", None)
+            if transport is not None:
+                transport.abort()
+            client.close()
+            for _ in range(3):
+                await asyncio.sleep(0)
