@@ -1,11 +1,11 @@
 """Render an example digest to PNG with headless Chromium (the screenshot DOCS.md shows).
 
-    .venv/bin/python bench/digest_screenshot.py [--photos DIR] [--out digest-example.png]
+    .venv/bin/python bench/digest_screenshot.py [--out digest-example.png]
 
-Takes a few photos from the shared eval set (``../shared/eval/photos/<category>/``), builds a digest with
-the real renderer and thumbnailer (predictions are made up for the picture: one wrong, two unsure), puts
-the thumbnails inline as data: URIs instead of cid: parts, and screenshots it. Needs Debian's
-``chromium`` (``apt-get install -y chromium``).
+Draws stand-in pictures (flat shapes, nothing from the shared test photos, which must never enter the
+repository), builds a digest with the real renderer (predictions made up for the picture: one wrong, two
+unsure), puts the thumbnails inline as data: URIs instead of cid: parts, and screenshots it. Needs
+Debian's ``chromium`` (``apt-get install -y chromium``).
 """
 
 from __future__ import annotations
@@ -19,28 +19,39 @@ import sys
 import tempfile
 from pathlib import Path
 
-from PIL import Image
+from PIL import Image, ImageDraw
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from photosorter.adapters.images import decode_image  # noqa: E402
 from photosorter.core.categories import DEFAULT_CATEGORIES  # noqa: E402
 from photosorter.core.digest import Digest, DigestPhoto, number_photos, pick_for_review, render_html  # noqa: E402
 from photosorter.records import Failure  # noqa: E402
 
-# (folder in the eval set, category shown, score, margin, unsure): one mistake (a beer shown as food)
-EXAMPLE = (("beer", "food", 0.41, 0.03, True), ("people", "people", 0.52, 0.06, True), ("food", "food", 0.71, 0.2,
-           False), ("scenery", "scenery", 0.83, 0.4, False), ("screenshot", "screenshot", 0.9, 0.6, False),
-           ("animal", "animal", 0.88, 0.5, False), ("book", "book", 0.66, 0.15, False), ("text", "text", 0.74, 0.3,
-           False))
+# (file name, colour of the stand-in picture, category shown, score, margin, unsure): one mistake
+EXAMPLE = (("IMG_0412.HEIC", (200, 170, 60), "food", 0.41, 0.03, True),
+           ("IMG_0415.HEIC", (200, 120, 110), "people", 0.52, 0.06, True),
+           ("IMG_0420.JPG", (190, 60, 40), "food", 0.71, 0.2, False),
+           ("IMG_0431.HEIC", (70, 140, 90), "scenery", 0.83, 0.4, False),
+           ("IMG_0433.PNG", (70, 110, 200), "screenshot", 0.9, 0.6, False),
+           ("IMG_0440.HEIC", (150, 110, 70), "animal", 0.88, 0.5, False),
+           ("IMG_0447.JPG", (120, 60, 140), "book", 0.66, 0.15, False),
+           ("IMG_0452.JPG", (230, 230, 220), "text", 0.74, 0.3, False))
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars")
 
 
-def thumbnail_data_uri(path: Path) -> str:
-    image = decode_image(path.read_bytes(), 256)
-    image.thumbnail((256, 256))
+def stand_in(colour: tuple[int, int, int], label: str) -> Image.Image:
+    """A flat placeholder picture: a coloured field with a lighter disc and the category's name."""
+    image = Image.new("RGB", (256, 256), colour)
+    draw = ImageDraw.Draw(image)
+    light = tuple(min(255, c + 60) for c in colour)
+    draw.ellipse((48, 40, 208, 200), fill=light)
+    draw.text((16, 220), label, fill=(20, 20, 20), font_size=22)
+    return image
+
+
+def thumbnail_data_uri(image: Image.Image) -> str:
     with tempfile.SpooledTemporaryFile() as buffer:
         image.convert("RGB").save(buffer, "JPEG", quality=70)
         buffer.seek(0)
@@ -49,17 +60,15 @@ def thumbnail_data_uri(path: Path) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--photos", type=Path, default=ROOT.parent / "shared" / "eval" / "photos")
     parser.add_argument("--out", type=Path, default=ROOT / "digest-example.png")
     args = parser.parse_args()
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         sys.exit("chromium is not installed: apt-get install -y chromium")
     photos, uris = [], {}
-    for photo_id, (folder, category, score, margin, unsure) in enumerate(EXAMPLE, start=1):
-        path = sorted((args.photos / folder).glob("*.jpg"))[0]
-        photos.append(DigestPhoto(photo_id, path.name.split("_", 2)[-1], category, score, margin, unsure))
-        uris[photo_id] = thumbnail_data_uri(path)
+    for photo_id, (name, colour, category, score, margin, unsure) in enumerate(EXAMPLE, start=1):
+        photos.append(DigestPhoto(photo_id, name, category, score, margin, unsure))
+        uris[photo_id] = thumbnail_data_uri(stand_in(colour, category))
     picked = pick_for_review(photos)
     digest = Digest("ps-3f9a1c", dt.date(2026, 11, 25), number_photos(picked, [f"t{p.photo_id}" for p in picked]),
                     DEFAULT_CATEGORIES, {"food": 9, "scenery": 5, "screenshot": 14, "animal": 2, "book": 1, "text": 3,
