@@ -230,6 +230,8 @@ OPTIONS: tuple[Option, ...] = (
     _("apple_password", "icloud", "password", "", _secret, "Apple ID password.", aliases=("APPLE_PASSWORD",)),
     _("icloud_poll_minutes", "icloud", "poll_minutes", 15, _int_between(1, 1440),
       "Minutes between iCloud checks for new photos."),
+    _("icloud_videos", "icloud", "videos", True, _bool,
+      "Download videos and live-photo movies into <library>/videos; off: skip them."),
     _("icloud_china_mainland", "icloud", "china_mainland", False, _bool,
       "Use Apple's China mainland iCloud servers."),
     # mqtt
@@ -309,6 +311,7 @@ class IcloudSettings:
     apple_id: str
     password: Secret
     poll_minutes: int
+    videos: bool
     china_mainland: bool
 
     @property

@@ -252,3 +252,12 @@ def test_videos_and_live_photo_movies_go_to_the_videos_folder(fake: FakeICloud, 
     assert live, "a live photo's movie is named after its still"
     photo = next(p for p in (inbox.iterdir()))
     assert abs(photo.stat().st_mtime - time.time()) > 86400  # the capture date, years ago
+
+
+def test_with_videos_off_no_movie_is_downloaded(fake: FakeICloud, tmp_path: Path) -> None:
+    fake.load_recording("listing_videos.yml")
+    inbox, videos = tmp_path / "inbox", tmp_path / "library" / "videos"
+    source = logged_in(fake, tmp_path)
+    source.videos = False  # the icloud_videos option
+    source.fetch_new(inbox)
+    assert files(inbox) and files(videos) == []

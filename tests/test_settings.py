@@ -65,3 +65,8 @@ def test_secrets_never_show_in_repr_or_errors(tmp_path: Path) -> None:
 def test_mail_replies_default_to_the_digest_recipient(tmp_path: Path) -> None:
     settings = load_settings(environ={"PHOTOSORTER_MAIL_TO": "Me@Example.com"}, dotenv_path=tmp_path / "n")
     assert settings.mail.allowed_senders == ("me@example.com",)
+
+
+def test_icloud_videos_can_be_switched_off(tmp_path: Path) -> None:
+    settings = load_settings(environ={"PHOTOSORTER_ICLOUD_VIDEOS": "false"}, dotenv_path=tmp_path / "n")
+    assert settings.icloud.videos is False

@@ -55,7 +55,8 @@ def open_source(settings: Settings) -> IcloudSource | None:
         raise ConfigError(["apple_password: needed when apple_id is set"])
     return IcloudSource(settings.icloud.apple_id, settings.icloud.password.reveal(), data_dir=settings.library.data,
                         state_path=settings.library.data / STATE_FILE, china_mainland=settings.icloud.china_mainland,
-                        media_folder=settings.library.path / "videos", server=os.environ.get(SERVER_ENV) or None)
+                        media_folder=settings.library.path / "videos", videos=settings.icloud.videos,
+                        server=os.environ.get(SERVER_ENV) or None)
 
 
 def _require(settings: Settings) -> IcloudSource:

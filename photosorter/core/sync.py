@@ -45,11 +45,11 @@ def listing_needed(cursor: str, saved_cursor: str | None, backfill_done: bool) -
 def plan_downloads(item_type: str, is_live_photo: bool, versions: tuple[str, ...], *,
                    videos: bool) -> list[tuple[str, str]]:
     """(version key, role) pairs to fetch for an asset: the original still (``photo``) for the sorter,
-    a live photo's movie (``live``), a video's original (``video``) when videos are kept."""
+    and, when videos are kept, a live photo's movie (``live``) and a video's original (``video``)."""
     if item_type == "movie":
         return [("original", "video")] if videos and "original" in versions else []
     wanted = [("original", "photo")] if "original" in versions else []
-    if is_live_photo and "original_video" in versions:
+    if videos and is_live_photo and "original_video" in versions:
         wanted.append(("original_video", "live"))
     return wanted
 
