@@ -53,16 +53,21 @@ def test_daemon_in_the_image_venv_comes_online_and_stops_on_sigterm_within_10_s(
     process = subprocess.Popen([str(image_venv / "bin" / "python"), "-m", "photosorter", "run", "--options",
                                 str(options)], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
-    heartbeat = tmp_path / "data" / "heartbeat"
-    deadline = time.monotonic() + 60
-    while not heartbeat.exists() and time.monotonic() < deadline and process.poll() is None:
-        time.sleep(0.1)
-    assert heartbeat.exists(), process.communicate(timeout=10)[0]
-    listener.wait_for_message("photosorter/available", lambda m: m.payload == b"online", timeout_s=30)
-    listener.wait_for_message("homeassistant/sensor/photosorter/food_count/config")  # the device is discovered
-    health = subprocess.run([str(image_venv / "bin" / "python"), "-m", "photosorter", "health", "--data",
-                             str(tmp_path / "data")], capture_output=True, text=True, env=env, cwd=tmp_path)
-    assert health.returncode == 0, health.stdout
+    try:
+        heartbeat = tmp_path / "data" / "heartbeat"
+        deadline = time.monotonic() + 60
+        while not heartbeat.exists() and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.1)
+        assert heartbeat.exists(), process.communicate(timeout=10)[0]
+        listener.wait_for_message("photosorter/available", lambda m: m.payload == b"online", timeout_s=30)
+        listener.wait_for_message("homeassistant/sensor/photosorter/food_count/config")  # the device is discovered
+        health = subprocess.run([str(image_venv / "bin" / "python"), "-m", "photosorter", "health", "--data",
+                                 str(tmp_path / "data")], capture_output=True, text=True, env=env, cwd=tmp_path)
+        assert health.returncode == 0, health.stdout
+    except BaseException:
+        process.kill()  # never leave a daemon behind when the test fails early
+        process.wait(timeout=10)
+        raise
     started = time.monotonic()
     process.send_signal(signal.SIGTERM)
     output, _ = process.communicate(timeout=10)
