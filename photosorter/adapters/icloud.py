@@ -17,7 +17,6 @@ import contextlib
 import hashlib
 import logging
 import os
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -36,8 +35,9 @@ from pyicloud.exceptions import (
 )
 from pyicloud.services.photos_cloudkit import DirectionEnum
 
+from photosorter.adapters.sqlite import connect
 from photosorter.core import sync as plan
-from photosorter.errors import AuthRequiredError, SourceUnavailableError, StateError
+from photosorter.errors import AuthRequiredError, SourceUnavailableError
 from photosorter.records import AuthState, SyncProgress
 
 log = logging.getLogger(__name__)
@@ -66,14 +66,7 @@ class IcloudAssets:
     """Which iCloud assets photosorter already has (state database, table ``icloud_assets``)."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(SCHEMA)
-        except sqlite3.Error as exc:
-            raise StateError(f"cannot open iCloud state in {path}: {exc}") from exc
+        self._db = connect(path, SCHEMA, "the iCloud state")
 
     def close(self) -> None:
         self._db.close()

@@ -6,12 +6,12 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import numpy as np
 
+from photosorter.adapters.sqlite import connect, transaction
 from photosorter.core.drift import Observation
 from photosorter.core.naming import printable
 from photosorter.errors import StateError
@@ -123,36 +123,14 @@ def display_path(path: Path | str) -> str:
 
 class SqliteState:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        new = not path.exists()
-        try:
-            self._db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")  # the journal must survive power loss
-            self._db.execute("PRAGMA foreign_keys=ON")
-            self._db.executescript(SCHEMA)
-            self._db.executescript(FACE_SCHEMA)
-        except sqlite3.Error as exc:
-            raise StateError(f"cannot open state database {path}: {exc}") from exc
-        if new:
-            os.chmod(path, 0o600)
+        self._db = connect(path, SCHEMA + FACE_SCHEMA, "the state database", foreign_keys=True)
         self.path = path
 
     def close(self) -> None:
         self._db.close()
 
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            raise StateError(f"state database error: {exc}") from exc
+    def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
+        return transaction(self._db, "state database")
 
     # photos ---------------------------------------------------------------------------------------
     def add_photo(self, sha256: str, size: int, source_path: Path, status: PhotoStatus = PhotoStatus.NEW) -> int:

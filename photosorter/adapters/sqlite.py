@@ -1,0 +1,49 @@
+"""SQLite plumbing shared by the adapters that keep tables in the one state database file.
+
+Not an adapter of its own: state, mail ledger and iCloud asset tables each own their schema and
+queries, and open their connection here so that every one is set up alike — WAL, full sync (a
+journal entry must survive a power cut), and mode 0600 on a new file (it holds face data).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from photosorter.errors import StateError
+
+
+def connect(path: Path, schema: str, what: str, *, foreign_keys: bool = False) -> sqlite3.Connection:
+    """Open (creating if needed) the database at ``path`` and make sure ``schema`` exists."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    new = not path.exists()
+    try:
+        db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        if foreign_keys:
+            db.execute("PRAGMA foreign_keys=ON")
+        db.executescript(schema)
+    except sqlite3.Error as exc:
+        raise StateError(f"cannot open {what} in {path}: {exc}") from exc
+    if new:
+        os.chmod(path, 0o600)
+    return db
+
+
+@contextmanager
+def transaction(db: sqlite3.Connection, what: str) -> Iterator[sqlite3.Connection]:
+    """One write transaction (taken at once, so writers queue instead of failing midway)."""
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+    except sqlite3.Error as exc:
+        raise StateError(f"{what} error: {exc}") from exc
