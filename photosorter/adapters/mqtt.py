@@ -58,6 +58,17 @@ def _json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
+def _client(settings: MqttSettings, name: str) -> paho.Client:
+    """A paho client (callback API 2, MQTT 3.1.1) with the broker login and TLS from the settings."""
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"{name}-{uuid.uuid4().hex[:8]}",
+                         protocol=MQTTProtocolVersion.MQTTv311)
+    if settings.username:
+        client.username_pw_set(settings.username, settings.password.reveal() or None)
+    if settings.tls:
+        client.tls_set()
+    return client
+
+
 class MqttPublisher:
     """A ``Publisher`` that also turns Home Assistant's button, switch and text entity into ``Controls`` calls."""
 
@@ -78,12 +89,7 @@ class MqttPublisher:
         self._problem: str | None = "not connected yet"  # the last connection change logged (each once)
         self._lost = False  # the connection dropped and is being retried: retries need no log line of their own
         self._commands = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mqtt-command")
-        client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"{self.topics.node_id}-{uuid.uuid4().hex[:8]}",
-                             protocol=MQTTProtocolVersion.MQTTv311)
-        if settings.username:
-            client.username_pw_set(settings.username, settings.password.reveal() or None)
-        if settings.tls:
-            client.tls_set()
+        client = _client(settings, self.topics.node_id)
         client.will_set(self.topics.available, OFFLINE, qos=1, retain=True)
         client.reconnect_delay_set(min_delay=max(1, round(reconnect_delay_s[0])),
                                    max_delay=max(1, round(reconnect_delay_s[1])))
@@ -277,12 +283,7 @@ def probe_broker(settings: MqttSettings, timeout_s: float = 10.0) -> str | None:
         outcome.append(f"the broker refused the connection: {reason.getName()}" if reason.is_failure else None)
         done.set()
 
-    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"photosorter-probe-{uuid.uuid4().hex[:8]}",
-                         protocol=MQTTProtocolVersion.MQTTv311)
-    if settings.username:
-        client.username_pw_set(settings.username, settings.password.reveal() or None)
-    if settings.tls:
-        client.tls_set()
+    client = _client(settings, "photosorter-probe")
     client.on_connect = on_connect
     try:
         client.connect(settings.host, settings.port, keepalive=KEEPALIVE_S)
