@@ -239,6 +239,8 @@ class FakeICloud:
         _pysrp.rfc5054_enable()
         _pysrp.no_username_in_x()
         salt = secrets.token_bytes(16)
+        while salt[0] == 0:  # the srp client hashes the salt as a number into x, dropping a leading zero
+            salt = secrets.token_bytes(16)  # byte, so such a salt would fail one login in 256 (a flaky test)
         derived = hashlib.pbkdf2_hmac("sha256", hashlib.sha256(self.password.encode()).digest(), salt,
                                       SRP_ITERATIONS, 32)
         hash_class = hashlib.sha256
