@@ -231,7 +231,7 @@ OPTIONS: tuple[Option, ...] = (
     _("icloud_poll_minutes", "icloud", "poll_minutes", 15, _int_between(1, 1440),
       "Minutes between iCloud checks for new photos."),
     _("icloud_videos", "icloud", "videos", True, _bool,
-      "Download videos and live-photo movies into <library>/videos; off: skip them."),
+      "Download videos (into <library>/videos) and live-photo movies (beside their still); off: skip them."),
     _("icloud_china_mainland", "icloud", "china_mainland", False, _bool,
       "Use Apple's China mainland iCloud servers."),
     # mqtt

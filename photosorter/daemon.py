@@ -32,6 +32,7 @@ MAX_SLEEP_S = 30.0
 REPLY_POLL_S = 300.0
 DIGEST_CHECK_S = 60.0
 MAINTENANCE_AT = dt.time(4, 15)
+PREVIEW_MAX_AGE_S = 7 * 86400.0  # previews of photos that never reached the library (deleted from the inbox)
 
 
 class SystemClock:
@@ -45,7 +46,7 @@ class SystemClock:
 @dataclass
 class Part:
     timer: Timer
-    work: Callable[[], None]
+    work: Callable[[], bool | None]  # True: more is waiting, run again at once
     problem: str = ""
 
 
@@ -149,7 +150,7 @@ class Daemon:
             if not part.timer.due(now):
                 continue
             try:
-                part.work()
+                again = part.work()
             except AuthRequiredError as exc:
                 self._auth = AuthState(ok=False, message=exc.message)
                 part.timer = part.timer.failed(now)
@@ -167,6 +168,8 @@ class Daemon:
                     log.info("%s works again", name)
                 part.problem = ""
                 part.timer = part.timer.succeeded(self.clock.monotonic())
+                if again:
+                    part.timer = part.timer.run_now(self.clock.monotonic())
 
     def _report(self, name: str, part: Part, message: str) -> None:
         retry_s = part.timer.next_at - self.clock.monotonic()
@@ -175,19 +178,23 @@ class Daemon:
         part.problem = message
 
     # parts ------------------------------------------------------------------------------------------
-    def _sync_icloud(self) -> None:
+    def _sync_icloud(self) -> bool:
+        """Fetch what is new and sort it; True while a first sync has more chunks to fetch."""
         assert self.source is not None
         self._auth = self.source.auth_state()
         if not self._auth.ok:
             raise AuthRequiredError(self._auth.message or "iCloud login needed")
         self.incoming.mkdir(parents=True, exist_ok=True)
         fetched = self.source.fetch_new(self.incoming, self._on_sync_progress)
-        self._sync = None
+        more = self.source.more_pending()
+        if not more:
+            self._sync = None
         self._last_sync = self.clock.now()
         if fetched:
             log.info("iCloud: %d new photos", fetched)
         if not self._paused:
             self._sort(self.incoming)
+        return more and not self._paused
 
     def _on_sync_progress(self, progress: SyncProgress) -> None:
         self._sync = progress
@@ -221,6 +228,8 @@ class Daemon:
         self.state.compact()
         self.sorter.index.compact()
         self.sorter.index.save(self.sorter.index_path)
+        if self.sorter.previews is not None:
+            self.sorter.previews.prune(PREVIEW_MAX_AGE_S)
         self._next_maintenance = next_daily(self.clock.now(), MAINTENANCE_AT, self.zone)
         if self.drift_check is not None:
             self.drift = self.drift_check()

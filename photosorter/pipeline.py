@@ -13,31 +13,24 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from photosorter.config import Settings
 from photosorter.core.categories import FALLBACK
 from photosorter.core.classify import blend, decide, knn_votes
+from photosorter.core.companions import VIDEOS_FOLDER, group_folder
 from photosorter.core.faces import ME, FaceVerdict
-from photosorter.core.naming import printable as escape
-from photosorter.core.naming import safe_name
 from photosorter.core.placement import DUPLICATES_FOLDER, FAILED_FOLDER, plan_folder
 from photosorter.core.similarity import NEAR_DUPLICATE_BITS, dhash, nearest_hash
-from photosorter.errors import ConfigError, ImageError, StateError
+from photosorter.errors import ConfigError, ImageError
 from photosorter.facestage import FaceStage
 from photosorter.ml.preprocess import fit_to_input, gray_thumbnail
-from photosorter.ports import Decoder, Embedder, PhotoFiles, Prior, StateStore, VectorIndex
+from photosorter.placing import Placer, printable
+from photosorter.ports import Decoder, Embedder, PhotoFiles, Previews, Prior, StateStore, VectorIndex
 from photosorter.progress import Progress
 from photosorter.records import Face, Failure, PhotoEvent, PhotoRecord, PhotoStatus, Prediction, RunReport
 
 log = logging.getLogger(__name__)
-
-MOVE_ATTEMPTS = 5
-
-
-def printable(path: Path) -> str:
-    """A path for one log line (and as the state stores source paths), whatever bytes its name holds."""
-    return escape(os.fsencode(path))
-
 
 @dataclass
 class Loaded:
@@ -49,6 +42,7 @@ class Loaded:
     pixels: np.ndarray | None = None
     gray: np.ndarray | None = None
     faces: tuple[list[Face], np.ndarray] | None = None  # the face stage's scan (faces, embeddings)
+    companions: list[Path] | None = None  # files that go where the photo goes (live-photo movie, sidecars)
     error: ImageError | None = None
     unreadable: str | None = None
 
@@ -57,7 +51,7 @@ class Sorter:
     def __init__(self, *, settings: Settings, state: StateStore, files: PhotoFiles, decoder: Decoder,
                  embedder: Embedder, prior: Prior, index: VectorIndex, index_path: Path,
                  decode_workers: int = 2, on_sorted: Callable[[PhotoEvent], None] | None = None,
-                 faces: FaceStage | None = None) -> None:
+                 faces: FaceStage | None = None, previews: Previews | None = None) -> None:
         self.settings = settings
         self.state = state
         self.files = files
@@ -72,6 +66,8 @@ class Sorter:
         self._decode_workers = decode_workers
         self.on_sorted = on_sorted  # told about each photo placed (the daemon publishes it)
         self.faces = faces  # optional face stage: me / people from faces, adjusts the distribution
+        self.previews = previews  # small renditions a source saved beside the originals (decoded instead)
+        self.placer = Placer(state, files, self.library)
         self._reported_skips: set[Path] = set()
         ids, groups, hashes = state.perceptual_hashes()
         self._hash_ids, self._hash_groups, self._hashes = ids, groups, hashes
@@ -80,13 +76,7 @@ class Sorter:
     # recovery ---------------------------------------------------------------------------------------
     def recover(self) -> int:
         """Finish or roll back every move a crash interrupted; returns how many were settled."""
-        pending = self.state.pending_moves()
-        for move in pending:
-            done = self.files.settle(move.src, move.dst, move.id)
-            self.state.finish_move(move, done)
-            log.info("recovered interrupted move %d: %s", move.id,
-                     f"finished at {printable(move.dst)}" if done else f"rolled back to {printable(move.src)}")
-        return len(pending)
+        return self.placer.recover()
 
     # classification -------------------------------------------------------------------------------
     def predict(self, embedding: np.ndarray, class_probs: np.ndarray | None, *,
@@ -108,7 +98,7 @@ class Sorter:
         loaded = Loaded(path, hashlib.sha256(data).hexdigest(), len(data))
         preprocess = self.embedder.spec.preprocess
         try:
-            image = self.decoder(data, preprocess.size)
+            image = self._decode(loaded.sha256, data, preprocess.size)
             loaded.pixels = fit_to_input(image, preprocess, self.settings.model.crop)
             loaded.gray = gray_thumbnail(image)
             if self.faces is not None:  # on this worker thread, overlapping the main thread's work
@@ -116,6 +106,17 @@ class Sorter:
         except ImageError as exc:
             loaded.error = exc
         return loaded
+
+    def _decode(self, sha256: str, data: bytes, min_side: int) -> Image.Image:
+        """The photo's pixels, from the small rendition its source saved when there is one (a RAW or a
+        12 MP original then costs no more than a 2 MP JPEG), else from the file itself."""
+        preview = self.previews.get(sha256) if self.previews is not None else None
+        if preview is not None:
+            try:
+                return self.decoder(preview, min_side)
+            except ImageError as exc:
+                log.warning("the saved preview of %s is unreadable (%s); decoding the photo", sha256[:12], exc.message)
+        return self.decoder(data, min_side)
 
     def _prefetch(self, paths: list[Path]) -> Iterator[Loaded]:
         """Decode ahead on worker threads while the caller runs inference (Pillow and onnxruntime
@@ -145,15 +146,7 @@ class Sorter:
         except OSError as exc:
             raise ConfigError([f"library: cannot create {self.library} ({exc.strerror})"]) from exc
         self.recover()
-        todo: list[Path] = []
-        for path, why in self.files.list_inbox(inbox, skip=(self.library, self.settings.library.data)):
-            if why is None:
-                todo.append(path)
-            else:
-                report.skipped.append(Failure(printable(path), why))
-                if path not in self._reported_skips:  # a daemon rescans often: say it once
-                    self._reported_skips.add(path)
-                    log.warning("skipped %s: %s", printable(path), why)
+        todo, companions = self._todo(inbox, report)
         if not todo:
             return report
         run_id = self.state.start_run(self.embedder.spec.name)
@@ -164,6 +157,7 @@ class Sorter:
             if stop is not None and stop():
                 log.info("stopping: %d photos stay in the inbox for the next run", progress.total - progress.done)
                 break
+            loaded.companions = companions.get(loaded.path)
             if loaded.unreadable:
                 report.skipped.append(Failure(printable(loaded.path), loaded.unreadable))
                 log.warning("skipped %s: %s", printable(loaded.path), loaded.unreadable)
@@ -190,6 +184,35 @@ class Sorter:
         self.state.finish_run(run_id, report)
         return report
 
+    def _todo(self, inbox: Path, report: RunReport) -> tuple[list[Path], dict[Path, list[Path]]]:
+        """The photos to sort (name order) with their companions; videos alone go to the videos folder
+        now, sidecars without their photo stay in the inbox."""
+        folders: dict[Path, list[str]] = {}
+        for path, why in self.files.list_inbox(inbox, skip=(self.library, self.settings.library.data)):
+            if why is None:
+                folders.setdefault(path.parent, []).append(path.name)
+            else:
+                self._skip(path, why, report)
+        todo: list[Path] = []
+        companions: dict[Path, list[Path]] = {}
+        for folder, names in folders.items():
+            plan = group_folder(names)
+            for photo, extra in plan.photos.items():
+                todo.append(folder / photo)
+                companions[folder / photo] = [folder / name for name in extra]
+            for name in plan.videos:
+                self._place(None, folder / name, VIDEOS_FOLDER, PhotoStatus.PLACED, report, [])
+                report.videos += 1
+            for name in plan.orphans:
+                self._skip(folder / name, "a sidecar without its photo", report)
+        return todo, companions
+
+    def _skip(self, path: Path, why: str, report: RunReport) -> None:
+        report.skipped.append(Failure(printable(path), why))
+        if path not in self._reported_skips:  # a daemon rescans often: say it once
+            self._reported_skips.add(path)
+            log.warning("skipped %s: %s", printable(path), why)
+
     def _register(self, loaded: Loaded) -> tuple[int, PhotoRecord | None]:
         """The photo's id, and the photo it duplicates (same bytes, already in the library or in flight)."""
         rows = self.state.photos_with_sha(loaded.sha256) if loaded.error is None else []
@@ -210,13 +233,19 @@ class Sorter:
         self.state.record_outcome(photo_id, reason=f"{loaded.error.reason}: {reason}")
         log.warning("cannot read %s: %s; set aside in %s", printable(loaded.path), reason, FAILED_FOLDER)
         report.failed.append(Failure(printable(loaded.path), reason))
-        self._place(photo_id, loaded.path, FAILED_FOLDER, PhotoStatus.FAILED)
+        self._place(photo_id, loaded.path, FAILED_FOLDER, PhotoStatus.FAILED, None, loaded.companions)
+        self._done_with(loaded)
 
     def _file_duplicate(self, photo_id: int, loaded: Loaded, original: PhotoRecord, report: RunReport) -> None:
         self.state.record_outcome(photo_id, category=original.category, duplicate_of=original.id)
         log.info("duplicate: %s has the same bytes as photo %d", printable(loaded.path), original.id)
-        if self._place(photo_id, loaded.path, DUPLICATES_FOLDER, PhotoStatus.DUPLICATE, report):
+        if self._place(photo_id, loaded.path, DUPLICATES_FOLDER, PhotoStatus.DUPLICATE, report, loaded.companions):
             report.duplicates += 1
+        self._done_with(loaded)
+
+    def _done_with(self, loaded: Loaded) -> None:
+        if self.previews is not None:
+            self.previews.discard(loaded.sha256)
 
     def _classify_batch(self, batch: list[tuple[int, Loaded]], report: RunReport) -> None:
         embeddings, probs = self.embedder.embed_images([loaded.pixels for _, loaded in batch])  # type: ignore[misc]
@@ -228,7 +257,8 @@ class Sorter:
             folder, status = plan_folder(prediction)
             log.debug("%s -> %s (score %.2f, margin %.2f)", printable(loaded.path), folder,
                       prediction.score, prediction.margin)
-            placed = self._place(photo_id, loaded.path, folder, status, report)
+            placed = self._place(photo_id, loaded.path, folder, status, report, loaded.companions)
+            self._done_with(loaded)
             if placed is not None:
                 report.placed[prediction.category] = report.placed.get(prediction.category, 0) + 1
                 report.unsure += status is PhotoStatus.UNSURE
@@ -248,27 +278,17 @@ class Sorter:
         self._hash_groups.append(group)
         self._hashes = np.append(self._hashes, np.uint64(value))
 
-    def _place(self, photo_id: int, src: Path, folder: str, status: PhotoStatus,
-               report: RunReport | None = None) -> Path | None:
-        """Journal and move one photo into ``library/folder``; on failure it stays where it was."""
-        name = safe_name(os.fsencode(src.name))
-        for _ in range(MOVE_ATTEMPTS):
-            dst = self.files.free_path(self.library / folder, name)
-            move = self.state.begin_move(photo_id, src, dst, str(dst.relative_to(self.library)), status)
-            try:
-                self.files.move(src, dst, move.id)
-            except FileExistsError:
-                self.state.finish_move(move, False)
-                continue
-            except OSError as exc:
-                self.state.finish_move(move, self.files.settle(src, dst, move.id))
-                log.error("cannot move %s to %s: %s", printable(src), folder, exc.strerror or exc)
-                if report is not None:
-                    report.failed.append(Failure(printable(src), f"cannot move: {exc.strerror or exc}"))
-                return None
-            self.state.finish_move(move, True)
-            return dst
-        raise StateError(f"no free name for {name} in {folder} after {MOVE_ATTEMPTS} attempts")
+    def _place(self, photo_id: int | None, src: Path, folder: str, status: PhotoStatus,
+               report: RunReport | None = None, companions: list[Path] | None = None) -> Path | None:
+        """Journal and move one photo (with its companions) into ``library/folder``; on failure it stays
+        where it was."""
+        try:
+            return self.placer.place(photo_id, src, folder, status, companions)
+        except OSError as exc:
+            log.error("cannot move %s to %s: %s", printable(src), folder, exc.strerror or exc)
+            if report is not None:
+                report.failed.append(Failure(printable(src), f"cannot move: {exc.strerror or exc}"))
+            return None
 
     # labels ---------------------------------------------------------------------------------------
     def label(self, paths: Iterable[Path], category: str, *, source: str = "cli", detail: str = "",

@@ -96,6 +96,7 @@ class Move:
     photo_id: int | None
     src: Path
     dst: Path
+    follows: int | None = None  # a companion file's move follows its photo's move (this id)
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,7 @@ class RunReport:
     placed: dict[str, int] = field(default_factory=dict)
     unsure: int = 0
     duplicates: int = 0
+    videos: int = 0  # videos on their own, moved to the videos folder unclassified
     skipped: list[Failure] = field(default_factory=list)
     failed: list[Failure] = field(default_factory=list)
     elapsed_s: float = 0.0
@@ -131,6 +133,17 @@ class RunReport:
     @property
     def handled(self) -> int:
         return sum(self.placed.values()) + self.duplicates + len(self.failed)
+
+    def add(self, other: RunReport) -> None:
+        """Fold a later run into this one (a sync sorts a first sync chunk by chunk)."""
+        for category, count in other.placed.items():
+            self.placed[category] = self.placed.get(category, 0) + count
+        self.unsure += other.unsure
+        self.duplicates += other.duplicates
+        self.videos += other.videos
+        self.skipped += other.skipped
+        self.failed += other.failed
+        self.elapsed_s += other.elapsed_s
 
 
 @dataclass(frozen=True)
@@ -144,8 +157,13 @@ class AuthState:
 
 @dataclass(frozen=True)
 class SyncProgress:
+    """A first sync's progress: library positions listed of ``total``, files downloaded, and the pace."""
+
     done: int
     total: int | None = None
+    downloaded: int = 0
+    per_s: float | None = None  # positions listed per second in this run
+    eta_s: float | None = None
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ def snapshot(**changes: object) -> StatusSnapshot:
         "library_counts": {"food": 12, "beer": 3, "_unsure": 2},
         "sorted_today": 7, "unsure": 2, "failed": 1,
         "last_sync": dt.datetime(2026, 11, 25, 8, 30, tzinfo=dt.UTC),
-        "sync": SyncProgress(250, 1000),
+        "sync": SyncProgress(250, 1000, downloaded=240, per_s=4.1666, eta_s=180.0),
         "auth": AuthState(False, "Enter the code sent to your iPhone.", "trusted device"),
         "paused": False,
     }

@@ -46,6 +46,7 @@ class FakeSource:
         self.fail_with: Exception | None = None
         self.auth = AuthState(ok=True)
         self.codes: list[str] = []
+        self.chunk: int | None = None  # deliver at most this many per fetch, like a big first sync
 
     def auth_state(self) -> AuthState:
         return self.auth
@@ -61,12 +62,15 @@ class FakeSource:
         self.fetches += 1
         if self.fail_with is not None:
             raise self.fail_with
-        for i, data in enumerate(self.queue):
+        batch, self.queue = self.queue[:self.chunk], self.queue[len(self.queue[:self.chunk]):]
+        for i, data in enumerate(batch):
             (inbox / f"icloud_{self.fetches}_{i}.jpg").write_bytes(data)
             if on_progress:
-                on_progress(SyncProgress(i + 1, len(self.queue)))
-        count, self.queue = len(self.queue), []
-        return count
+                on_progress(SyncProgress(i + 1, len(batch)))
+        return len(batch)
+
+    def more_pending(self) -> bool:
+        return bool(self.queue)
 
 
 class FakeMail:
@@ -135,6 +139,23 @@ def test_icloud_is_polled_on_its_interval_and_new_photos_are_sorted(settings: Se
     clock.advance(1)
     daemon.run_due_parts()
     assert source.fetches == 2
+    state.close()
+
+
+def test_a_big_first_sync_is_fetched_and_sorted_chunk_by_chunk_without_waiting_for_the_poll(
+        settings: Settings) -> None:
+    clock, source = FakeClock(), FakeSource()
+    source.queue = [jpeg_bytes((220, 20, 20), noise_seed=i) for i in range(5)]
+    source.chunk = 2
+    daemon, state, publisher = make_daemon(settings, clock, source)
+    inbox_sizes = []
+    for _ in range(3):
+        daemon.run_due_parts()  # the daemon's loop; no time passes
+        inbox_sizes.append(len(list(daemon.incoming.iterdir())))
+    assert source.fetches == 3 and len(publisher.events) == 5
+    assert inbox_sizes == [0, 0, 0]  # each chunk was sorted before the next was fetched
+    daemon.run_due_parts()
+    assert source.fetches == 3  # done: back to the poll interval
     state.close()
 
 

@@ -115,6 +115,7 @@ def test_home_assistant_shows_the_published_counts(home_assistant: HomeAssistant
     assert dt.datetime.fromisoformat(last_sync["state"]) == dt.datetime(2026, 11, 25, 8, 30, tzinfo=dt.UTC)
     progress = home_assistant.wait_for_state("sensor.photosorter_icloud_sync_progress")
     assert (progress["attributes"]["done"], progress["attributes"]["total"]) == (250, 1000)
+    assert (progress["attributes"]["downloaded"], progress["attributes"]["eta_seconds"]) == (240, 180)
 
 
 def test_home_assistant_shows_that_an_icloud_login_is_needed(home_assistant: HomeAssistant,

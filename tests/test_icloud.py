@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
@@ -12,10 +13,11 @@ from pathlib import Path
 import pytest
 
 from photosorter.adapters.icloud import PARTIAL_PREFIX, IcloudSource
+from photosorter.core.companions import group_folder
 from photosorter.errors import AuthRequiredError, SourceUnavailableError
 from photosorter.records import SyncProgress
 from tests.conftest import shared_path
-from tests.servers.fake_icloud import FakeICloud
+from tests.servers.fake_icloud import FakeICloud, recorded_photo_records
 
 SIGNIN = "/signin/complete"
 
@@ -34,7 +36,7 @@ def open_source(fake: FakeICloud, tmp_path: Path, password: str | None = None) -
     data = tmp_path / "data"
     return IcloudSource(fake.apple_id, fake.password if password is None else password, data_dir=data,
                         state_path=data / "state.sqlite3", media_folder=tmp_path / "library" / "videos",
-                        server=fake.url)
+                        previews=data / "previews", server=fake.url)
 
 
 def logged_in(fake: FakeICloud, tmp_path: Path) -> IcloudSource:
@@ -178,8 +180,8 @@ def test_a_new_photo_is_fetched_alone_even_after_the_library_was_sorted_away(fak
     new = fake.add_new_photo(index=0)
     downloads = fake.count("/content/")
     assert source.fetch_new(inbox) == 1
-    assert files(inbox) == [new.filename.replace(".JPG", ".jpg")]
     assert fake.count("/content/") == downloads + 2  # the still and its live-photo movie, nothing else
+    assert files(inbox) == sorted([new.filename.replace(".JPG", ".jpg"), new.filename.replace(".JPG", ".mov")])
 
 
 def test_a_download_cut_off_halfway_leaves_nothing_and_is_fetched_next_time(fake: FakeICloud, tmp_path: Path) -> None:
@@ -193,8 +195,8 @@ def test_a_download_cut_off_halfway_leaves_nothing_and_is_fetched_next_time(fake
     assert files(inbox) == []
     source._not_before = 0.0  # the back-off is over
     source.fetch_new(inbox)
-    assert len(files(inbox)) == 3
-    for path in inbox.iterdir():
+    assert len(group_folder(files(inbox)).photos) == 3
+    for path in inbox.glob("*.jpg"):
         assert path.stat().st_size > 0 and path.read_bytes()[:2] == b"\xff\xd8"
 
 
@@ -226,7 +228,7 @@ def test_bad_filenames_are_made_safe(fake: FakeICloud, tmp_path: Path) -> None:
     inbox = tmp_path / "inbox"
     logged_in(fake, tmp_path).fetch_new(inbox)
     names = files(inbox)
-    assert len(names) == 3
+    assert len(group_folder(names).photos) == 3
     for name in names:
         assert "/" not in name and "\\" not in name and ".." not in name and "\x00" not in name
         assert all(ch.isprintable() for ch in name)
@@ -236,22 +238,58 @@ def test_an_asset_without_a_download_url_is_skipped(fake: FakeICloud, tmp_path: 
     fake.load_recording("listing_photos_missing_downloadUrl.yml", limit=3)
     inbox = tmp_path / "inbox"
     assert logged_in(fake, tmp_path).fetch_new(inbox) == 2
-    assert len(files(inbox)) == 2
+    plan = group_folder(files(inbox))
+    assert len(plan.photos) == 2 and plan.videos == [] and plan.orphans == []
 
 
-def test_videos_and_live_photo_movies_go_to_the_videos_folder(fake: FakeICloud, tmp_path: Path) -> None:
+def test_a_live_photo_movie_arrives_beside_its_still_and_videos_go_to_the_videos_folder(
+        fake: FakeICloud, tmp_path: Path) -> None:
     fake.load_recording("listing_videos.yml")
     inbox, videos = tmp_path / "inbox", tmp_path / "library" / "videos"
     source = logged_in(fake, tmp_path)
     source.fetch_new(inbox)
-    stills = files(inbox)
-    movies = files(videos)
-    assert stills and movies
-    assert all(not name.endswith(".mov") for name in stills)
-    live = [m for m in movies if m.rsplit(".", 1)[0] + ".jpg" in stills]
-    assert live, "a live photo's movie is named after its still"
+    arrived = files(inbox)
+    plan = group_folder(arrived)
+    live = [name for extras in plan.photos.values() for name in extras]
+    assert len(live) == 77 and all(name.endswith(".mov") for name in live)  # as recorded: 77 live photos
+    assert plan.videos == [] and plan.orphans == []  # every movie in the inbox has its still
+    assert len(files(videos)) == 8  # the recorded videos
     photo = next(p for p in (inbox.iterdir()))
     assert abs(photo.stat().st_mtime - time.time()) > 86400  # the capture date, years ago
+
+
+def test_a_still_that_is_not_a_jpeg_comes_with_icloud_s_small_rendition_for_the_sorter(
+        fake: FakeICloud, tmp_path: Path) -> None:
+    fake.load_recording(limit=40)
+    inbox, previews = tmp_path / "inbox", tmp_path / "data" / "previews"
+    logged_in(fake, tmp_path).fetch_new(inbox)
+    pngs = [r for r in recorded_photo_records("listing_photos.yml")[:40]
+            if r[0]["fields"].get("resOriginalFileType", {}).get("value") == "public.png"]
+    by_sha = {hashlib.sha256(p.read_bytes()).hexdigest(): p.name for p in inbox.iterdir()}
+    saved = sorted(p.name for p in previews.iterdir())
+    assert pngs and len(saved) == len(pngs)  # JPEG originals decode small on their own: no preview
+    assert all(name.removesuffix(".jpg") in by_sha for name in saved)
+    assert all(abs(p.stat().st_mtime - time.time()) < 600 for p in previews.iterdir())  # pruned by age
+
+
+def test_a_big_first_sync_comes_in_chunks_with_a_total_and_an_eta(fake: FakeICloud, tmp_path: Path) -> None:
+    fake.load_recording(copies=4, limit=60)  # 240 photos
+    inbox = tmp_path / "inbox"
+    source = logged_in(fake, tmp_path)
+    source.chunk = 50
+    seen: list[SyncProgress] = []
+    calls = 0
+    while True:
+        calls += 1
+        source.fetch_new(inbox, seen.append)
+        shutil.rmtree(inbox, ignore_errors=True)  # the sorter took them
+        if not source.more_pending():
+            break
+    assert calls >= 3 and source.assets.count() == 240
+    downloads = [p.split("/")[3] for _, p in fake.requests if "/content/" in p]
+    assert len(downloads) == len(set(downloads))  # nothing fetched twice across the chunks
+    assert {p.total for p in seen} == {240} and seen[-1].done == 240
+    assert all(p.eta_s is not None and p.per_s for p in seen)
 
 
 def test_with_videos_off_no_movie_is_downloaded(fake: FakeICloud, tmp_path: Path) -> None:

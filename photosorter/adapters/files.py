@@ -10,15 +10,17 @@ crash.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import filecmp
 import logging
 import os
 import shutil
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from photosorter.core.companions import companions_of, renamed
 from photosorter.core.naming import numbered_name
 
 log = logging.getLogger(__name__)
@@ -70,14 +72,30 @@ def read_file(path: Path) -> bytes:
         os.close(fd)
 
 
-def free_path(folder: Path, name: str) -> Path:
-    """``folder/name``, or the first numbered variant that does not exist yet."""
+def free_path(folder: Path, name: str, companions: Sequence[str] = ()) -> Path:
+    """``folder/name``, or the first numbered variant that does not exist yet, with room beside it for
+    the photo's ``companions`` under their new names (``IMG_1-2.HEIC`` with ``IMG_1-2.MOV``)."""
+    taken: set[str] = set()
+    if companions:  # a group is kept together on case-insensitive shares too: IMG_1.mov is taken by IMG_1.MOV
+        with contextlib.suppress(FileNotFoundError):
+            taken = {n.lower() for n in os.listdir(folder)}
     number = 1
     while True:
-        candidate = folder / numbered_name(name, number)
-        if not os.path.lexists(candidate):
-            return candidate
+        candidate = numbered_name(name, number)
+        wanted = [candidate] + [renamed(c, name, candidate) for c in companions]
+        if not any(n.lower() in taken or os.path.lexists(folder / n) for n in wanted):
+            return folder / candidate
         number += 1
+
+
+def companions(photo: Path) -> list[Path]:
+    """The files beside ``photo`` that travel with it (see ``core.companions``)."""
+    try:
+        names = [e.name for e in os.scandir(photo.parent)
+                 if not e.name.startswith(".") and e.is_file(follow_symlinks=False)]
+    except OSError:
+        return []
+    return [photo.parent / n for n in companions_of(photo.name, names)]
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -165,8 +183,11 @@ class LocalFiles:
     def read(self, path: Path) -> bytes:
         return read_file(path)
 
-    def free_path(self, folder: Path, name: str) -> Path:
-        return free_path(folder, name)
+    def free_path(self, folder: Path, name: str, companions: Sequence[str] = ()) -> Path:
+        return free_path(folder, name, companions)
+
+    def companions(self, photo: Path) -> list[Path]:
+        return companions(photo)
 
     def move(self, src: Path, dst: Path, move_id: int) -> None:
         move_file(src, dst, move_id)

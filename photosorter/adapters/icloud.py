@@ -112,10 +112,14 @@ class IcloudSource:
 
     def __init__(self, apple_id: str, password: str, *, data_dir: Path, state_path: Path,
                  china_mainland: bool = False, media_folder: Path | None = None, videos: bool = True,
-                 server: str | None = None, clock: Callable[[], float] = time.time) -> None:
+                 previews: Path | None = None, server: str | None = None, clock: Callable[[], float] = time.time,
+                 chunk: int = plan.FIRST_SYNC_CHUNK) -> None:
         self.apple_id = apple_id
-        self.media_folder = media_folder
+        self.media_folder = media_folder  # videos go here; live-photo movies stay beside their still
         self.videos = videos
+        self.previews = previews  # where iCloud's small renditions go for the sorter (adapters.previews)
+        self.chunk = chunk
+        self.more = False  # a first sync stopped after a chunk: call again (after sorting what came)
         self._clock = clock
         self._lock = threading.RLock()
         cookie_dir = data_dir / "icloud"
@@ -296,7 +300,12 @@ class IcloudSource:
             self._library = self._api.photos.libraries["root"]
         return self._library
 
+    def more_pending(self) -> bool:
+        """Whether the last ``fetch_new`` stopped after a chunk of a first sync, with more to come."""
+        return self.more
+
     def _fetch(self, inbox: Path, on_progress: Callable[[SyncProgress], None] | None) -> int:
+        self.more = False
         library = self._root_library()
         library.current_sync_token = None  # ask the server, not pyicloud's cache
         cursor = str(library.sync_cursor())
@@ -324,24 +333,32 @@ class IcloudSource:
                     continue
                 break
         if walk.backfill_from is not None:
-            log.info("iCloud: listing the library from position %d", walk.backfill_from)
+            total = len(album)  # one count query: the first sync's progress has a total and an ETA
+            log.info("iCloud: listing the library from position %d of %d", walk.backfill_from, total)
             for next_rank, photos in _pages(album, walk.backfill_from):
                 for photo in photos:
                     if not self.assets.known(photo.id):
                         fetched += self._fetch_asset(photo, inbox)
                 self.assets.put("backfill_rank", str(next_rank))
-                elapsed = time.monotonic() - started
-                rate = fetched / elapsed if elapsed > 0 else 0.0
-                log.info("iCloud first sync: %d listed, %d downloaded, %.1f files/s", next_rank, fetched, rate)
+                progress = plan.sync_progress(next_rank, total, fetched, first_done=walk.backfill_from,
+                                              elapsed_s=time.monotonic() - started)
+                log.info("iCloud first sync: %s", plan.describe_progress(progress))
                 if on_progress is not None:
-                    on_progress(SyncProgress(done=next_rank))
+                    on_progress(progress)
+                if fetched >= self.chunk:
+                    self.more = True  # the sorter takes these first; the inbox never holds the whole library
+                    log.info("iCloud first sync: %d files fetched; sorting them before the next chunk", fetched)
+                    return fetched
             self.assets.put("backfill_done", "1")
         self.assets.put("cursor", cursor)
         return fetched
 
     def _fetch_asset(self, photo: Any, inbox: Path) -> int:
         versions = tuple(photo.versions)
-        wanted = plan.plan_downloads(photo.item_type, photo.is_live_photo, versions, videos=self.videos)
+        original = photo.resources.get("original")
+        wanted = plan.plan_downloads(photo.item_type, photo.is_live_photo, versions, videos=self.videos,
+                                     original_type=original.type if original else None,
+                                     previews=self.previews is not None)
         name = plan.local_name(photo.filename, photo.id)
         arrived = 0
         sha256 = None
@@ -351,18 +368,25 @@ class IcloudSource:
             if not resource.url:
                 log.warning("iCloud: %s has no download address for its %s; skipped", name, key)
                 continue
+            mtime = photo.asset_date.timestamp()
             if role == "photo":
                 folder, file_name = inbox, name
-            elif role == "live":
-                folder, file_name = (self.media_folder or inbox), plan.companion_name(name, resource.filename)
+            elif role == "live":  # beside its still, which the sorter moves it with
+                if local is None:
+                    continue  # no still came: a movie alone would be sorted as a video
+                folder, file_name = inbox, plan.companion_name(local, resource.filename)
+            elif role == "preview":
+                if self.previews is None or sha256 is None:
+                    continue
+                folder, file_name, mtime = self.previews, f"{sha256}.jpg", self._clock()
             else:
                 folder, file_name = (self.media_folder or inbox), name
-            path, digest = _download(self._api.session, resource.url, folder, file_name, resource.size,
-                                     photo.asset_date.timestamp())
-            arrived += role != "live"
+            path, digest = _download(self._api.session, resource.url, folder, file_name, resource.size, mtime)
+            arrived += role in ("photo", "video")
             if role in ("photo", "video"):
                 sha256, local = digest, path.name
-        original = photo.resources.get("original")
+            elif role == "preview" and path.name != file_name:
+                path.unlink()  # this photo's preview is there already
         self.assets.remember(photo.id, checksum=original.checksum if original else None, filename=photo.filename,
                              local_name=local, sha256=sha256, size=photo.size, item_type=photo.item_type,
                              added=photo.added_date.timestamp())

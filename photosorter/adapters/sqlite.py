@@ -16,8 +16,12 @@ from pathlib import Path
 from photosorter.errors import StateError
 
 
-def connect(path: Path, schema: str, what: str, *, foreign_keys: bool = False) -> sqlite3.Connection:
-    """Open (creating if needed) the database at ``path`` and make sure ``schema`` exists."""
+def connect(path: Path, schema: str, what: str, *, foreign_keys: bool = False,
+            added_columns: tuple[tuple[str, str, str], ...] = ()) -> sqlite3.Connection:
+    """Open (creating if needed) the database at ``path`` and make sure ``schema`` exists.
+
+    ``added_columns`` (table, column, type) were added to the schema after a release: a database made
+    before gets them here."""
     path.parent.mkdir(parents=True, exist_ok=True)
     new = not path.exists()
     try:
@@ -27,6 +31,9 @@ def connect(path: Path, schema: str, what: str, *, foreign_keys: bool = False) -
         if foreign_keys:
             db.execute("PRAGMA foreign_keys=ON")
         db.executescript(schema)
+        for table, column, kind in added_columns:
+            if column not in {row[1] for row in db.execute(f"PRAGMA table_info({table})")}:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
     except sqlite3.Error as exc:
         raise StateError(f"cannot open {what} in {path}: {exc}") from exc
     if new:

@@ -60,6 +60,7 @@ CREATE TABLE IF NOT EXISTS moves (
     library_path TEXT,
     status_after TEXT NOT NULL,
     state TEXT NOT NULL DEFAULT 'pending',
+    follows INTEGER,
     created REAL NOT NULL,
     finished REAL
 );
@@ -123,7 +124,8 @@ def display_path(path: Path | str) -> str:
 
 class SqliteState:
     def __init__(self, path: Path) -> None:
-        self._db = connect(path, SCHEMA + FACE_SCHEMA, "the state database", foreign_keys=True)
+        self._db = connect(path, SCHEMA + FACE_SCHEMA, "the state database", foreign_keys=True,
+                           added_columns=(("moves", "follows", "INTEGER"),))
         self.path = path
 
     def close(self) -> None:
@@ -216,13 +218,17 @@ class SqliteState:
 
     # the move journal -----------------------------------------------------------------------------
     def begin_move(self, photo_id: int | None, src: Path, dst: Path, library_path: str | None,
-                   status_after: PhotoStatus) -> Move:
-        """Journal a move before it happens; the photo row changes only when it is finished."""
+                   status_after: PhotoStatus, follows: int | None = None) -> Move:
+        """Journal a move before it happens; the photo row changes only when it is finished.
+
+        A companion file (``photo_id`` None) names the move of its photo in ``follows``."""
         with self._tx() as db:
             cursor = db.execute(
-                "INSERT INTO moves (photo_id, src, dst, library_path, status_after, created) VALUES (?,?,?,?,?,?)",
-                (photo_id, os.fsencode(src), os.fsencode(dst), library_path, status_after.value, time.time()))
-            return Move(int(cursor.lastrowid or 0), photo_id, src, dst)
+                "INSERT INTO moves (photo_id, src, dst, library_path, status_after, created, follows) "
+                "VALUES (?,?,?,?,?,?,?)",
+                (photo_id, os.fsencode(src), os.fsencode(dst), library_path, status_after.value, time.time(),
+                 follows))
+            return Move(int(cursor.lastrowid or 0), photo_id, src, dst, follows)
 
     def finish_move(self, move: Move, done: bool) -> None:
         """Close a journal entry; when it moved, the photo now lives at its new place."""
@@ -237,8 +243,12 @@ class SqliteState:
                     (move.id, move.id, now, move.photo_id))
 
     def pending_moves(self) -> list[Move]:
-        rows = self._db.execute("SELECT id, photo_id, src, dst FROM moves WHERE state='pending' ORDER BY id")
-        return [Move(i, p, Path(os.fsdecode(s)), Path(os.fsdecode(d))) for i, p, s, d in rows]
+        rows = self._db.execute("SELECT id, photo_id, src, dst, follows FROM moves WHERE state='pending' ORDER BY id")
+        return [Move(i, p, Path(os.fsdecode(s)), Path(os.fsdecode(d)), f) for i, p, s, d, f in rows]
+
+    def move_done(self, move_id: int) -> bool:
+        row = self._db.execute("SELECT state FROM moves WHERE id=?", (move_id,)).fetchone()
+        return row is not None and row[0] == "done"
 
     # runs and status ------------------------------------------------------------------------------
     def start_run(self, model: str) -> int:

@@ -18,10 +18,12 @@ import uuid
 from pathlib import Path
 
 from photosorter.adapters.icloud import IcloudSource
-from photosorter.cli.library import STATE_FILE, build_sorter, open_state, print_report
+from photosorter.cli.library import STATE_FILE, build_sorter, open_state, preview_folder, print_report
 from photosorter.config import Settings
+from photosorter.core.companions import VIDEOS_FOLDER
 from photosorter.errors import ConfigError, SourceUnavailableError
 from photosorter.ports import Controls
+from photosorter.records import RunReport
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +57,8 @@ def open_source(settings: Settings) -> IcloudSource | None:
         raise ConfigError(["apple_password: needed when apple_id is set"])
     return IcloudSource(settings.icloud.apple_id, settings.icloud.password.reveal(), data_dir=settings.library.data,
                         state_path=settings.library.data / STATE_FILE, china_mainland=settings.icloud.china_mainland,
-                        media_folder=settings.library.path / "videos", videos=settings.icloud.videos,
-                        server=os.environ.get(SERVER_ENV) or None)
+                        media_folder=settings.library.path / VIDEOS_FOLDER, videos=settings.icloud.videos,
+                        previews=preview_folder(settings), server=os.environ.get(SERVER_ENV) or None)
 
 
 def _require(settings: Settings) -> IcloudSource:
@@ -111,13 +113,19 @@ def run_sync(args: argparse.Namespace, settings: Settings) -> int:
         if not auth.ok:
             print(auth.message)
             return 1
-        try:
-            fetched = source.fetch_new(incoming)
-        except SourceUnavailableError as exc:
-            print(f"iCloud: {exc.message}")
-            return 1
+        sorter = build_sorter(settings, state)
+        fetched, report = 0, RunReport()
+        while True:  # a first sync comes in chunks, each sorted before the next is fetched
+            try:
+                fetched += source.fetch_new(incoming)
+            except SourceUnavailableError as exc:
+                print(f"iCloud: {exc.message}")
+                return 1
+            report.add(sorter.sort_folder(incoming))
+            if not source.more_pending():
+                break
         print(f"iCloud: {fetched} new files")
-        print_report(build_sorter(settings, state).sort_folder(incoming))
+        print_report(report)
     finally:
         source.close()
         state.close()

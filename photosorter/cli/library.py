@@ -10,6 +10,7 @@ from pathlib import Path
 
 from photosorter.adapters.files import LocalFiles
 from photosorter.adapters.images import decode_image
+from photosorter.adapters.previews import PreviewFolder
 from photosorter.adapters.state import SqliteState
 from photosorter.config import Settings
 from photosorter.errors import ConfigError, ModelError
@@ -41,6 +42,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], comm
 
 def open_state(settings: Settings) -> SqliteState:
     return SqliteState(settings.library.data / STATE_FILE)
+
+
+def preview_folder(settings: Settings) -> Path:
+    """Where sources leave small renditions of the photos they deliver (see ``adapters.previews``)."""
+    return settings.library.data / "previews"
 
 
 def build_face_stage(settings: Settings, state: SqliteState, *, required: bool = False) -> FaceStage | None:
@@ -78,17 +84,20 @@ def build_sorter(settings: Settings, state: SqliteState,
             log.info("rebuilt kNN index from %d labels", len(labelled))
     return Sorter(settings=settings, state=state, files=LocalFiles(), decoder=decode_image, embedder=embedder,
                   prior=prior, index=index, index_path=index_path, on_sorted=on_sorted,
-                  faces=build_face_stage(settings, state, required=faces_required))
+                  faces=build_face_stage(settings, state, required=faces_required),
+                  previews=PreviewFolder(preview_folder(settings)))
 
 
 def print_report(report: RunReport) -> None:
-    total = report.handled + len(report.skipped)
+    total = report.handled + report.videos + len(report.skipped)
     rate = total / report.elapsed_s if report.elapsed_s > 0 else 0.0
     print(f"Sorted {total} files in {report.elapsed_s:.1f} s ({rate:.1f}/s)")
     for category, count in sorted(report.placed.items()):
         print(f"  {category:<14}{count:>6}")
     print(f"  unsure (in _unsure): {report.unsure}")
     print(f"  duplicates (in _duplicates): {report.duplicates}")
+    if report.videos:
+        print(f"  videos (in videos, not classified): {report.videos}")
     print(f"  failed (in _failed or left in place): {len(report.failed)}")
     for failure in report.failed:
         print(f"    {failure.name}: {failure.reason}")

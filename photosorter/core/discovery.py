@@ -129,7 +129,9 @@ def build_discovery(topics: Topics, categories: tuple[Category, ...], version: s
             "name": "iCloud sync progress", "icon": "mdi:cloud-sync", "unit_of_measurement": "%",
             "state_class": "measurement", "state_topic": state, "value_template": "{{ value_json.sync.percent }}",
             "json_attributes_topic": state, "json_attributes_template":
-                "{{ {'done': value_json.sync.done, 'total': value_json.sync.total} | tojson }}"}),
+                "{{ {'done': value_json.sync.done, 'total': value_json.sync.total, "
+                "'downloaded': value_json.sync.downloaded, 'per_second': value_json.sync.per_second, "
+                "'eta_seconds': value_json.sync.eta_seconds} | tojson }}"}),
         ("binary_sensor", "icloud_login_needed", {
             "name": "iCloud login needed", "device_class": "problem", "state_topic": state,
             "value_template": "{{ value_json.icloud.login_needed }}", "payload_on": "ON", "payload_off": "OFF",
@@ -184,7 +186,10 @@ def build_state(status: StatusSnapshot, categories: tuple[Category, ...]) -> dic
         "unsure": status.unsure,
         "failed": status.failed,
         "last_sync": build_last_sync(status),
-        "sync": {"done": sync.done if sync else None, "total": sync.total if sync else None, "percent": percent},
+        "sync": {"done": sync.done if sync else None, "total": sync.total if sync else None, "percent": percent,
+                 "downloaded": sync.downloaded if sync else None,
+                 "per_second": round(sync.per_s, 2) if sync and sync.per_s is not None else None,
+                 "eta_seconds": round(sync.eta_s) if sync and sync.eta_s is not None else None},
         "icloud": {"login_needed": "OFF" if status.auth.ok else "ON", "message": status.auth.message,
                    "method": status.auth.method},
         "paused": "ON" if status.paused else "OFF",

@@ -8,9 +8,11 @@ import unicodedata
 from dataclasses import dataclass
 
 from photosorter.core.naming import safe_name
+from photosorter.records import SyncProgress
 
 KNOWN_RUN_TO_STOP = 25  # consecutive already-known assets that end an incremental (newest-first) walk
 RESUME_MARGIN = 100  # re-list this many ranks before a saved position: deletions shift ranks down
+FIRST_SYNC_CHUNK = 500  # files one call downloads during a first sync; the rest after they are sorted
 BACKOFF_FIRST_S = 60.0
 BACKOFF_CAP_S = 3600.0
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -43,15 +45,44 @@ def listing_needed(cursor: str, saved_cursor: str | None, backfill_done: bool) -
 
 
 def plan_downloads(item_type: str, is_live_photo: bool, versions: tuple[str, ...], *,
-                   videos: bool) -> list[tuple[str, str]]:
-    """(version key, role) pairs to fetch for an asset: the original still (``photo``) for the sorter,
-    and, when videos are kept, a live photo's movie (``live``) and a video's original (``video``)."""
+                   videos: bool, original_type: str | None = None, previews: bool = False) -> list[tuple[str, str]]:
+    """(version key, role) pairs to fetch for an asset, in order: the original still (``photo``); when
+    videos are kept, a live photo's movie (``live``, saved beside the still) or a video's original
+    (``video``); and, for a still that is not a JPEG (HEIC, PNG, RAW), iCloud's own ~2 MP JPEG rendition
+    (``preview``) for the sorter to decode instead. A JPEG decodes small by itself (draft mode)."""
     if item_type == "movie":
         return [("original", "video")] if videos and "original" in versions else []
     wanted = [("original", "photo")] if "original" in versions else []
     if videos and is_live_photo and "original_video" in versions:
         wanted.append(("original_video", "live"))
+    if wanted and previews and original_type != "public.jpeg":
+        rendition = next((key for key in ("medium", "thumb") if key in versions), None)
+        if rendition is not None:
+            wanted.append((rendition, "preview"))
     return wanted
+
+
+def sync_progress(done: int, total: int | None, downloaded: int, *, first_done: int, elapsed_s: float) -> SyncProgress:
+    """Progress of a first sync that started this run at position ``first_done``."""
+    per_s = (done - first_done) / elapsed_s if elapsed_s > 0 else None
+    eta_s = None
+    if per_s and total is not None:
+        eta_s = max(0.0, (total - done) / per_s)
+    return SyncProgress(done=done, total=total, downloaded=downloaded, per_s=per_s, eta_s=eta_s)
+
+
+def describe_progress(progress: SyncProgress) -> str:
+    """One log line: ``1200/33161 listed (3.6%), 1180 downloaded, 4.1/s, about 2:10:00 left``."""
+    listed = f"{progress.done}/{progress.total} listed" if progress.total else f"{progress.done} listed"
+    if progress.total:
+        listed += f" ({100.0 * min(progress.done, progress.total) / progress.total:.1f}%)"
+    parts = [listed, f"{progress.downloaded} downloaded"]
+    if progress.per_s is not None:
+        parts.append(f"{progress.per_s:.1f}/s")
+    if progress.eta_s is not None:
+        seconds = int(progress.eta_s)
+        parts.append(f"about {seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d} left")
+    return ", ".join(parts)
 
 
 def local_name(filename: str, asset_id: str) -> str:

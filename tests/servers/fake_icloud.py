@@ -357,6 +357,17 @@ class FakeICloud:
         return 200, {"records": records, "syncToken": self.sync_token()}, {}
 
 
+    def count_query(self, body: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
+        """HyperionIndexCountLookup, as recorded: the number of items in an index (the whole library)."""
+        batch = body.get("batch") or [{}]
+        index = ((batch[0].get("query") or {}).get("filterBy") or {}).get("fieldValue", {}).get("value", [""])[0]
+        record = {"recordName": index, "recordType": "IndexCountResult",
+                  "fields": {"itemCount": {"value": len(self.photos), "type": "INT64"}}, "pluginFields": {},
+                  "recordChangeTag": "0", "deleted": False,
+                  "zoneID": {"zoneName": "PrimarySync", "ownerRecordName": OWNER}}
+        return 200, {"batch": [{"records": [record], "syncToken": self.sync_token()}]}, {}
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
@@ -430,6 +441,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(200, {"zones": [], "moreComing": False}, {})
         elif path.endswith("/private/records/query"):
             self._json(*fake.query(body))
+        elif path.endswith("/private/internal/records/query/batch"):
+            self._json(*fake.count_query(body))
         else:
             self._json(404, {"error": f"fake iCloud does not serve {method} {path}"}, {})
 

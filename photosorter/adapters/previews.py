@@ -1,0 +1,52 @@
+"""Small renditions of photos waiting in the inbox, saved by a source that had them for free.
+
+iCloud serves every photo also as a ~2 MP JPEG; decoding that instead of a 12 MP HEIC, a PNG or a RAW
+the sorter cannot read is what makes classification cheap. A preview is named by the sha256 of its
+original, so it is found whatever the original is called, and is removed once the photo is sorted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+SUFFIX = ".jpg"
+
+
+class PreviewFolder:
+    """The ``Previews`` role: ``<data>/previews/<sha256>.jpg``."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def path_for(self, sha256: str) -> Path:
+        return self.folder / f"{sha256}{SUFFIX}"
+
+    def get(self, sha256: str) -> bytes | None:
+        try:
+            return self.path_for(sha256).read_bytes()
+        except OSError:
+            return None
+
+    def discard(self, sha256: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.path_for(sha256).unlink()
+
+    def prune(self, older_than_s: float, now: float | None = None) -> int:
+        """Remove previews whose photo never arrived in the library (deleted from the inbox by hand)."""
+        limit = (time.time() if now is None else now) - older_than_s
+        removed = 0
+        with contextlib.suppress(FileNotFoundError), os.scandir(self.folder) as entries:
+            for entry in entries:
+                if entry.name.endswith(SUFFIX) and entry.stat(follow_symlinks=False).st_mtime < limit:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(entry.path)
+                        removed += 1
+        if removed:
+            log.info("removed %d previews of photos that never reached the library", removed)
+        return removed
