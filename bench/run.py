@@ -4,6 +4,7 @@
 
 1. ``sort`` end to end (list, read, hash, decode, embed, classify, journal, move) on (a) 12 MP JPEGs,
    (b) 12 MP HEICs with an embedded 320 px thumbnail as phones write them, (c) the shared eval photos,
+   (d) PNG phone screenshots, decoded from the original or from the JPEG rendition iCloud also serves,
    each against a naive baseline run here too: full decode with Pillow, resize, the float32 model, one
    session call per photo, copy, nothing overlapped. photos/s, the ratio, and the peak RSS during each;
    photosorter both without and with the face stage (``--faces``: the face models folder, or off).
@@ -40,6 +41,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from photosorter.adapters.previews import PreviewFolder  # noqa: E402
 from photosorter.adapters.state import SqliteState  # noqa: E402
 from photosorter.cli.library import build_sorter  # noqa: E402
 from photosorter.config import load_settings  # noqa: E402
@@ -111,11 +113,18 @@ def naive(photos: list[Path], model: Path, out: Path) -> float:
     return time.perf_counter() - started
 
 
-def product(photos: list[Path], model: Path, work: Path, faces: str = "off") -> float:
+def product(photos: list[Path], model: Path, work: Path, faces: str = "off", previews: bool = False) -> float:
+    """``previews``: each photo's ``<name>.preview.jpg`` beside it is put where the iCloud source saves
+    its small rendition (``<data>/previews/<sha256>.jpg``), so the sorter decodes that instead."""
     inbox = work / "inbox"
     inbox.mkdir(parents=True)
     for photo in photos:
         shutil.copy(photo, inbox / photo.name)
+        if previews:
+            saved = PreviewFolder(work / "data" / "previews")
+            saved.folder.mkdir(parents=True, exist_ok=True)
+            shutil.copy(photo.with_name(photo.name + ".preview.jpg"),
+                        saved.path_for(hashlib.sha256(photo.read_bytes()).hexdigest()))
     settings = load_settings({"library": str(work / "library"), "data": str(work / "data"), "model": str(model),
                               "log_level": "warning", "model_threads": CORES, "faces": faces != "off",
                               "face_model": None if faces == "off" else faces}, environ={},
@@ -140,6 +149,31 @@ def compare_sort(name: str, photos: list[Path], model: Path, work: Path, faces: 
         ours = product(photos, model, work / f"product-{stage != 'off'}", stage)
         row(f"sort {name}: {label}", f"{len(photos) / ours:7.1f} photos/s  peak RSS {RSS.peak_mb:5.0f} MB  "
                                      f"ratio {base / ours:.1f}x")
+
+
+def compare_previews(name: str, photos: list[Path], model: Path, work: Path) -> None:
+    base = naive(photos, model, work / "naive")
+    row(f"sort {name}: naive", f"{len(photos) / base:7.1f} photos/s")
+    for label, previews in (("photosorter, original", False), ("photosorter, iCloud preview", True)):
+        RSS.reset()
+        ours = product(photos, model, work / f"product-{previews}", previews=previews)
+        row(f"sort {name}: {label}", f"{len(photos) / ours:7.1f} photos/s  peak RSS {RSS.peak_mb:5.0f} MB  "
+                                     f"ratio {base / ours:.1f}x")
+
+
+def make_screenshots(photos: list[Path], count: int, folder: Path) -> list[Path]:
+    """Phone screenshots as iCloud holds them: a 1179x2556 PNG original, and beside it the ~2048 px JPEG
+    rendition iCloud serves as ``medium`` (``<name>.preview.jpg``)."""
+    folder.mkdir(parents=True)
+    made = []
+    for i, photo in enumerate(photos[:count]):
+        screen = Image.open(photo).convert("RGB").resize((1179, 2556), Image.Resampling.BICUBIC)
+        target = folder / f"screen_{i:03d}.png"
+        screen.save(target)
+        screen.resize((945, 2048), Image.Resampling.BILINEAR).save(folder / f"{target.name}.preview.jpg",
+                                                                  "JPEG", quality=85)
+        made.append(target)
+    return made
 
 
 def make_12mp(photos: list[Path], count: int, folder: Path, heic: bool) -> list[Path]:
@@ -260,6 +294,8 @@ def main() -> None:
         compare_sort(f"12 MP JPEG ({len(jpegs)})", jpegs, args.model, work / "jpeg", faces)
         compare_sort(f"12 MP HEIC ({len(heics)})", heics, args.model, work / "heic", faces)
         compare_sort(f"eval set ({len(photos)}, <=1280 px)", photos, args.model, work / "eval", faces)
+        screens = make_screenshots(photos[5::7], 4 if args.quick else 24, work / "screen-src")
+        compare_previews(f"PNG screenshots ({len(screens)})", screens, args.model, work / "screens")
         model_latency(args.model)
         knn(512, (1000, 10_000) if args.quick else (1000, 10_000, 100_000), work)
         state_lookup(10_000 if args.quick else 100_000, work)

@@ -232,6 +232,8 @@ OPTIONS: tuple[Option, ...] = (
       "Minutes between iCloud checks for new photos."),
     _("icloud_videos", "icloud", "videos", True, _bool,
       "Download videos (into <library>/videos) and live-photo movies (beside their still); off: skip them."),
+    _("icloud_shared_library", "icloud", "shared_library", False, _bool,
+      "Also sync the iCloud Shared Library (what you and the people you share it with add); off: your own only."),
     _("icloud_china_mainland", "icloud", "china_mainland", False, _bool,
       "Use Apple's China mainland iCloud servers."),
     # mqtt
@@ -312,6 +314,7 @@ class IcloudSettings:
     password: Secret
     poll_minutes: int
     videos: bool
+    shared_library: bool
     china_mainland: bool
 
     @property

@@ -17,7 +17,7 @@ from photosorter.core.companions import group_folder
 from photosorter.errors import AuthRequiredError, SourceUnavailableError
 from photosorter.records import SyncProgress
 from tests.conftest import shared_path
-from tests.servers.fake_icloud import FakeICloud, recorded_photo_records
+from tests.servers.fake_icloud import SHARED_ZONE, FakeICloud, recorded_photo_records
 
 SIGNIN = "/signin/complete"
 
@@ -200,6 +200,20 @@ def test_a_download_cut_off_halfway_leaves_nothing_and_is_fetched_next_time(fake
         assert path.stat().st_size > 0 and path.read_bytes()[:2] == b"\xff\xd8"
 
 
+def test_a_live_photo_whose_movie_is_cut_off_is_delivered_whole_next_time_not_twice(
+        fake: FakeICloud, tmp_path: Path) -> None:
+    fake.load_recording(limit=1)  # one live photo: still, then movie
+    inbox = tmp_path / "inbox"
+    source = logged_in(fake, tmp_path)
+    fake.truncate_skip, fake.truncate_downloads = 1, 1  # the still arrives, the movie is cut off
+    with pytest.raises(SourceUnavailableError):
+        source.fetch_new(inbox)
+    assert files(inbox) == []  # not the still alone either: the asset comes whole or not at all
+    source._not_before = 0.0
+    assert source.fetch_new(inbox) == 1
+    assert [n.rsplit(".", 1)[1] for n in files(inbox)] == ["jpg", "mov"]
+
+
 def test_503_backs_off_without_asking_again_until_the_wait_is_over(fake: FakeICloud, tmp_path: Path) -> None:
     fake.load_recording(limit=3)
     source = logged_in(fake, tmp_path)
@@ -221,6 +235,27 @@ def test_rate_limit_waits_as_long_as_asked(fake: FakeICloud, tmp_path: Path) -> 
     with pytest.raises(SourceUnavailableError):
         source.fetch_new(tmp_path / "inbox")
     assert 890 < source._not_before - time.time() <= 900
+
+
+def test_the_shared_library_is_synced_only_when_chosen_and_tracked_apart(fake: FakeICloud, tmp_path: Path) -> None:
+    fake.load_recording(limit=5)
+    fake.add_shared_library(limit=8)  # the same recorded photos again: ids repeat across zones
+    inbox = tmp_path / "inbox"
+    source = logged_in(fake, tmp_path)
+    assert source.fetch_new(inbox) == 5
+    assert source.assets.count(f"{SHARED_ZONE}/") == 0
+    shutil.rmtree(inbox)
+    source.close()
+    both = logged_in(fake, tmp_path)
+    both.shared_library = True  # the icloud_shared_library option
+    assert both.fetch_new(inbox) == 8
+    assert both.assets.count() == 5 and both.assets.count(f"{SHARED_ZONE}/") == 8
+    before = len(fake.requests)
+    assert both.fetch_new(inbox) == 0
+    assert [p.rsplit("/", 2)[-2:] for _, p in fake.requests[before:]] == [["zones", "list"], ["zones", "list"]]
+    fake.shared_photos.insert(0, fake._adopt(*recorded_photo_records("listing_photos.yml")[20], "new"))
+    fake.sync_version += 1
+    assert both.fetch_new(inbox) == 1
 
 
 def test_bad_filenames_are_made_safe(fake: FakeICloud, tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -37,6 +38,7 @@ from pyicloud.services.photos_cloudkit import DirectionEnum
 
 from photosorter.adapters.sqlite import connect
 from photosorter.core import sync as plan
+from photosorter.core.naming import numbered_name
 from photosorter.errors import AuthRequiredError, SourceUnavailableError
 from photosorter.records import AuthState, SyncProgress
 
@@ -74,8 +76,14 @@ class IcloudAssets:
     def known(self, asset_id: str) -> bool:
         return self._db.execute("SELECT 1 FROM icloud_assets WHERE asset_id=?", (asset_id,)).fetchone() is not None
 
-    def count(self) -> int:
-        return int(self._db.execute("SELECT COUNT(*) FROM icloud_assets").fetchone()[0])
+    def count(self, library: str = "") -> int:
+        """Assets known from one library: the personal one (ids without a ``/``) or ``<zone>/``."""
+        if not library:
+            row = self._db.execute("SELECT COUNT(*) FROM icloud_assets WHERE instr(asset_id, '/') = 0").fetchone()
+        else:
+            row = self._db.execute("SELECT COUNT(*) FROM icloud_assets WHERE substr(asset_id, 1, ?) = ?",
+                                   (len(library), library)).fetchone()
+        return int(row[0])
 
     def remember(self, asset_id: str, *, checksum: str | None, filename: str, local_name: str | None,
                  sha256: str | None, size: int | None, item_type: str, added: float) -> None:
@@ -112,13 +120,14 @@ class IcloudSource:
 
     def __init__(self, apple_id: str, password: str, *, data_dir: Path, state_path: Path,
                  china_mainland: bool = False, media_folder: Path | None = None, videos: bool = True,
-                 previews: Path | None = None, server: str | None = None, clock: Callable[[], float] = time.time,
-                 chunk: int = plan.FIRST_SYNC_CHUNK) -> None:
+                 previews: Path | None = None, shared_library: bool = False, server: str | None = None,
+                 clock: Callable[[], float] = time.time, chunk: int = plan.FIRST_SYNC_CHUNK) -> None:
         self.apple_id = apple_id
         self.media_folder = media_folder  # videos go here; live-photo movies stay beside their still
         self.videos = videos
         self.previews = previews  # where iCloud's small renditions go for the sorter (adapters.previews)
         self.chunk = chunk
+        self.shared_library = shared_library  # also the iCloud Shared Library (zone SharedSync-…)
         self.more = False  # a first sync stopped after a chunk: call again (after sorting what came)
         self._clock = clock
         self._lock = threading.RLock()
@@ -127,7 +136,7 @@ class IcloudSource:
         self._api = _Service(apple_id, password, cookie_directory=str(cookie_dir), china_mainland=china_mainland,
                              refresh_interval=None, authenticate=False, server=server)
         self.assets = IcloudAssets(state_path)
-        self._library: Any = None
+        self._libraries: list[tuple[str, Any]] | None = None  # (state key prefix, pyicloud library)
         self._challenge: AuthState | None = None  # a code was asked for and not yet given
         self._blocked: AuthState | None = None  # password rejected / security key only: wait for a person
         self._auto_login = True  # one automatic login per start or per expired session
@@ -272,7 +281,7 @@ class IcloudSource:
         elif isinstance(exc, PyiCloudServiceNotActivatedException):
             why = "iCloud Photo Library is not ready (still indexing, or not set up); trying again later"
         elif isinstance(exc, (CloudKitAuthError,)) or code in (401, 421, 450):
-            self._library = None
+            self._libraries = None
             self._state = AuthState(ok=False, message="iCloud session expired; logging in again on the next check")
             return AuthRequiredError(self._state.message)
         elif code == "ACCESS_DENIED":
@@ -295,10 +304,20 @@ class IcloudSource:
             self._reported = why
         return SourceUnavailableError(why)
 
-    def _root_library(self) -> Any:
-        if self._library is None:
-            self._library = self._api.photos.libraries["root"]
-        return self._library
+    def _chosen_libraries(self) -> list[tuple[str, Any]]:
+        """The personal library, and the Shared Library when chosen. Its assets and sync state are kept
+        under the prefix ``<zone>/`` (iCloud's asset ids are only unique within a zone)."""
+        if self._libraries is None:
+            found = self._api.photos.libraries
+            chosen: list[tuple[str, Any]] = [("", found["root"])]
+            if self.shared_library:
+                shared = [(f"{key.removeprefix('shared:')}/", library) for key, library in found.items()
+                          if key.startswith("shared:SharedSync-")]
+                if not shared:
+                    log.warning("iCloud: this account has no Shared Library; syncing the personal library only")
+                chosen += shared
+            self._libraries = chosen
+        return self._libraries
 
     def more_pending(self) -> bool:
         """Whether the last ``fetch_new`` stopped after a chunk of a first sync, with more to come."""
@@ -306,15 +325,23 @@ class IcloudSource:
 
     def _fetch(self, inbox: Path, on_progress: Callable[[SyncProgress], None] | None) -> int:
         self.more = False
-        library = self._root_library()
+        fetched = 0
+        for prefix, library in self._chosen_libraries():
+            fetched += self._fetch_library(prefix, library, inbox, on_progress)
+            if self.more:
+                break
+        return fetched
+
+    def _fetch_library(self, prefix: str, library: Any, inbox: Path,
+                       on_progress: Callable[[SyncProgress], None] | None) -> int:
         library.current_sync_token = None  # ask the server, not pyicloud's cache
         cursor = str(library.sync_cursor())
-        backfill_done = self.assets.get("backfill_done") == "1"
-        if not plan.listing_needed(cursor, self.assets.get("cursor"), backfill_done):
-            log.debug("iCloud: nothing changed")
+        backfill_done = self.assets.get(f"{prefix}backfill_done") == "1"
+        if not plan.listing_needed(cursor, self.assets.get(f"{prefix}cursor"), backfill_done):
+            log.debug("iCloud: nothing changed in %s", prefix or "the personal library")
             return 0
-        walk = plan.plan_walk(known_assets=self.assets.count(), backfill_done=backfill_done,
-                              saved_rank=int(self.assets.get("backfill_rank") or 0))
+        walk = plan.plan_walk(known_assets=self.assets.count(prefix), backfill_done=backfill_done,
+                              saved_rank=int(self.assets.get(f"{prefix}backfill_rank") or 0))
         album = library.recently_added()
         fetched = 0
         started = time.monotonic()
@@ -322,24 +349,25 @@ class IcloudSource:
             known_run = 0
             for _, photos in _pages(album, 0):
                 for photo in photos:
-                    if self.assets.known(photo.id):
+                    if self.assets.known(prefix + photo.id):
                         known_run += 1
                         if plan.stop_head_walk(known_run):
                             break
                         continue
                     known_run = 0
-                    fetched += self._fetch_asset(photo, inbox)
+                    fetched += self._fetch_asset(prefix, photo, inbox)
                 else:
                     continue
                 break
         if walk.backfill_from is not None:
             total = len(album)  # one count query: the first sync's progress has a total and an ETA
-            log.info("iCloud: listing the library from position %d of %d", walk.backfill_from, total)
+            log.info("iCloud: listing %s from position %d of %d", prefix or "the personal library",
+                     walk.backfill_from, total)
             for next_rank, photos in _pages(album, walk.backfill_from):
                 for photo in photos:
-                    if not self.assets.known(photo.id):
-                        fetched += self._fetch_asset(photo, inbox)
-                self.assets.put("backfill_rank", str(next_rank))
+                    if not self.assets.known(prefix + photo.id):
+                        fetched += self._fetch_asset(prefix, photo, inbox)
+                self.assets.put(f"{prefix}backfill_rank", str(next_rank))
                 progress = plan.sync_progress(next_rank, total, fetched, first_done=walk.backfill_from,
                                               elapsed_s=time.monotonic() - started)
                 log.info("iCloud first sync: %s", plan.describe_progress(progress))
@@ -349,48 +377,46 @@ class IcloudSource:
                     self.more = True  # the sorter takes these first; the inbox never holds the whole library
                     log.info("iCloud first sync: %d files fetched; sorting them before the next chunk", fetched)
                     return fetched
-            self.assets.put("backfill_done", "1")
-        self.assets.put("cursor", cursor)
+            self.assets.put(f"{prefix}backfill_done", "1")
+        self.assets.put(f"{prefix}cursor", cursor)
         return fetched
 
-    def _fetch_asset(self, photo: Any, inbox: Path) -> int:
-        versions = tuple(photo.versions)
+    def _fetch_asset(self, prefix: str, photo: Any, inbox: Path) -> int:
+        """Download an asset's files (still, live movie, preview; or a video) and only when every one has
+        arrived whole put them in place, the still first: an asset is delivered complete or not at all."""
         original = photo.resources.get("original")
-        wanted = plan.plan_downloads(photo.item_type, photo.is_live_photo, versions, videos=self.videos,
-                                     original_type=original.type if original else None,
+        wanted = plan.plan_downloads(photo.item_type, photo.is_live_photo, tuple(photo.versions),
+                                     videos=self.videos, original_type=original.type if original else None,
                                      previews=self.previews is not None)
         name = plan.local_name(photo.filename, photo.id)
-        arrived = 0
-        sha256 = None
-        local = None
-        for key, role in wanted:
-            resource = photo.resources[key]
-            if not resource.url:
-                log.warning("iCloud: %s has no download address for its %s; skipped", name, key)
-                continue
-            mtime = photo.asset_date.timestamp()
-            if role == "photo":
-                folder, file_name = inbox, name
-            elif role == "live":  # beside its still, which the sorter moves it with
-                if local is None:
-                    continue  # no still came: a movie alone would be sorted as a video
-                folder, file_name = inbox, plan.companion_name(local, resource.filename)
-            elif role == "preview":
-                if self.previews is None or sha256 is None:
-                    continue
-                folder, file_name, mtime = self.previews, f"{sha256}.jpg", self._clock()
-            else:
-                folder, file_name = (self.media_folder or inbox), name
-            path, digest = _download(self._api.session, resource.url, folder, file_name, resource.size, mtime)
-            arrived += role in ("photo", "video")
-            if role in ("photo", "video"):
-                sha256, local = digest, path.name
-            elif role == "preview" and path.name != file_name:
-                path.unlink()  # this photo's preview is there already
-        self.assets.remember(photo.id, checksum=original.checksum if original else None, filename=photo.filename,
-                             local_name=local, sha256=sha256, size=photo.size, item_type=photo.item_type,
-                             added=photo.added_date.timestamp())
-        return arrived
+        folders = {"photo": inbox, "live": inbox, "preview": self.previews, "video": self.media_folder or inbox}
+        parts: list[tuple[str, Path, str, str]] = []  # (role, temporary file, sha256, iCloud's file name)
+        local = sha256 = None
+        try:
+            for key, role in wanted:
+                resource = photo.resources[key]
+                folder = folders[role]
+                if not resource.url:
+                    log.warning("iCloud: %s has no download address for its %s; skipped", name, key)
+                elif folder is not None and (role != "live" or parts):  # a movie without its still: no
+                    temp, digest = _download(self._api.session, resource.url, folder, name, resource.size)
+                    parts.append((role, temp, digest, resource.filename))
+            taken = photo.asset_date.timestamp()
+            for role, temp, digest, filename in parts:
+                if role in ("photo", "video"):
+                    local, sha256 = _link_into_place(temp, name, taken).name, digest
+                elif role == "live" and local is not None:
+                    _link_into_place(temp, plan.companion_name(local, filename), taken)
+                elif role == "preview" and sha256 is not None:
+                    _link_into_place(temp, f"{sha256}.jpg", self._clock(), numbered=False)
+        finally:
+            for _, temp, _, _ in parts:
+                with contextlib.suppress(FileNotFoundError):
+                    temp.unlink()
+        self.assets.remember(prefix + photo.id, checksum=original.checksum if original else None,
+                             filename=photo.filename, local_name=local, sha256=sha256, size=photo.size,
+                             item_type=photo.item_type, added=photo.added_date.timestamp())
+        return sum(1 for role, *_ in parts if role in ("photo", "video"))
 
 
 def _pages(album: Any, start_rank: int) -> Iterator[tuple[int, list[Any]]]:
@@ -414,12 +440,11 @@ def _pages(album: Any, start_rank: int) -> Iterator[tuple[int, list[Any]]]:
             return
 
 
-def _download(session: requests.Session, url: str, folder: Path, name: str, size: int | None,
-              mtime: float) -> tuple[Path, str]:
-    """Stream ``url`` to a hidden temp file in ``folder``, check its size, fsync, and link it in under a
-    free name (never overwriting); the capture date becomes its mtime. Returns (path, sha256)."""
+def _download(session: requests.Session, url: str, folder: Path, name: str, size: int | None) -> tuple[Path, str]:
+    """Stream ``url`` to a hidden temporary file in ``folder`` (the file system it will live on), check
+    its size and fsync it. Returns (temporary file, sha256); the caller links it into place."""
     folder.mkdir(parents=True, exist_ok=True)
-    partial = folder / f"{PARTIAL_PREFIX}{os.getpid()}-{threading.get_ident()}.part"
+    partial = folder / f"{PARTIAL_PREFIX}{os.getpid()}-{secrets.token_hex(6)}.part"
     digest = hashlib.sha256()
     written = 0
     try:
@@ -434,21 +459,29 @@ def _download(session: requests.Session, url: str, folder: Path, name: str, size
         if size is not None and written != size:
             raise SourceUnavailableError(f"download of {name} was cut off ({written} of {size} bytes); "
                                          "it is fetched again on the next sync")
-        os.utime(partial, (mtime, mtime))
-        stem, dot, ext = name.rpartition(".")
-        number = 1
-        while True:
-            target = folder / (name if number == 1 else (f"{stem}-{number}.{ext}" if dot else f"{name}-{number}"))
-            try:
-                os.link(partial, target)
-                break
-            except FileExistsError:
-                number += 1
-        _fsync_dir(folder)
-        return target, digest.hexdigest()
-    finally:
+    except BaseException:
         with contextlib.suppress(FileNotFoundError):
             partial.unlink()
+        raise
+    return partial, digest.hexdigest()
+
+
+def _link_into_place(temp: Path, name: str, mtime: float, *, numbered: bool = True) -> Path:
+    """Give a downloaded file its name beside it, never overwriting: the first free numbered variant
+    (``IMG_1-2.jpg``), or, with ``numbered`` off, the file already there. ``mtime`` becomes its time."""
+    os.utime(temp, (mtime, mtime))
+    number = 1
+    while True:
+        target = temp.parent / numbered_name(name, number)
+        try:
+            os.link(temp, target)
+            break
+        except FileExistsError:
+            if not numbered:
+                return target
+            number += 1
+    _fsync_dir(temp.parent)
+    return target
 
 
 def _fsync_dir(folder: Path) -> None:

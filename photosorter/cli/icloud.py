@@ -58,7 +58,8 @@ def open_source(settings: Settings) -> IcloudSource | None:
     return IcloudSource(settings.icloud.apple_id, settings.icloud.password.reveal(), data_dir=settings.library.data,
                         state_path=settings.library.data / STATE_FILE, china_mainland=settings.icloud.china_mainland,
                         media_folder=settings.library.path / VIDEOS_FOLDER, videos=settings.icloud.videos,
-                        previews=preview_folder(settings), server=os.environ.get(SERVER_ENV) or None)
+                        previews=preview_folder(settings), shared_library=settings.icloud.shared_library,
+                        server=os.environ.get(SERVER_ENV) or None)
 
 
 def _require(settings: Settings) -> IcloudSource:

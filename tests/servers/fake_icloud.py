@@ -40,6 +40,7 @@ from srp import _pysrp
 RECORDED = Path(__file__).resolve().parents[2] / ".." / "shared" / "icloud-recorded"
 DSID = "12345678901"
 OWNER = "_bfc6dbbcc77b03e6cebefd28a28f7e2f"
+SHARED_ZONE = "SharedSync-00000000-1111-2222-3333-444444444444"  # as recorded: the Shared Library's zone
 SRP_ITERATIONS = 1000  # Apple uses ~20000; the protocol is the same, the tests are faster
 
 
@@ -150,7 +151,9 @@ class FakeICloud:
         self.requests: list[tuple[str, str]] = []
         self.injections: list[Injection] = []
         self.truncate_downloads = 0
+        self.truncate_skip = 0  # downloads served whole before the truncating starts
         self.photos: list[FakePhoto] = []  # newest first (rank 0 is the newest)
+        self.shared_photos: list[FakePhoto] | None = None  # the Shared Library, when the account has one
         self.contents: dict[str, bytes] = {}
         self.sync_version = 1
         self.indexing_state = "FINISHED"
@@ -183,6 +186,12 @@ class FakeICloud:
         for copy_number in range(copies):
             for master, asset in pairs:
                 self.photos.append(self._adopt(master, asset, f"c{copy_number}"))
+        self.sync_version += 1
+
+    def add_shared_library(self, name: str = "listing_photos.yml", *, limit: int | None = None) -> None:
+        """Give the account a Shared Library (a zone of the shared database) holding recorded photos."""
+        pairs = recorded_photo_records(name)[:limit]
+        self.shared_photos = [self._adopt(master, asset, "shared") for master, asset in pairs]
         self.sync_version += 1
 
     def add_new_photo(self, name: str = "listing_photos.yml", index: int = 0, tag: str = "new") -> FakePhoto:
@@ -327,14 +336,18 @@ class FakeICloud:
             return 421, {"error": "Missing X-APPLE-WEBAUTH-TOKEN cookie"}, {}
         return 200, self.account_data(True), {}
 
-    def zone(self) -> dict[str, Any]:
-        return {"zoneID": {"zoneName": "PrimarySync", "ownerRecordName": OWNER, "zoneType": "REGULAR_CUSTOM_ZONE"},
+    def zone(self, name: str = "PrimarySync") -> dict[str, Any]:
+        return {"zoneID": {"zoneName": name, "ownerRecordName": OWNER, "zoneType": "REGULAR_CUSTOM_ZONE"},
                 "syncToken": self.sync_token(), "atomic": True}
+
+    def library(self, database: str) -> list[FakePhoto]:
+        """The photos a query to the ``private`` or ``shared`` database reads."""
+        return self.photos if database == "private" else (self.shared_photos or [])
 
     def sync_token(self) -> str:
         return base64.b64encode(f"fake-sync-{self.sync_version}".encode()).decode()
 
-    def query(self, body: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
+    def query(self, body: dict[str, Any], photos: list[FakePhoto]) -> tuple[int, dict[str, Any], dict[str, str]]:
         query = body.get("query", {})
         kind = query.get("recordType")
         if kind == "CheckIndexingState":
@@ -349,20 +362,21 @@ class FakeICloud:
         filters = {f["fieldName"]: f["fieldValue"]["value"] for f in query.get("filterBy", [])}
         rank, per_page = int(filters.get("startRank", 0)), int(body.get("resultsLimit", 200)) // 2
         if filters.get("direction") != "DESCENDING":
-            window = self.photos[rank:rank + per_page]
+            window = photos[rank:rank + per_page]
         else:  # a trailing window: the newest items up to ``rank``, arriving oldest to newest
-            top = min(rank, len(self.photos) - 1)
-            window = list(reversed(self.photos[max(0, top - per_page + 1):top + 1])) if top >= 0 else []
+            top = min(rank, len(photos) - 1)
+            window = list(reversed(photos[max(0, top - per_page + 1):top + 1])) if top >= 0 else []
         records = [p.master for p in window] + [p.asset for p in window]
         return 200, {"records": records, "syncToken": self.sync_token()}, {}
 
 
-    def count_query(self, body: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
+    def count_query(self, body: dict[str, Any],
+                    photos: list[FakePhoto]) -> tuple[int, dict[str, Any], dict[str, str]]:
         """HyperionIndexCountLookup, as recorded: the number of items in an index (the whole library)."""
         batch = body.get("batch") or [{}]
         index = ((batch[0].get("query") or {}).get("filterBy") or {}).get("fieldValue", {}).get("value", [""])[0]
         record = {"recordName": index, "recordType": "IndexCountResult",
-                  "fields": {"itemCount": {"value": len(self.photos), "type": "INT64"}}, "pluginFields": {},
+                  "fields": {"itemCount": {"value": len(photos), "type": "INT64"}}, "pluginFields": {},
                   "recordChangeTag": "0", "deleted": False,
                   "zoneID": {"zoneName": "PrimarySync", "ownerRecordName": OWNER}}
         return 200, {"batch": [{"records": [record], "syncToken": self.sync_token()}]}, {}
@@ -438,11 +452,12 @@ class _Handler(BaseHTTPRequestHandler):
         elif path.endswith("/private/zones/list"):
             self._json(200, {"zones": [fake.zone()], "moreComing": False}, {})
         elif path.endswith("/shared/zones/list"):
-            self._json(200, {"zones": [], "moreComing": False}, {})
-        elif path.endswith("/private/records/query"):
-            self._json(*fake.query(body))
-        elif path.endswith("/private/internal/records/query/batch"):
-            self._json(*fake.count_query(body))
+            zones = [fake.zone(SHARED_ZONE)] if fake.shared_photos is not None else []
+            self._json(200, {"zones": zones, "moreComing": False}, {})
+        elif path.endswith("/records/query"):
+            self._json(*fake.query(body, fake.library(path.split("/")[-3])))
+        elif path.endswith("/internal/records/query/batch"):
+            self._json(*fake.count_query(body, fake.library(path.split("/")[-5])))
         else:
             self._json(404, {"error": f"fake iCloud does not serve {method} {path}"}, {})
 
@@ -458,7 +473,9 @@ class _Handler(BaseHTTPRequestHandler):
         if content is None:
             self._send(404, b"not found", "text/plain")
             return
-        if fake.truncate_downloads > 0:
+        if fake.truncate_downloads > 0 and fake.truncate_skip > 0:
+            fake.truncate_skip -= 1
+        elif fake.truncate_downloads > 0:
             fake.truncate_downloads -= 1
             self.send_response(200)
             self.send_header("Content-Type", "application/octet-stream")
