@@ -46,7 +46,7 @@ MANIFEST_HEAD: dict[str, Any] = {
     "boot": "auto",
     "services": ["mqtt:need"],
     "map": ["media:rw", "share:rw"],
-    "backup_exclude": ["models/*", "cache/*", "incoming/*"],
+    "backup_exclude": ["models/*", "cache/*", "incoming/*", "previews/*"],
     "timeout": 20,
 }
 

@@ -4,7 +4,8 @@
 
 1. ``sort`` end to end (list, read, hash, decode, embed, classify, journal, move) on (a) 12 MP JPEGs,
    (b) 12 MP HEICs with an embedded 320 px thumbnail as phones write them, (c) the shared eval photos,
-   (d) PNG phone screenshots, decoded from the original or from the JPEG rendition iCloud also serves,
+   (d) PNG phone screenshots; (a), (b) and (d) also sorted from the ~2048 px JPEG rendition iCloud
+   serves beside every original (``medium``), as the iCloud source hands it to the sorter;
    each against a naive baseline run here too: full decode with Pillow, resize, the float32 model, one
    session call per photo, copy, nothing overlapped. photos/s, the ratio, and the peak RSS during each;
    photosorter both without and with the face stage (``--faces``: the face models folder, or off).
@@ -140,23 +141,18 @@ def product(photos: list[Path], model: Path, work: Path, faces: str = "off", pre
 
 
 def compare_sort(name: str, photos: list[Path], model: Path, work: Path, faces: str = "off") -> None:
+    """The naive baseline, photosorter on the originals (with the face stage too when ``faces``), and
+    photosorter given iCloud's rendition of each photo (``<name>.preview.jpg`` beside it)."""
     RSS.reset()
     base = naive(photos, model, work / "naive")
     base_rss = RSS.peak_mb
     row(f"sort {name}: naive", f"{len(photos) / base:7.1f} photos/s  peak RSS {base_rss:5.0f} MB")
-    for label, stage in (("photosorter", "off"), ("photosorter + faces", faces))[:1 if faces == "off" else 2]:
+    runs = [("photosorter", "off", False)] + ([("photosorter + faces", faces, False)] if faces != "off" else [])
+    if photos[0].with_name(photos[0].name + ".preview.jpg").exists():
+        runs.append(("photosorter, iCloud preview", "off", True))
+    for label, stage, previews in runs:
         RSS.reset()
-        ours = product(photos, model, work / f"product-{stage != 'off'}", stage)
-        row(f"sort {name}: {label}", f"{len(photos) / ours:7.1f} photos/s  peak RSS {RSS.peak_mb:5.0f} MB  "
-                                     f"ratio {base / ours:.1f}x")
-
-
-def compare_previews(name: str, photos: list[Path], model: Path, work: Path) -> None:
-    base = naive(photos, model, work / "naive")
-    row(f"sort {name}: naive", f"{len(photos) / base:7.1f} photos/s")
-    for label, previews in (("photosorter, original", False), ("photosorter, iCloud preview", True)):
-        RSS.reset()
-        ours = product(photos, model, work / f"product-{previews}", previews=previews)
+        ours = product(photos, model, work / f"product-{label.replace(' ', '')}", stage, previews)
         row(f"sort {name}: {label}", f"{len(photos) / ours:7.1f} photos/s  peak RSS {RSS.peak_mb:5.0f} MB  "
                                      f"ratio {base / ours:.1f}x")
 
@@ -194,6 +190,8 @@ def make_12mp(photos: list[Path], count: int, folder: Path, heic: bool) -> list[
         else:
             target = folder / f"big_{i:03d}.jpg"
             big.save(target, "JPEG", quality=90)
+        big.resize((2048, 1536), Image.Resampling.BILINEAR).save(folder / f"{target.name}.preview.jpg", "JPEG",
+                                                                 quality=85)  # iCloud's ``medium``
         made.append(target)
     return made
 
@@ -295,7 +293,7 @@ def main() -> None:
         compare_sort(f"12 MP HEIC ({len(heics)})", heics, args.model, work / "heic", faces)
         compare_sort(f"eval set ({len(photos)}, <=1280 px)", photos, args.model, work / "eval", faces)
         screens = make_screenshots(photos[5::7], 4 if args.quick else 24, work / "screen-src")
-        compare_previews(f"PNG screenshots ({len(screens)})", screens, args.model, work / "screens")
+        compare_sort(f"PNG screenshots ({len(screens)})", screens, args.model, work / "screens")
         model_latency(args.model)
         knn(512, (1000, 10_000) if args.quick else (1000, 10_000, 100_000), work)
         state_lookup(10_000 if args.quick else 100_000, work)

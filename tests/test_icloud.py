@@ -17,7 +17,7 @@ from photosorter.core.companions import group_folder
 from photosorter.errors import AuthRequiredError, SourceUnavailableError
 from photosorter.records import SyncProgress
 from tests.conftest import shared_path
-from tests.servers.fake_icloud import SHARED_ZONE, FakeICloud, recorded_photo_records
+from tests.servers.fake_icloud import SHARED_ZONE, FakeICloud
 
 SIGNIN = "/signin/complete"
 
@@ -180,7 +180,7 @@ def test_a_new_photo_is_fetched_alone_even_after_the_library_was_sorted_away(fak
     new = fake.add_new_photo(index=0)
     downloads = fake.count("/content/")
     assert source.fetch_new(inbox) == 1
-    assert fake.count("/content/") == downloads + 2  # the still and its live-photo movie, nothing else
+    assert fake.count("/content/") == downloads + 3  # the still, its live-photo movie, its preview
     assert files(inbox) == sorted([new.filename.replace(".JPG", ".jpg"), new.filename.replace(".JPG", ".mov")])
 
 
@@ -253,8 +253,7 @@ def test_the_shared_library_is_synced_only_when_chosen_and_tracked_apart(fake: F
     before = len(fake.requests)
     assert both.fetch_new(inbox) == 0
     assert [p.rsplit("/", 2)[-2:] for _, p in fake.requests[before:]] == [["zones", "list"], ["zones", "list"]]
-    fake.shared_photos.insert(0, fake._adopt(*recorded_photo_records("listing_photos.yml")[20], "new"))
-    fake.sync_version += 1
+    fake.add_new_photo(index=20, shared=True)
     assert both.fetch_new(inbox) == 1
 
 
@@ -293,17 +292,12 @@ def test_a_live_photo_movie_arrives_beside_its_still_and_videos_go_to_the_videos
     assert abs(photo.stat().st_mtime - time.time()) > 86400  # the capture date, years ago
 
 
-def test_a_still_that_is_not_a_jpeg_comes_with_icloud_s_small_rendition_for_the_sorter(
-        fake: FakeICloud, tmp_path: Path) -> None:
+def test_each_still_comes_with_icloud_s_small_rendition_for_the_sorter(fake: FakeICloud, tmp_path: Path) -> None:
     fake.load_recording(limit=40)
     inbox, previews = tmp_path / "inbox", tmp_path / "data" / "previews"
     logged_in(fake, tmp_path).fetch_new(inbox)
-    pngs = [r for r in recorded_photo_records("listing_photos.yml")[:40]
-            if r[0]["fields"].get("resOriginalFileType", {}).get("value") == "public.png"]
-    by_sha = {hashlib.sha256(p.read_bytes()).hexdigest(): p.name for p in inbox.iterdir()}
-    saved = sorted(p.name for p in previews.iterdir())
-    assert pngs and len(saved) == len(pngs)  # JPEG originals decode small on their own: no preview
-    assert all(name.removesuffix(".jpg") in by_sha for name in saved)
+    stills = {hashlib.sha256((inbox / name).read_bytes()).hexdigest() for name in group_folder(files(inbox)).photos}
+    assert {p.name.removesuffix(".jpg") for p in previews.iterdir()} == stills
     assert all(abs(p.stat().st_mtime - time.time()) < 600 for p in previews.iterdir())  # pruned by age
 
 

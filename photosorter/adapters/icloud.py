@@ -386,8 +386,7 @@ class IcloudSource:
         arrived whole put them in place, the still first: an asset is delivered complete or not at all."""
         original = photo.resources.get("original")
         wanted = plan.plan_downloads(photo.item_type, photo.is_live_photo, tuple(photo.versions),
-                                     videos=self.videos, original_type=original.type if original else None,
-                                     previews=self.previews is not None)
+                                     videos=self.videos, previews=self.previews is not None)
         name = plan.local_name(photo.filename, photo.id)
         folders = {"photo": inbox, "live": inbox, "preview": self.previews, "video": self.media_folder or inbox}
         parts: list[tuple[str, Path, str, str]] = []  # (role, temporary file, sha256, iCloud's file name)

@@ -45,17 +45,18 @@ def listing_needed(cursor: str, saved_cursor: str | None, backfill_done: bool) -
 
 
 def plan_downloads(item_type: str, is_live_photo: bool, versions: tuple[str, ...], *,
-                   videos: bool, original_type: str | None = None, previews: bool = False) -> list[tuple[str, str]]:
+                   videos: bool, previews: bool = False) -> list[tuple[str, str]]:
     """(version key, role) pairs to fetch for an asset, in order: the original still (``photo``); when
     videos are kept, a live photo's movie (``live``, saved beside the still) or a video's original
-    (``video``); and, for a still that is not a JPEG (HEIC, PNG, RAW), iCloud's own ~2 MP JPEG rendition
-    (``preview``) for the sorter to decode instead. A JPEG decodes small by itself (draft mode)."""
+    (``video``); and iCloud's own ~2048 px JPEG rendition of a still (``preview``), which the sorter
+    decodes instead of the original: a few ms against 36 ms for a 12 MP JPEG even in draft mode, about
+    1 s for a HEIC without an embedded thumbnail, and a RAW or PNG it reads at all or slowly."""
     if item_type == "movie":
         return [("original", "video")] if videos and "original" in versions else []
     wanted = [("original", "photo")] if "original" in versions else []
     if videos and is_live_photo and "original_video" in versions:
         wanted.append(("original_video", "live"))
-    if wanted and previews and original_type != "public.jpeg":
+    if wanted and previews:
         rendition = next((key for key in ("medium", "thumb") if key in versions), None)
         if rendition is not None:
             wanted.append((rendition, "preview"))

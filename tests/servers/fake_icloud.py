@@ -194,12 +194,14 @@ class FakeICloud:
         self.shared_photos = [self._adopt(master, asset, "shared") for master, asset in pairs]
         self.sync_version += 1
 
-    def add_new_photo(self, name: str = "listing_photos.yml", index: int = 0, tag: str = "new") -> FakePhoto:
-        """A photo taken now: put at the head of the added-date index, and the zone's sync token moves."""
+    def add_new_photo(self, name: str = "listing_photos.yml", index: int = 0, tag: str = "new", *,
+                      shared: bool = False) -> FakePhoto:
+        """A photo taken now: put at the head of the added-date index (of the personal library, or the
+        Shared Library), and the zone's sync token moves."""
         master, asset = recorded_photo_records(name)[index]
         with self.lock:
             photo = self._adopt(master, asset, tag)
-            self.photos.insert(0, photo)
+            (self.shared_photos if shared and self.shared_photos is not None else self.photos).insert(0, photo)
             self.sync_version += 1
         return photo
 
