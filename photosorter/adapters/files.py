@@ -20,6 +20,7 @@ import stat
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from photosorter.adapters.durable import fsync_dir
 from photosorter.core.companions import companions_of, renamed
 from photosorter.core.naming import numbered_name
 
@@ -98,13 +99,6 @@ def companions(photo: Path) -> list[Path]:
     return [photo.parent / n for n in companions_of(photo.name, names)]
 
 
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
 
 def partial_path(dst: Path, move_id: int) -> Path:
     return dst.parent / f"{PARTIAL_PREFIX}{move_id}"
@@ -125,14 +119,14 @@ def move_file(src: Path, dst: Path, move_id: int) -> None:
             if os.path.lexists(dst):
                 raise FileExistsError(errno.EEXIST, "destination exists", str(dst)) from exc
             os.rename(src, dst)
-            _fsync_dir(dst.parent)
-            _fsync_dir(src.parent)
+            fsync_dir(dst.parent)
+            fsync_dir(src.parent)
             return
         else:
             raise
-    _fsync_dir(dst.parent)
+    fsync_dir(dst.parent)
     os.unlink(src)
-    _fsync_dir(src.parent)
+    fsync_dir(src.parent)
 
 
 def _copy_into_place(src: Path, dst: Path, move_id: int) -> None:

@@ -36,6 +36,7 @@ from pyicloud.exceptions import (
 )
 from pyicloud.services.photos_cloudkit import DirectionEnum
 
+from photosorter.adapters.durable import fsync_dir
 from photosorter.adapters.sqlite import connect
 from photosorter.core import sync as plan
 from photosorter.core.naming import numbered_name
@@ -479,13 +480,6 @@ def _link_into_place(temp: Path, name: str, mtime: float, *, numbered: bool = Tr
             if not numbered:
                 return target
             number += 1
-    _fsync_dir(temp.parent)
+    fsync_dir(temp.parent)
     return target
 
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
