@@ -12,7 +12,8 @@
 2. Model only: int8 vs float32 latency per photo (2 threads).
 3. kNN: usearch (as the product uses it) vs brute-force numpy at 1k, 10k, 100k stored vectors: query
    latency, memory, save and load time.
-4. State store: checking 100k known photos by sha256 (how a sync asks "have I seen this one?").
+4. State store: checking 100k known photos by sha256 (how the sorter finds a duplicate) and 100k known
+   iCloud asset ids (how a sync asks "have I seen this one?").
 
 The 12 MP photos are made here by upscaling shared eval photos (nothing is downloaded). Needs
 ``heif-enc`` (libheif-examples) for the HEICs.
@@ -42,6 +43,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from photosorter.adapters.icloud import IcloudAssets  # noqa: E402
 from photosorter.adapters.previews import PreviewFolder  # noqa: E402
 from photosorter.adapters.state import SqliteState  # noqa: E402
 from photosorter.cli.library import build_sorter  # noqa: E402
@@ -263,6 +265,19 @@ def state_lookup(count: int, work: Path) -> None:
     state.close()
     assert known == count
     row(f"state: check {count // 1000}k known photos by sha256",
+        f"{checking[0]:6.2f} s ({checking[0] / count * 1e6:.0f} us each; fill {filling[0]:.1f} s)")
+    assets = IcloudAssets(work / "state.sqlite3")  # how an iCloud sync asks "have I seen this one?"
+    ids = [f"AY{i:08d}-{shas[i][:24]}" for i in range(count)]
+    with timed() as filling:
+        assets._db.execute("BEGIN")
+        assets._db.executemany("INSERT INTO icloud_assets (asset_id, filename, fetched) VALUES (?, 'IMG.HEIC', 0)",
+                               [(i,) for i in ids])
+        assets._db.execute("COMMIT")
+    with timed() as checking:
+        known = sum(assets.known(i) for i in ids)
+    assets.close()
+    assert known == count
+    row(f"state: check {count // 1000}k known iCloud asset ids",
         f"{checking[0]:6.2f} s ({checking[0] / count * 1e6:.0f} us each; fill {filling[0]:.1f} s)")
 
 

@@ -4,9 +4,10 @@ defaults, the add-on's /data/options.json, ``.env``, the environment and the com
 Precedence (later wins): built-in defaults < options file < ``.env`` < environment < command line.
 Every option has one flat key (``knn_k``, ``mqtt_host``), the same in ``config.yaml``,
 ``translations/en.yaml``, DOCS.md and here. Its environment variable is ``PHOTOSORTER_<KEY>``
-(``PHOTOSORTER_MQTT_HOST``, ``PHOTOSORTER_LIBRARY``), so both ``PHOTOSORTER_<SECTION>_<NAME>`` and
-``PHOTOSORTER_<NAME>`` come out of one table. A few options also answer to the names people already
-use (``APPLE_ID``, ``APPLE_PASSWORD``). Secrets are ``Secret`` values: they print as ``***``.
+(``PHOTOSORTER_MQTT_HOST``, ``PHOTOSORTER_LIBRARY``), and ``PHOTOSORTER_<SECTION>_<NAME>`` works too
+(``PHOTOSORTER_CLASSIFY_KNN_K``, ``PHOTOSORTER_LIBRARY_DATA``): both come out of one table. A few
+options also answer to the names people already use (``APPLE_ID``, ``APPLE_PASSWORD``). Secrets are
+``Secret`` values: they print as ``***``.
 """
 
 from __future__ import annotations
@@ -391,7 +392,8 @@ _SECTIONS: dict[str, type] = {"library": LibrarySettings, "model": ModelSettings
 def _from_env(env: Mapping[str, str | None]) -> dict[str, Any]:
     found: dict[str, Any] = {}
     for option in OPTIONS:
-        for name in (*option.aliases, ENV_PREFIX + option.key.upper()):
+        sectioned = ENV_PREFIX + f"{option.section}_{option.name}".upper()  # PHOTOSORTER_CLASSIFY_KNN_K
+        for name in dict.fromkeys((*option.aliases, sectioned, ENV_PREFIX + option.key.upper())):
             value = env.get(name)
             if value is not None and value != "":
                 found[option.key] = value

@@ -23,7 +23,7 @@ from photosorter.core.schedule import Timer, local_day_start, next_daily
 from photosorter.errors import AuthRequiredError, PhotosorterError
 from photosorter.pipeline import Sorter
 from photosorter.ports import Clock, MailWork, PhotoSource, Publisher, StateStore
-from photosorter.records import AuthState, PhotoEvent, RunReport, StatusSnapshot, SyncProgress
+from photosorter.records import AuthState, CorrectionEvent, PhotoEvent, RunReport, StatusSnapshot, SyncProgress
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,7 @@ class Daemon:
         self.mail = mail
         self.incoming = incoming or settings.library.data / "incoming"
         sorter.on_sorted = self.on_sorted
+        sorter.on_corrected = self.on_corrected
         self.drift_check = drift_check
         self.drift: DriftReport | None = None  # the latest daily drift check, for MQTT and the digest
         self._stop = threading.Event()
@@ -185,7 +186,7 @@ class Daemon:
         if not self._auth.ok:
             raise AuthRequiredError(self._auth.message or "iCloud login needed")
         self.incoming.mkdir(parents=True, exist_ok=True)
-        fetched = self.source.fetch_new(self.incoming, self._on_sync_progress)
+        fetched = self.source.fetch_new(self.incoming, self._on_sync_progress, self._stop.is_set)
         more = self.source.more_pending()
         if not more:
             self._sync = None
@@ -239,6 +240,11 @@ class Daemon:
         if self.publisher is not None:
             self.publisher.publish_event(event)
 
+    def on_corrected(self, event: CorrectionEvent) -> None:
+        """A person's correction (an email reply) was applied: an event for automations."""
+        if self.publisher is not None:
+            self.publisher.publish_correction(event)
+
     def status(self) -> StatusSnapshot:
         counts = self.state.library_counts()
         today = local_day_start(self.clock.now(), self.zone).timestamp()
@@ -247,7 +253,12 @@ class Daemon:
             library_counts={name: counts.get(name, 0) for name in self.settings.classify.names},
             sorted_today=self.state.sorted_since(today), unsure=counts.get("_unsure", 0),
             failed=counts.get("_failed", 0), last_sync=self._last_sync, sync=self._sync, auth=self._auth,
-            paused=self._paused, problems=problems)
+            paused=self._paused, problems=problems, drift=self._drift_message())
+
+    def _drift_message(self) -> str:
+        if self.drift is None or not self.drift.drifting:
+            return ""
+        return self.drift.message or "; ".join(self.drift.reasons)
 
     def _publish_status(self) -> None:
         if self.publisher is None:

@@ -28,7 +28,16 @@ from photosorter.ml.preprocess import fit_to_input, gray_thumbnail
 from photosorter.placing import Placer, printable
 from photosorter.ports import Decoder, Embedder, PhotoFiles, Previews, Prior, StateStore, VectorIndex
 from photosorter.progress import Progress
-from photosorter.records import Face, Failure, PhotoEvent, PhotoRecord, PhotoStatus, Prediction, RunReport
+from photosorter.records import (
+    CorrectionEvent,
+    Face,
+    Failure,
+    PhotoEvent,
+    PhotoRecord,
+    PhotoStatus,
+    Prediction,
+    RunReport,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +74,7 @@ class Sorter:
         self.library = settings.library.path
         self._decode_workers = decode_workers
         self.on_sorted = on_sorted  # told about each photo placed (the daemon publishes it)
+        self.on_corrected: Callable[[CorrectionEvent], None] | None = None  # a person relabelled a photo
         self.faces = faces  # optional face stage: me / people from faces, adjusts the distribution
         self.previews = previews  # small renditions a source saved beside the originals (decoded instead)
         self.placer = Placer(state, files, self.library)
@@ -335,6 +345,8 @@ class Sorter:
         self.index.save(self.index_path)
         after = self.state.photo(photo_id)
         log.info("labelled photo %d as %s (%s)", photo_id, category, source)
+        if self.on_corrected is not None:
+            self.on_corrected(CorrectionEvent(photo_id, record.category, category, source, detail))
         return self.library / after.library_path if after and after.library_path else None
 
     def _teach_face(self, photo_id: int, path: Path, number: int | None) -> None:

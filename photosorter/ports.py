@@ -164,7 +164,8 @@ class PhotoSource(Protocol):
 
     def submit_code(self, code: str) -> AuthState: ...
 
-    def fetch_new(self, inbox: Path, on_progress: Callable[[SyncProgress], None] | None = None) -> int: ...
+    def fetch_new(self, inbox: Path, on_progress: Callable[[SyncProgress], None] | None = None,
+                  stop: Callable[[], bool] | None = None) -> int: ...
 
     def more_pending(self) -> bool:
         """True when ``fetch_new`` stopped after a chunk of a big first sync: sort, then call it again."""

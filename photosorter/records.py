@@ -190,6 +190,7 @@ class StatusSnapshot:
     auth: AuthState
     paused: bool
     problems: tuple[str, ...] = ()  # parts that are failing and being retried, one line each
+    drift: str = ""  # the daily drift check's message when new photos look different lately, else ""
 
 
 # mail: the daily digest and replies ------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import pytest
 from photosorter.adapters.state import SqliteState
 from photosorter.cli.library import build_sorter, open_state
 from photosorter.config import Settings, load_settings
+from photosorter.core.drift import DriftReport
 from photosorter.daemon import Daemon
 from photosorter.errors import SinkError, SourceUnavailableError
 from photosorter.records import AuthState, CorrectionEvent, PhotoEvent, StatusSnapshot, SyncProgress
@@ -47,6 +48,7 @@ class FakeSource:
         self.auth = AuthState(ok=True)
         self.codes: list[str] = []
         self.chunk: int | None = None  # deliver at most this many per fetch, like a big first sync
+        self.on_photo: Callable[[int], None] = lambda done: None
 
     def auth_state(self) -> AuthState:
         return self.auth
@@ -58,16 +60,19 @@ class FakeSource:
             return self.auth
         return AuthState(ok=False, message="wrong code, try again", method="trusted device")
 
-    def fetch_new(self, inbox: Path, on_progress: Callable[[SyncProgress], None] | None = None) -> int:
+    def fetch_new(self, inbox: Path, on_progress: Callable[[SyncProgress], None] | None = None,
+                  stop: Callable[[], bool] | None = None) -> int:
         self.fetches += 1
         if self.fail_with is not None:
             raise self.fail_with
-        batch, self.queue = self.queue[:self.chunk], self.queue[len(self.queue[:self.chunk]):]
-        for i, data in enumerate(batch):
-            (inbox / f"icloud_{self.fetches}_{i}.jpg").write_bytes(data)
+        done = 0
+        while self.queue and (self.chunk is None or done < self.chunk) and not (stop and stop()):
+            (inbox / f"icloud_{self.fetches}_{done}.jpg").write_bytes(self.queue.pop(0))
+            done += 1
+            self.on_photo(done)
             if on_progress:
-                on_progress(SyncProgress(i + 1, len(batch)))
-        return len(batch)
+                on_progress(SyncProgress(done, None))
+        return done
 
     def more_pending(self) -> bool:
         return bool(self.queue)
@@ -94,6 +99,7 @@ class RecordingPublisher:
     def __init__(self) -> None:
         self.statuses: list[StatusSnapshot] = []
         self.events: list[PhotoEvent] = []
+        self.corrections: list[CorrectionEvent] = []
 
     def publish_status(self, status: StatusSnapshot) -> None:
         self.statuses.append(status)
@@ -102,7 +108,7 @@ class RecordingPublisher:
         self.events.append(event)
 
     def publish_correction(self, event: CorrectionEvent) -> None:
-        pass
+        self.corrections.append(event)
 
     def close(self) -> None:
         pass
@@ -156,6 +162,36 @@ def test_a_big_first_sync_is_fetched_and_sorted_chunk_by_chunk_without_waiting_f
     assert inbox_sizes == [0, 0, 0]  # each chunk was sorted before the next was fetched
     daemon.run_due_parts()
     assert source.fetches == 3  # done: back to the poll interval
+    state.close()
+
+
+def test_a_correction_by_email_is_published_as_an_event(settings: Settings) -> None:
+    clock, source = FakeClock(), FakeSource()
+    source.queue = [jpeg_bytes((220, 20, 20), noise_seed=1)]
+    daemon, state, publisher = make_daemon(settings, clock, source)
+    daemon.run_due_parts()
+    photo = publisher.events[0].photo_id
+    daemon.sorter.label_photo(photo, "beer", source="email", detail="<reply@example.com>")  # as MailFlow does
+    assert publisher.corrections == [CorrectionEvent(photo, "food", "beer", "email", "<reply@example.com>")]
+    state.close()
+
+
+def test_the_drift_found_by_the_daily_check_is_in_the_status(settings: Settings) -> None:
+    daemon, state, _ = make_daemon(settings, FakeClock())
+    assert daemon.status().drift == ""
+    daemon.drift = DriftReport(drifting=True, reasons=("unsure share 0.40 vs 0.10",), days=(),
+                               message="your photos look different lately: please label a few")
+    assert daemon.status().drift == "your photos look different lately: please label a few"
+    state.close()
+
+
+def test_sigterm_during_a_first_sync_stops_between_photos(settings: Settings) -> None:
+    clock, source = FakeClock(), FakeSource()
+    source.queue = [jpeg_bytes((220, 20, 20), noise_seed=i) for i in range(5)]
+    daemon, state, _ = make_daemon(settings, clock, source)
+    source.on_photo = lambda done: daemon.stop() if done == 2 else None
+    daemon.run_due_parts()
+    assert len(list(daemon.incoming.iterdir())) == 2 and source.queue  # the rest waits in iCloud
     state.close()
 
 

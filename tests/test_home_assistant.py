@@ -108,7 +108,8 @@ def test_home_assistant_shows_the_published_counts(home_assistant: HomeAssistant
     expected = {"sensor.photosorter_beer_count": "3", "sensor.photosorter_screenshot_count": "0",
                 "sensor.photosorter_sorted_today": "7", "sensor.photosorter_unsure": "2",
                 "sensor.photosorter_failed": "1", "sensor.photosorter_icloud_sync_progress": "25.0",
-                "switch.photosorter_paused": "off", "text.photosorter_icloud_code": ""}
+                "switch.photosorter_paused": "off", "text.photosorter_icloud_code": "",
+                "binary_sensor.photosorter_model_drift": "off"}
     for entity_id, state in expected.items():
         assert home_assistant.wait_for_state(entity_id, lambda s: True)["state"] == state, entity_id
     last_sync = home_assistant.wait_for_state("sensor.photosorter_last_sync")

@@ -22,6 +22,22 @@ def test_label_moves_a_library_photo_and_persists(tmp_path: Path, tiny_model: Pa
     status = run_cli("status", "--library", library, "--data", data, "--model", tiny_model)
     labels = dict(line.split() for line in status.stdout.split("labels:")[1].splitlines()[1:13])
     assert labels["beer"] == "1" and labels["food"] == "0"
+    in_library = dict(line.split() for line in status.stdout.split("photos in the library:")[1]
+                      .split("labels:")[0].splitlines()[1:])
+    assert in_library["beer"] == "1" and in_library["food"] == "0" and in_library["_unsure"] == "0"
+    assert f"model: {tiny_model}" in status.stdout
+    assert "last run: " in status.stdout and "placed 1, unsure 0, duplicates 0, failed 0" in status.stdout
+
+
+def test_label_takes_several_photos_at_once(tmp_path: Path, tiny_model: Path) -> None:
+    inbox, library, data = tmp_path / "inbox", tmp_path / "library", tmp_path / "data"
+    write_photo(inbox, "red.jpg", (220, 20, 20))
+    write_photo(inbox, "green.jpg", (20, 220, 20))
+    assert run_cli("sort", inbox, "--library", library, "--data", data, "--model", tiny_model).returncode == 0
+    result = run_cli("label", library / "food" / "red.jpg", library / "scenery" / "green.jpg", "beer",
+                     "--library", library, "--data", data, "--model", tiny_model)
+    assert result.returncode == 0, result.stderr
+    assert [p.relative_to(library).as_posix() for p in files_under(library)] == ["beer/green.jpg", "beer/red.jpg"]
 
 
 def test_labelled_examples_change_what_similar_photos_become(tmp_path: Path, tiny_model: Path) -> None:

@@ -20,7 +20,7 @@ from tests.servers.mosquitto import Listener, Message, Mosquitto, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 CATEGORIES = load_settings(environ={}).classify.categories
-ENTITIES = len(CATEGORIES) + 11
+ENTITIES = len(CATEGORIES) + 12
 
 MakePublisher = Callable[..., MqttPublisher]
 

@@ -31,7 +31,7 @@ TOPICS = Topics("homeassistant", "photosorter")
 
 def test_every_entity_has_its_own_discovery_topic_under_one_device() -> None:
     configs = build_discovery(TOPICS, CATEGORIES, "1.2.3")
-    assert len(configs) == len(CATEGORIES) + 11
+    assert len(configs) == len(CATEGORIES) + 12
     for topic, config in configs.items():
         component, node_id, object_id = re.fullmatch(r"homeassistant/(\w+)/([\w-]+)/([\w-]+)/config", topic).groups()
         assert node_id == "photosorter"
@@ -51,6 +51,7 @@ def test_the_issue_entities_are_all_discovered() -> None:
     assert by_id["sensor.photosorter_last_sync"]["device_class"] == "timestamp"
     assert by_id["binary_sensor.photosorter_icloud_login_needed"]["device_class"] == "problem"
     assert by_id["binary_sensor.photosorter_problem"]["device_class"] == "problem"
+    assert by_id["binary_sensor.photosorter_model_drift"]["device_class"] == "problem"
     assert by_id["button.photosorter_sync_now"]["command_topic"] == "photosorter/sync/set"
     assert by_id["text.photosorter_icloud_code"]["mode"] == "password"
     assert by_id["switch.photosorter_paused"]["command_topic"] == "photosorter/paused/set"
@@ -84,6 +85,12 @@ def test_state_lists_every_category_even_empty_ones() -> None:
     assert state["paused"] == "OFF"
     assert state["problems"] == []
     assert build_state(snapshot(problems=("icloud: no network",)), CATEGORIES)["problems"] == ["icloud: no network"]
+
+
+def test_the_drift_flag_carries_the_message_of_the_daily_check() -> None:
+    assert build_state(snapshot(), CATEGORIES)["drift"] == {"flag": "OFF", "message": ""}
+    message = "your photos look different lately: please label a few"
+    assert build_state(snapshot(drift=message), CATEGORIES)["drift"] == {"flag": "ON", "message": message}
 
 
 def test_sync_progress_is_unknown_without_a_total() -> None:

@@ -70,3 +70,10 @@ def test_mail_replies_default_to_the_digest_recipient(tmp_path: Path) -> None:
 def test_icloud_videos_can_be_switched_off(tmp_path: Path) -> None:
     settings = load_settings(environ={"PHOTOSORTER_ICLOUD_VIDEOS": "false"}, dotenv_path=tmp_path / "n")
     assert settings.icloud.videos is False
+
+
+def test_an_environment_variable_may_name_the_section_too(tmp_path: Path) -> None:
+    settings = load_settings(environ={"PHOTOSORTER_CLASSIFY_KNN_K": "9", "PHOTOSORTER_LIBRARY_DATA": "/srv/data",
+                                      "PHOTOSORTER_FACES_ME_THRESHOLD": "0.6"}, dotenv_path=tmp_path / "n")
+    assert settings.classify.knn_k == 9 and str(settings.library.data) == "/srv/data"
+    assert settings.faces.me_threshold == 0.6

@@ -1,4 +1,4 @@
-"""The state database holds face data: whichever part creates it, only its owner may read it."""
+"""The state database: only its owner may read it (it holds face data); work redone after a crash is not doubled."""
 
 from __future__ import annotations
 
@@ -18,3 +18,15 @@ def test_a_new_state_file_is_private_to_its_owner(tmp_path: Path, opener: type) 
     opener(path).close()
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     SqliteState(path).close()  # the others' tables live beside the state's, in the same file
+
+
+def test_the_same_label_applied_again_after_a_crash_adds_nothing(tmp_path: Path) -> None:
+    state = SqliteState(tmp_path / "state.sqlite3")
+    photo = state.add_photo("0" * 64, 1, tmp_path / "a.jpg")
+    for _ in range(2):  # a reply labelled the photo, then the process died before recording it: applied again
+        state.add_label(photo, "food", "email", "<reply@example.com>")
+    state.add_label(photo, "beer", "email", "<later@example.com>")
+    state.add_label(photo, "food", "cli")
+    rows = state._db.execute("SELECT category, source FROM labels ORDER BY id").fetchall()
+    assert rows == [("food", "email"), ("beer", "email"), ("food", "cli")]
+    state.close()

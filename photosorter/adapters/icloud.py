@@ -252,8 +252,10 @@ class IcloudSource:
         return AuthState(ok=True)
 
     # sync -----------------------------------------------------------------------------------------
-    def fetch_new(self, inbox: Path, on_progress: Callable[[SyncProgress], None] | None = None) -> int:
-        """Download photos added since the last sync into ``inbox``; returns how many files arrived."""
+    def fetch_new(self, inbox: Path, on_progress: Callable[[SyncProgress], None] | None = None,
+                  stop: Callable[[], bool] | None = None) -> int:
+        """Download photos added since the last sync into ``inbox``; returns how many files arrived.
+        ``stop`` is asked between assets (SIGTERM): what is left comes on the next sync."""
         with self._lock:
             if self._challenge is not None or self._blocked is not None:
                 state = self._challenge or self._blocked
@@ -263,7 +265,7 @@ class IcloudSource:
                 wait_s = self._not_before - now
                 raise SourceUnavailableError(f"iCloud asked photosorter to wait; next try in {wait_s:.0f} s")
             try:
-                count = self._fetch(inbox, on_progress)
+                count = self._fetch(inbox, on_progress, stop or (lambda: False))
             except (PyiCloudServiceNotActivatedException, CloudKitRateLimited, PyiCloudAPIResponseException,
                     CloudKitApiError, CloudKitAuthError, PyiCloudException, requests.RequestException) as exc:
                 raise self._translate(exc) from exc
@@ -324,17 +326,18 @@ class IcloudSource:
         """Whether the last ``fetch_new`` stopped after a chunk of a first sync, with more to come."""
         return self.more
 
-    def _fetch(self, inbox: Path, on_progress: Callable[[SyncProgress], None] | None) -> int:
+    def _fetch(self, inbox: Path, on_progress: Callable[[SyncProgress], None] | None,
+               stop: Callable[[], bool]) -> int:
         self.more = False
         fetched = 0
         for prefix, library in self._chosen_libraries():
-            fetched += self._fetch_library(prefix, library, inbox, on_progress)
-            if self.more:
+            fetched += self._fetch_library(prefix, library, inbox, on_progress, stop)
+            if self.more or stop():
                 break
         return fetched
 
     def _fetch_library(self, prefix: str, library: Any, inbox: Path,
-                       on_progress: Callable[[SyncProgress], None] | None) -> int:
+                       on_progress: Callable[[SyncProgress], None] | None, stop: Callable[[], bool]) -> int:
         library.current_sync_token = None  # ask the server, not pyicloud's cache
         cursor = str(library.sync_cursor())
         backfill_done = self.assets.get(f"{prefix}backfill_done") == "1"
@@ -350,6 +353,8 @@ class IcloudSource:
             known_run = 0
             for _, photos in _pages(album, 0):
                 for photo in photos:
+                    if stop():
+                        return fetched  # the cursor stays unsaved: the next sync walks again
                     if self.assets.known(prefix + photo.id):
                         known_run += 1
                         if plan.stop_head_walk(known_run):
@@ -366,6 +371,8 @@ class IcloudSource:
                      walk.backfill_from, total)
             for next_rank, photos in _pages(album, walk.backfill_from):
                 for photo in photos:
+                    if stop():
+                        return fetched  # resumes from the last saved page
                     if not self.assets.known(prefix + photo.id):
                         fetched += self._fetch_asset(prefix, photo, inbox)
                 self.assets.put(f"{prefix}backfill_rank", str(next_rank))

@@ -198,7 +198,13 @@ class SqliteState:
 
     # labels ---------------------------------------------------------------------------------------
     def add_label(self, photo_id: int, category: str, source: str, detail: str = "") -> None:
+        """Record a label; the same label from the same place again (an email reply applied a second time
+        after a crash) adds nothing."""
         with self._tx() as db:
+            latest = db.execute("SELECT category, source, detail FROM labels WHERE photo_id=? ORDER BY id DESC "
+                                "LIMIT 1", (photo_id,)).fetchone()
+            if latest == (category, source, detail):
+                return
             db.execute("INSERT INTO labels (photo_id, category, source, detail, created) VALUES (?,?,?,?,?)",
                        (photo_id, category, source, detail, time.time()))
 

@@ -66,8 +66,8 @@ def _attention(daemon: Daemon) -> list[str]:
     """What the digest lists under "Needs your attention": iCloud login, model drift, failing parts."""
     status = daemon.status()
     lines = [] if status.auth.ok else [f"iCloud login needed: {status.auth.message}"]
-    if daemon.drift is not None and daemon.drift.drifting:
-        lines.append(f"model drift: {daemon.drift.message or '; '.join(daemon.drift.reasons)}")
+    if status.drift:
+        lines.append(f"model drift: {status.drift}")
     return lines + list(status.problems)
 
 

@@ -137,6 +137,11 @@ def build_discovery(topics: Topics, categories: tuple[Category, ...], version: s
             "value_template": "{{ value_json.icloud.login_needed }}", "payload_on": "ON", "payload_off": "OFF",
             "json_attributes_topic": state, "json_attributes_template":
                 "{{ {'message': value_json.icloud.message, 'method': value_json.icloud.method} | tojson }}"}),
+        ("binary_sensor", "model_drift", {
+            "name": "Model drift", "device_class": "problem", "entity_category": "diagnostic",
+            "icon": "mdi:chart-bell-curve", "state_topic": state, "value_template": "{{ value_json.drift.flag }}",
+            "payload_on": "ON", "payload_off": "OFF", "json_attributes_topic": state,
+            "json_attributes_template": "{{ {'message': value_json.drift.message} | tojson }}"}),
         ("binary_sensor", "problem", {
             "name": "Problem", "device_class": "problem", "entity_category": "diagnostic", "state_topic": state,
             "value_template": "{{ 'ON' if value_json.problems else 'OFF' }}", "payload_on": "ON",
@@ -193,6 +198,7 @@ def build_state(status: StatusSnapshot, categories: tuple[Category, ...]) -> dic
         "icloud": {"login_needed": "OFF" if status.auth.ok else "ON", "message": status.auth.message,
                    "method": status.auth.method},
         "paused": "ON" if status.paused else "OFF",
+        "drift": {"flag": "ON" if status.drift else "OFF", "message": status.drift},
         "problems": list(status.problems),
     }
 
