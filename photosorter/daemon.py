@@ -97,6 +97,12 @@ class Daemon:
                 self.parts[name].timer = self.parts[name].timer.run_now(now)
         self._wake.set()
 
+    def request_replies(self) -> None:
+        """New mail may have arrived (IMAP IDLE said so): read the replies now, not at the next poll."""
+        if "replies" in self.parts:
+            self.parts["replies"].timer = self.parts["replies"].timer.run_now(self.clock.monotonic())
+            self._wake.set()
+
     def submit_icloud_code(self, code: str) -> AuthState:
         if self.source is None:
             return AuthState(ok=False, message="iCloud is not configured")

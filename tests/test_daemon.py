@@ -263,6 +263,18 @@ def test_digest_check_gets_the_current_time(settings: Settings) -> None:
     state.close()
 
 
+def test_new_mail_reads_replies_at_once_instead_of_at_the_next_poll(settings: Settings) -> None:
+    clock, mail = FakeClock(), FakeMail()
+    daemon, state, _ = make_daemon(settings, clock, mail=mail)
+    for _ in range(2):
+        daemon.run_due_parts()
+    assert mail.polls == 1  # the next poll is minutes away
+    daemon.request_replies()  # what the IMAP IDLE watcher calls
+    daemon.run_due_parts()
+    assert mail.polls == 2
+    state.close()
+
+
 def test_daily_upkeep_runs_once_a_day_at_night(settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
     clock = FakeClock()  # 2026-03-28 13:00 in Berlin; upkeep is due at 04:15 local
     daemon, state, _ = make_daemon(settings, clock)

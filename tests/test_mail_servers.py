@@ -14,6 +14,7 @@ from imapclient import IMAPClient
 
 from photosorter.adapters.imap import PROCESSED_FOLDER, ImapInbox
 from photosorter.adapters.smtp import SmtpMailer
+from photosorter.cli.mail import watch_replies
 from photosorter.errors import SinkError
 from tests.mailfakes import mail_settings
 from tests.servers.dovecot import Dovecot, free_port, self_signed
@@ -139,6 +140,36 @@ def test_idle_wakes_when_mail_arrives(dovecot: Dovecot) -> None:
         timer.join()
     finally:
         inbox.close()
+
+
+def test_the_daemon_s_idle_watcher_wakes_the_reply_reader_when_mail_arrives(dovecot: Dovecot) -> None:
+    settings = mail_settings(imap_host="localhost", imap_port=dovecot.port, imap_security="none",
+                             imap_username=dovecot.user, imap_password=dovecot.password)
+    woken, stop = threading.Event(), threading.Event()
+    thread = watch_replies(settings, woken.set, stop, idle_s=3)
+    try:
+        time.sleep(1.0)  # the watcher is idling
+        started = time.monotonic()
+        append(dovecot, RAW)
+        assert woken.wait(10), "IDLE did not report the new mail"
+        print(f"\nreply noticed {time.monotonic() - started:.2f} s after it arrived")
+    finally:
+        stop.set()
+    thread.join(25)
+    assert not thread.is_alive()
+
+
+def test_the_idle_watcher_survives_a_server_that_is_away(caplog: pytest.LogCaptureFixture) -> None:
+    settings = mail_settings(imap_host="127.0.0.1", imap_port=free_port(), imap_security="none",
+                             imap_username="me", imap_password="secret-pw-1")
+    stop = threading.Event()
+    thread = watch_replies(settings, lambda: None, stop, idle_s=1)
+    time.sleep(0.5)
+    stop.set()
+    thread.join(5)
+    assert not thread.is_alive()
+    warnings = [r.getMessage() for r in caplog.records if "IMAP IDLE" in r.getMessage()]
+    assert len(warnings) == 1 and "secret-pw-1" not in caplog.text
 
 
 def test_imap_refused_login_names_the_setting_not_the_password(dovecot: Dovecot) -> None:

@@ -6,6 +6,7 @@ import argparse
 import datetime as dt
 import logging
 import ssl
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -16,13 +17,15 @@ from photosorter.adapters.mailstate import SqliteMailLedger
 from photosorter.adapters.smtp import SmtpMailer
 from photosorter.cli.library import STATE_FILE, build_sorter, open_state
 from photosorter.config import Settings
-from photosorter.errors import ConfigError
+from photosorter.errors import ConfigError, PhotosorterError
 from photosorter.mailflow import MailFlow
 from photosorter.ports import Labeller
 
 log = logging.getLogger(__name__)
 
 WATCH_INTERVAL_S = 300.0
+IDLE_S = 240.0  # re-issue IDLE well within the 29 minutes RFC 2177 allows, and notice a stop
+IDLE_RETRY_S = 60.0
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
@@ -47,6 +50,39 @@ def build_mail(settings: Settings, *, zone: ZoneInfo, labeller: Labeller | None 
         mailer=SmtpMailer(mail, tls_context=tls_context) if mail.smtp_host else None,
         inbox=ImapInbox(mail, ssl_context=tls_context) if mail.imap_host else None,
         zone=zone, decoder=decode_image, labeller=labeller, attention=attention)
+
+
+def watch_replies(settings: Settings, wake: Callable[[], None], stop: threading.Event, *,
+                  tls_context: ssl.SSLContext | None = None, idle_s: float = IDLE_S) -> threading.Thread:
+    """Wait for new mail with IMAP IDLE on a connection of its own and call ``wake`` when some arrives, so
+    a reply is applied within seconds; the daemon's five-minute poll stays as the fallback (and is all
+    there is on a server without IDLE). Connection trouble is logged once and retried with backoff."""
+
+    def loop() -> None:
+        inbox = ImapInbox(settings.mail, ssl_context=tls_context)
+        failures, reported, connected = 0, "", False
+        while not stop.is_set():
+            try:
+                if not connected:
+                    inbox.open()
+                    connected = True
+                if inbox.wait_for_mail(idle_s):
+                    log.info("IMAP: new mail; reading replies now")
+                    wake()
+                failures, reported = 0, ""
+            except PhotosorterError as exc:
+                failures += 1
+                if exc.message != reported:
+                    log.warning("IMAP IDLE: %s; falling back to polling for now", exc.message)
+                    reported = exc.message
+                inbox.close()
+                connected = False
+                stop.wait(min(IDLE_RETRY_S * 2 ** (failures - 1), 3600.0))
+        inbox.close()
+
+    thread = threading.Thread(target=loop, name="imap-idle", daemon=True)
+    thread.start()
+    return thread
 
 
 def _zone() -> ZoneInfo:

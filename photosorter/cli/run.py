@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from photosorter.cli.icloud import open_source, watch_codes
 from photosorter.cli.library import build_sorter, open_state
-from photosorter.cli.mail import build_mail
+from photosorter.cli.mail import build_mail, watch_replies
 from photosorter.cli.mqtt import open_publisher
 from photosorter.config import Settings
 from photosorter.daemon import HEARTBEAT_FILE, Daemon, SystemClock
@@ -89,13 +89,15 @@ def run_daemon(args: argparse.Namespace, settings: Settings) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    codes_stop = threading.Event()
+    watchers_stop = threading.Event()
     if daemon.source is not None:
-        watch_codes(settings.library.data, daemon, codes_stop)  # photosorter icloud code 123456
+        watch_codes(settings.library.data, daemon, watchers_stop)  # photosorter icloud code 123456
+    if mail is not None and settings.mail.imap_host:
+        watch_replies(settings, daemon.request_replies, watchers_stop)  # IMAP IDLE: replies within seconds
     try:
         return daemon.run()
     finally:
-        codes_stop.set()
+        watchers_stop.set()
         sorter.index.save(sorter.index_path)
         if daemon.publisher is not None:
             daemon.publisher.close()
