@@ -45,7 +45,7 @@ MANIFEST_HEAD: dict[str, Any] = {
     "startup": "application",
     "boot": "auto",
     "services": ["mqtt:need"],
-    "map": ["media:rw", "share:rw"],
+    "map": ["media:rw", "share:rw", "ssl:ro"],  # ssl: certificates, e.g. a self-signed broker's CA
     "backup_exclude": ["models/*", "cache/*", "incoming/*", "previews/*"],
     "timeout": 20,
 }

@@ -243,6 +243,8 @@ OPTIONS: tuple[Option, ...] = (
     _("mqtt_username", "mqtt", "username", "", _text, "MQTT user name."),
     _("mqtt_password", "mqtt", "password", "", _secret, "MQTT password."),
     _("mqtt_tls", "mqtt", "tls", False, _bool, "Connect to the broker over TLS."),
+    _("mqtt_ca_file", "mqtt", "ca_file", "", _text,
+      "CA certificate (PEM file) that signed a self-signed broker's certificate; empty: the system's CAs."),
     _("mqtt_discovery_prefix", "mqtt", "discovery_prefix", "homeassistant", _text,
       "Home Assistant MQTT discovery prefix."),
     _("mqtt_base_topic", "mqtt", "base_topic", "photosorter", _text, "Topic under which photosorter publishes."),
@@ -332,6 +334,7 @@ class MqttSettings:
     tls: bool
     discovery_prefix: str
     base_topic: str
+    ca_file: str = ""
 
     @property
     def enabled(self) -> bool:

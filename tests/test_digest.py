@@ -125,6 +125,18 @@ def test_a_scheduled_digest_goes_once_a_day_after_its_local_time() -> None:
     assert len(mailer.sent) == 2 and [d.day for d in ledger.digests] == ["2026-11-25", "2026-11-26"]
 
 
+def test_the_digest_keeps_its_local_time_across_a_daylight_saving_change() -> None:
+    flow, ledger, _ = digest_flow(5, mail_settings(digest_time="08:00"))
+    # Berlin: 08:00 is 07:00 UTC before 29 March 2026 and 06:00 UTC from that day on
+    assert not flow.send_digest_if_due(dt.datetime(2026, 3, 28, 6, 59, tzinfo=dt.UTC))
+    assert flow.send_digest_if_due(dt.datetime(2026, 3, 28, 7, 0, tzinfo=dt.UTC))
+    assert not flow.send_digest_if_due(dt.datetime(2026, 3, 29, 5, 59, tzinfo=dt.UTC))
+    assert flow.send_digest_if_due(dt.datetime(2026, 3, 29, 6, 0, tzinfo=dt.UTC))
+    assert not flow.send_digest_if_due(dt.datetime(2026, 10, 25, 6, 59, tzinfo=dt.UTC))  # autumn: 07:00 UTC
+    assert flow.send_digest_if_due(dt.datetime(2026, 10, 25, 7, 0, tzinfo=dt.UTC))
+    assert [d.day for d in ledger.digests] == ["2026-03-28", "2026-03-29", "2026-10-25"]
+
+
 def test_nothing_sorted_means_no_digest_unless_asked_for() -> None:
     flow, ledger, mailer = digest_flow(0)
     assert not flow.send_digest_if_due(dt.datetime(2026, 11, 25, 21, 0, tzinfo=dt.UTC))

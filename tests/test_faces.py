@@ -160,6 +160,12 @@ def test_unclear_faces_do_not_count() -> None:
     assert verdict.kind is FaceKind.NONE and verdict.me_score == -1.0
 
 
+def test_a_tiny_background_face_is_never_matched_against_me() -> None:
+    portrait_of_a_stranger, far_away = face(1, size=0.3), face(2, size=0.04, left=0.8)  # 9% and 0.16%
+    verdict = judge_faces([portrait_of_a_stranger, far_away], [0.1, 0.9], me_threshold=0.5)
+    assert verdict.kind is FaceKind.PEOPLE and verdict.me_score == 0.1
+
+
 def test_no_face_leaves_the_distribution_unchanged() -> None:
     distribution = np.array([0.1, 0.1, 0.1, 0.6, 0.1])
     verdict = judge_faces([], [], me_threshold=0.5)

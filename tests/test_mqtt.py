@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -304,3 +305,17 @@ def test_sorting_goes_on_when_no_broker_answers(
     assert time.monotonic() - started < 0.5
     time.sleep(2.5)
     assert sum("cannot reach broker" in r.getMessage() for r in caplog.records) == 1
+
+
+# paho leaves the socket of a failed TLS handshake to the garbage collector (a ResourceWarning, not ours)
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_self_signed_broker_is_reached_over_tls_with_its_ca_file_and_refused_without(
+        tls_mosquitto: Mosquitto, publisher: MakePublisher, listen: Callable[..., Listener]) -> None:
+    assert tls_mosquitto.ca_file is not None
+    listener = listen(tls_mosquitto)  # the plain listener of the same broker
+    over_tls = tls_mosquitto.settings(host="localhost", port=tls_mosquitto.tls_port, tls=True)
+    untrusted = publisher(over_tls)
+    trusted = publisher(replace(over_tls, ca_file=str(tls_mosquitto.ca_file)))
+    listener.wait_for(lambda: trusted.connected, what="a TLS connection with the broker's CA")
+    assert listener.wait_for_message("photosorter/available").payload == b"online"
+    assert not untrusted.connected  # the system CAs do not know a self-signed broker

@@ -65,7 +65,10 @@ def _client(settings: MqttSettings, name: str) -> paho.Client:
     if settings.username:
         client.username_pw_set(settings.username, settings.password.reveal() or None)
     if settings.tls:
-        client.tls_set()
+        try:
+            client.tls_set(ca_certs=settings.ca_file or None)
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+            raise ConfigError([f"mqtt_ca_file: cannot use {settings.ca_file!r} ({exc.__class__.__name__})"]) from exc
     return client
 
 

@@ -2,9 +2,12 @@
 
 The rule, decided from the shared photos (numbers in README "Faces (me and people)"):
 
-- A face is **clear** when the detector scores it at least ``CLEAR_FACE_SCORE`` (0.9). Every face of a
-  person in the shared face photos scores 0.91-0.96 at the size the sorter decodes; the detector's
-  false alarms on the eval photos (a bear's face, 0.87) and cut-off or blurred faces score lower.
+- A face is **clear** when the detector scores it at least ``CLEAR_FACE_SCORE`` (0.9) and its box
+  covers at least ``CLEAR_FACE_AREA`` (0.2%) of the photo. Every face of a person in the shared face
+  photos scores 0.91-0.96 at the size the sorter decodes; the detector's false alarms on the eval
+  photos (a bear's face, 0.87) and cut-off or blurred faces score lower. The smallest clear face in
+  the shared photos covers 0.5%; below 0.2% (about 25 px across on the sorter's decode) the face
+  embedder sees a blown-up blur, so a far-away face in the background is not matched against you.
 - The faces are **prominent** when the clear ones together cover at least ``PROMINENT_AREA`` (2%) of
   the photo: a portrait covers 7-45%, a group of five to ten small faces 4-10%; a face on a beer can
   (0.6%) or on a web page in a screenshot (1.3%) does not make the photo about people. Photos whose
@@ -30,6 +33,7 @@ import numpy as np
 from photosorter.records import Face
 
 CLEAR_FACE_SCORE = 0.9
+CLEAR_FACE_AREA = 0.002
 PROMINENT_AREA = 0.02
 ME_THRESHOLD = 0.5  # default of the me_threshold setting; see bench/bench_faces.py
 ME_WEIGHT = 0.8
@@ -51,8 +55,12 @@ class FaceVerdict:
     face_area: float  # share of the photo the clear faces cover
 
 
+def is_clear(face: Face, min_score: float = CLEAR_FACE_SCORE) -> bool:
+    return face.score >= min_score and face.area >= CLEAR_FACE_AREA
+
+
 def clear_faces(faces: Sequence[Face], min_score: float = CLEAR_FACE_SCORE) -> list[Face]:
-    return [face for face in faces if face.score >= min_score]
+    return [face for face in faces if is_clear(face, min_score)]
 
 
 def largest_face(faces: Sequence[Face]) -> Face | None:
@@ -65,7 +73,7 @@ def judge_faces(faces: Sequence[Face], similarities: Sequence[float], *, me_thre
 
     ``similarities[i]`` belongs to ``faces[i]``; use -1 when there are no reference faces.
     """
-    clear = [i for i, face in enumerate(faces) if face.score >= min_score]
+    clear = [i for i, face in enumerate(faces) if is_clear(face, min_score)]
     area = float(sum(faces[i].area for i in clear))
     me_score = max((float(similarities[i]) for i in clear), default=-1.0)
     if area < prominent_area:

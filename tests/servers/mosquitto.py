@@ -22,6 +22,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from photosorter.config import MqttSettings, Secret
+from tests.servers.dovecot import self_signed
 
 INSTALL_HINT = "mosquitto is not installed: apt-get install -y mosquitto"
 USERNAME = "photosorter"
@@ -50,7 +51,7 @@ class Mosquitto:
 
     host = "127.0.0.1"
 
-    def __init__(self, workdir: Path, *, password: bool) -> None:
+    def __init__(self, workdir: Path, *, password: bool, tls: bool = False) -> None:
         binary = shutil.which("mosquitto") or next(
             (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if os.path.exists(p)), None)
         if binary is None:
@@ -70,6 +71,13 @@ class Mosquitto:
             lines += ["allow_anonymous false", f"password_file {password_file}"]
         else:
             lines += ["allow_anonymous true"]
+        self.tls_port = 0
+        self.ca_file: Path | None = None
+        if tls:  # a second listener with a self-signed certificate (its own CA), as people run at home
+            self.tls_port = free_port()
+            self.ca_file, key = self_signed(workdir)
+            lines += [f"listener {self.tls_port} 127.0.0.1", f"cafile {self.ca_file}", f"certfile {self.ca_file}",
+                      f"keyfile {key}"]
         self.config = workdir / "mosquitto.conf"
         self.config.write_text("\n".join(lines) + "\n")
         self.process: subprocess.Popen[bytes] | None = None
@@ -78,7 +86,7 @@ class Mosquitto:
         log = (self.workdir / "mosquitto.log").open("ab")
         self.process = subprocess.Popen([self.binary, "-c", str(self.config)], stdout=log, stderr=log)
         log.close()
-        if not wait_for_port(self.port):
+        if not wait_for_port(self.port) or (self.tls_port and not wait_for_port(self.tls_port)):
             self.stop()
             pytest.fail(f"mosquitto did not start on port {self.port}: {(self.workdir / 'mosquitto.log').read_text()}")
 
@@ -183,6 +191,14 @@ def mosquitto(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
 @pytest.fixture
 def anonymous_mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
     broker = Mosquitto(tmp_path_factory.mktemp("mosquitto"), password=False)
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+def tls_mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
+    broker = Mosquitto(tmp_path_factory.mktemp("mosquitto"), password=True, tls=True)
     broker.start()
     yield broker
     broker.stop()
