@@ -109,6 +109,37 @@ def test_sort_runs_with_the_exported_model(exported: tuple[Path, str], photos: P
     assert not any(inbox.iterdir())
 
 
+@pytest.fixture(scope="module")
+def exported_classifier(tmp_path_factory: pytest.TempPathFactory, photos: Path) -> tuple[Path, str]:
+    work = tmp_path_factory.mktemp("export-classifier")
+    source = work / "tiny-vit-hf"
+    made = run_export_venv(str(ROOT / "tests" / "tinyvit_source.py"), str(source), cwd=work)
+    assert made.returncode == 0, made.stderr
+    result = run_export_venv("-m", "photosorter", "model", "export", str(source), str(work / "model"),
+                             "--images", str(photos), "--data", str(work / "data"), cwd=work)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return work / "model", result.stdout
+
+
+def test_an_image_classifier_exports_and_sorts_with_its_classes_mapped_to_categories(
+        exported_classifier: tuple[Path, str], photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder, output = exported_classifier
+    assert "float vs int8 image embeddings: mean cosine" in output
+    spec = read_model_folder(folder, {})
+    verify_files(spec)
+    assert spec.kind == "classifier" and spec.text is None
+    assert (folder / "labels.txt").read_text().splitlines()[1] == "pizza, pizza pie"
+    inbox = tmp_path / "inbox"
+    shutil.copytree(photos, inbox)
+    for key, value in settings_env(tmp_path / "library", tmp_path / "data", folder).items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.chdir(tmp_path)
+    assert main(["sort", str(inbox)]) == 0
+    assert not any(inbox.iterdir())
+    placed = {p.parent.name for p in (tmp_path / "library").rglob("*.jpg")}
+    assert placed <= {"animal", "food", "screenshot", "other", "_unsure"}  # random weights: its classes or other
+
+
 def test_quantize_command_makes_a_smaller_graph_that_agrees(exported: tuple[Path, str], tmp_path: Path,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
