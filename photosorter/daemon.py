@@ -77,6 +77,7 @@ class Daemon:
         self._sync: SyncProgress | None = None
         self._last_sync: dt.datetime | None = None
         self._last_status: StatusSnapshot | None = None
+        self._attention_saved: list[str] | None = None
         self._next_maintenance = next_daily(clock.now(), MAINTENANCE_AT, zone)
         self.parts: dict[str, Part] = {}
         if source is not None:
@@ -140,7 +141,6 @@ class Daemon:
         self._publish_status()
         while not self._stop.is_set():
             self.run_due_parts()
-            self._publish_status()
             self._heartbeat()
             now = self.clock.monotonic()
             wait = min((p.timer.next_at for p in self.parts.values()), default=now + MAX_SLEEP_S) - now
@@ -150,6 +150,13 @@ class Daemon:
         return 0
 
     def run_due_parts(self) -> None:
+        """Run every part whose time has come, then share the status (MQTT, and the state file for the
+        digest command)."""
+        self._run_parts()
+        self._publish_status()
+        self._remember_attention()
+
+    def _run_parts(self) -> None:
         for name, part in self.parts.items():
             if self._stop.is_set():
                 return
@@ -265,6 +272,21 @@ class Daemon:
         if self.drift is None or not self.drift.drifting:
             return ""
         return self.drift.message or "; ".join(self.drift.reasons)
+
+    def attention(self) -> list[str]:
+        """What needs the person (the digest's "Needs your attention"): iCloud login, drift, failing parts."""
+        status = self.status()
+        lines = [] if status.auth.ok else [f"iCloud login needed: {status.auth.message}"]
+        if status.drift:
+            lines.append(f"model drift: {status.drift}")
+        return lines + list(status.problems)
+
+    def _remember_attention(self) -> None:
+        """Keep the attention lines in the state file, so `photosorter digest --send-now` lists them too."""
+        lines = self.attention()
+        if lines != self._attention_saved:
+            self.state.save_attention(lines, self.clock.now())
+            self._attention_saved = lines
 
     def _publish_status(self) -> None:
         if self.publisher is None:

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from photosorter.adapters.state import SqliteState
+from photosorter.cli import main
 from photosorter.cli.library import build_sorter, open_state
 from photosorter.config import Settings, load_settings
 from photosorter.core.drift import DriftReport
@@ -261,6 +262,23 @@ def test_digest_check_gets_the_current_time(settings: Settings) -> None:
     daemon.run_due_parts()
     assert mail.digest_checks == [clock.wall - dt.timedelta(seconds=60), clock.wall]
     state.close()
+
+
+def test_a_digest_sent_by_hand_lists_what_the_running_daemon_sees(settings: Settings, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    clock, source = FakeClock(), FakeSource()
+    clock.wall = dt.datetime.now(dt.UTC)
+    source.auth = AuthState(ok=False, message="enter the code sent to your iPhone", method="trusted device")
+    daemon, state, _ = make_daemon(settings, clock, source)
+    daemon.run_due_parts()
+    state.close()
+    monkeypatch.setenv("PHOTOSORTER_MAIL_TO", "me@example.com")
+    out = tmp_path / "eml"
+    assert main(["digest", "--dry-run", "--out", str(out), "--library", str(settings.library.path),
+                 "--data", str(settings.library.data), "--model", str(settings.model.name)]) == 0
+    [eml] = out.glob("*.eml")
+    text = eml.read_text(errors="replace")
+    assert "iCloud login needed: enter the code sent to your iPhone" in text
 
 
 def test_new_mail_reads_replies_at_once_instead_of_at_the_next_poll(settings: Settings) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import sqlite3
@@ -281,6 +282,22 @@ class SqliteState:
             "WHEN 'failed' THEN '_failed' WHEN 'duplicate' THEN '_duplicates' END AS folder, COUNT(*) "
             "FROM photos WHERE library_path IS NOT NULL GROUP BY folder")
         return {folder: count for folder, count in rows if folder}
+
+    def save_attention(self, lines: list[str], at: dt.datetime) -> None:
+        """What the running daemon says needs the person, for a digest sent by another process."""
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('attention', ?)",
+                       (json.dumps({"at": at.timestamp(), "lines": lines}),))
+
+    def saved_attention(self, now: dt.datetime, max_age_s: float = 86400.0) -> list[str]:
+        """The lines the daemon saved, unless they are older than ``max_age_s`` (no daemon running)."""
+        row = self._db.execute("SELECT value FROM meta WHERE key='attention'").fetchone()
+        try:
+            saved = json.loads(row[0]) if row else {}
+            fresh = now.timestamp() - float(saved.get("at", 0)) <= max_age_s
+            return [str(line) for line in saved.get("lines", [])] if fresh else []
+        except (ValueError, TypeError, AttributeError):
+            return []
 
     def sorted_since(self, timestamp: float) -> int:
         """Photos placed in a category or in _unsure since ``timestamp`` (seconds since the epoch)."""

@@ -92,11 +92,13 @@ def _zone() -> ZoneInfo:
 
 
 def run_digest(args: argparse.Namespace, settings: Settings) -> int:
-    open_state(settings).close()  # creates the state database (and its photo tables) on a first run
+    state = open_state(settings)  # creates the state database (and its photo tables) on a first run
     zone = _zone()
-    flow = build_mail(settings, zone=zone)
+    now = dt.datetime.now(zone)
+    attention = state.saved_attention(now)  # what the running daemon sees failing (iCloud login, drift)
+    state.close()
+    flow = build_mail(settings, zone=zone, attention=lambda: attention)
     try:
-        now = dt.datetime.now(zone)
         if args.dry_run:
             path = flow.write_digest(now, args.out or settings.library.data / "digests")
             print(f"digest written to {path}")

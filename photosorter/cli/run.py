@@ -62,15 +62,6 @@ def _mail(settings: Settings, sorter: Labeller, zone: ZoneInfo) -> MailFlow | No
     return build_mail(settings, zone=zone, labeller=sorter)
 
 
-def _attention(daemon: Daemon) -> list[str]:
-    """What the digest lists under "Needs your attention": iCloud login, model drift, failing parts."""
-    status = daemon.status()
-    lines = [] if status.auth.ok else [f"iCloud login needed: {status.auth.message}"]
-    if status.drift:
-        lines.append(f"model drift: {status.drift}")
-    return lines + list(status.problems)
-
-
 def run_daemon(args: argparse.Namespace, settings: Settings) -> int:
     state = open_state(settings)
     sorter = build_sorter(settings, state)
@@ -81,7 +72,7 @@ def run_daemon(args: argparse.Namespace, settings: Settings) -> int:
                     drift_check=lambda: check_drift(state, sorter.model_id, clock.now(), zone))
     daemon.publisher = _publisher(settings, daemon)  # MQTT commands call back into the daemon
     if mail is not None:
-        mail.attention = lambda: _attention(daemon)  # the digest lists what the daemon sees failing
+        mail.attention = daemon.attention  # the digest lists what the daemon sees failing
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         log.info("received %s: finishing the current photo", signal.Signals(signum).name)
