@@ -211,8 +211,8 @@ class Sorter:
                 todo.append(folder / photo)
                 companions[folder / photo] = [folder / name for name in extra]
             for name in plan.videos:
-                self._place(None, folder / name, VIDEOS_FOLDER, PhotoStatus.PLACED, report, [])
-                report.videos += 1
+                if self._place(None, folder / name, VIDEOS_FOLDER, PhotoStatus.PLACED, report, []) is not None:
+                    report.videos += 1
             for name in plan.orphans:
                 self._skip(folder / name, "a sidecar without its photo", report)
         return todo, companions

@@ -184,6 +184,22 @@ def test_a_new_photo_is_fetched_alone_even_after_the_library_was_sorted_away(fak
     assert files(inbox) == sorted([new.filename.replace(".JPG", ".jpg"), new.filename.replace(".JPG", ".mov")])
 
 
+def test_many_new_photos_after_a_long_time_offline_also_come_in_chunks(fake: FakeICloud, tmp_path: Path) -> None:
+    fake.load_recording(limit=10)
+    inbox = tmp_path / "inbox"
+    source = logged_in(fake, tmp_path)
+    source.fetch_new(inbox)
+    for i in range(5):
+        fake.add_new_photo(index=20 + i, tag=f"away{i}")
+    source.chunk = 2
+    arrived = [source.fetch_new(inbox)]
+    while source.more_pending():
+        arrived.append(source.fetch_new(inbox))
+    assert arrived == [2, 2, 1] and source.assets.count() == 15
+    downloads = [p for _, p in fake.requests if "/content/" in p]
+    assert len(downloads) == len(set(downloads))
+
+
 def test_a_download_cut_off_halfway_leaves_nothing_and_is_fetched_next_time(fake: FakeICloud, tmp_path: Path) -> None:
     fake.load_recording(limit=3)
     inbox = tmp_path / "inbox"

@@ -362,6 +362,9 @@ class IcloudSource:
                         continue
                     known_run = 0
                     fetched += self._fetch_asset(prefix, photo, inbox)
+                    if fetched >= self.chunk:  # back from a long time offline: sort these first
+                        self.more = True
+                        return fetched  # the cursor stays unsaved; the next walk skips what came
                 else:
                     continue
                 break

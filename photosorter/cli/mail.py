@@ -70,11 +70,12 @@ def watch_replies(settings: Settings, wake: Callable[[], None], stop: threading.
                     log.info("IMAP: new mail; reading replies now")
                     wake()
                 failures, reported = 0, ""
-            except PhotosorterError as exc:
+            except Exception as exc:  # whatever breaks, the five-minute poll goes on; retry IDLE later
                 failures += 1
-                if exc.message != reported:
-                    log.warning("IMAP IDLE: %s; falling back to polling for now", exc.message)
-                    reported = exc.message
+                why = exc.message if isinstance(exc, PhotosorterError) else f"unexpected {exc.__class__.__name__}"
+                if why != reported:
+                    log.warning("IMAP IDLE: %s; falling back to polling for now", why)
+                    reported = why
                 inbox.close()
                 connected = False
                 stop.wait(min(IDLE_RETRY_S * 2 ** (failures - 1), 3600.0))
