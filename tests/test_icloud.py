@@ -230,6 +230,18 @@ def test_a_live_photo_whose_movie_is_cut_off_is_delivered_whole_next_time_not_tw
     assert [n.rsplit(".", 1)[1] for n in files(inbox)] == ["jpg", "mov"]
 
 
+def test_what_a_killed_download_left_is_swept_away_later(fake: FakeICloud, tmp_path: Path) -> None:
+    fake.load_recording(limit=1)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    stale, fresh = inbox / f"{PARTIAL_PREFIX}123-abc.part", inbox / f"{PARTIAL_PREFIX}456-def.part"
+    stale.write_bytes(b"half a photo")
+    fresh.write_bytes(b"a download in progress elsewhere")
+    os.utime(stale, (time.time() - 7200, time.time() - 7200))
+    logged_in(fake, tmp_path).fetch_new(inbox)
+    assert not stale.exists() and fresh.exists()
+
+
 def test_503_backs_off_without_asking_again_until_the_wait_is_over(fake: FakeICloud, tmp_path: Path) -> None:
     fake.load_recording(limit=3)
     source = logged_in(fake, tmp_path)

@@ -126,3 +126,15 @@ def test_near_duplicates_share_a_group(tmp_path: Path, tiny_model: Path) -> None
         groups = dict(db.execute("SELECT source_path, near_group FROM photos"))
     by_name = {Path(k).name: v for k, v in groups.items()}
     assert by_name["shot.jpg"] == by_name["shot-small.jpg"] != by_name["other.jpg"]
+
+
+def test_close_calls_wait_in_unsure_for_the_digest_to_ask_about(tmp_path: Path, tiny_clip: Path) -> None:
+    inbox, library = tmp_path / "inbox", tmp_path / "library"
+    for i, colour in enumerate([(220, 20, 20), (20, 220, 20), (20, 20, 220)]):
+        write_photo(inbox, f"{i}.jpg", colour)
+    result = run_cli("sort", inbox, "--library", library, "--data", tmp_path / "data", "--model", tiny_clip,
+                     env={"PHOTOSORTER_UNSURE_MARGIN": "0.99"})  # a random tiny CLIP is never that sure
+    assert result.returncode == 0, result.stderr
+    assert [p.relative_to(library).as_posix() for p in files_under(library)] == [
+        "_unsure/0.jpg", "_unsure/1.jpg", "_unsure/2.jpg"]
+    assert "unsure (in _unsure): 3" in result.stdout

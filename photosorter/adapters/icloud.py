@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 CHUNK_BYTES = 1 << 20
 DOWNLOAD_TIMEOUT_S = (10.0, 120.0)
 PARTIAL_PREFIX = ".photosorter-icloud-"
+STALE_PARTIAL_S = 3600.0  # a partial download this old belongs to no running download
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS icloud_assets (
@@ -329,6 +330,9 @@ class IcloudSource:
     def _fetch(self, inbox: Path, on_progress: Callable[[SyncProgress], None] | None,
                stop: Callable[[], bool]) -> int:
         self.more = False
+        for folder in (inbox, self.previews, self.media_folder):
+            if folder is not None:
+                _sweep_partials(folder, self._clock() - STALE_PARTIAL_S)
         fetched = 0
         for prefix, library in self._chosen_libraries():
             fetched += self._fetch_library(prefix, library, inbox, on_progress, stop)
@@ -474,6 +478,19 @@ def _download(session: requests.Session, url: str, folder: Path, name: str, size
             partial.unlink()
         raise
     return partial, digest.hexdigest()
+
+
+def _sweep_partials(folder: Path, older_than: float) -> None:
+    """Remove what a download killed midway (power cut, SIGKILL) left: hidden, never a photo yet."""
+    try:
+        entries = [e for e in os.scandir(folder) if e.name.startswith(PARTIAL_PREFIX)]
+    except FileNotFoundError:
+        return
+    for entry in entries:
+        with contextlib.suppress(FileNotFoundError):
+            if entry.stat(follow_symlinks=False).st_mtime < older_than:
+                os.unlink(entry.path)
+                log.info("removed %s, left by a download that was cut off", entry.name)
 
 
 def _link_into_place(temp: Path, name: str, mtime: float, *, numbered: bool = True) -> Path:
