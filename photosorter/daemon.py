@@ -153,8 +153,9 @@ class Daemon:
         """Run every part whose time has come, then share the status (MQTT, and the state file for the
         digest command)."""
         self._run_parts()
-        self._publish_status()
-        self._remember_attention()
+        status = self.status()  # one look at the state for both
+        self._publish_status(status)
+        self._remember_attention(status)
 
     def _run_parts(self) -> None:
         for name, part in self.parts.items():
@@ -273,25 +274,25 @@ class Daemon:
             return ""
         return self.drift.message or "; ".join(self.drift.reasons)
 
-    def attention(self) -> list[str]:
+    def attention(self, status: StatusSnapshot | None = None) -> list[str]:
         """What needs the person (the digest's "Needs your attention"): iCloud login, drift, failing parts."""
-        status = self.status()
+        status = status or self.status()
         lines = [] if status.auth.ok else [f"iCloud login needed: {status.auth.message}"]
         if status.drift:
             lines.append(f"model drift: {status.drift}")
         return lines + list(status.problems)
 
-    def _remember_attention(self) -> None:
+    def _remember_attention(self, status: StatusSnapshot) -> None:
         """Keep the attention lines in the state file, so `photosorter digest --send-now` lists them too."""
-        lines = self.attention()
+        lines = self.attention(status)
         if lines != self._attention_saved:
             self.state.save_attention(lines, self.clock.now())
             self._attention_saved = lines
 
-    def _publish_status(self) -> None:
+    def _publish_status(self, snapshot: StatusSnapshot | None = None) -> None:
         if self.publisher is None:
             return
-        snapshot = self.status()
+        snapshot = snapshot or self.status()
         if snapshot != self._last_status:
             self.publisher.publish_status(snapshot)
             self._last_status = snapshot

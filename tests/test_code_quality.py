@@ -46,6 +46,6 @@ def test_only_the_composition_root_imports_adapters() -> None:
 
 def test_adapters_never_import_each_other() -> None:
     shared = {"photosorter.adapters.sqlite",  # connection plumbing for the tables in the one state file
-              "photosorter.adapters.durable"}  # flushing a folder after a file lands in it
+              "photosorter.adapters.filesystem"}  # flushing a folder, sweeping stale leftovers
     for path in (ROOT / "photosorter" / "adapters").glob("*.py"):
         assert not any(m.startswith("photosorter.adapters") for m in imports_of(path) - shared), path

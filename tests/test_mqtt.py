@@ -15,7 +15,7 @@ import pytest
 
 from photosorter.adapters.mqtt import MqttPublisher
 from photosorter.config import MqttSettings, Secret, load_settings
-from photosorter.records import AuthState, CorrectionEvent, PhotoEvent
+from photosorter.records import AuthState, CorrectionEvent, PhotoEvent, StatusSnapshot
 from tests.mqtt_controls import GOOD_CODE, RecordingControls, snapshot
 from tests.servers.mosquitto import Listener, Message, Mosquitto, free_port
 
@@ -58,6 +58,18 @@ def wait_connected(publisher: MqttPublisher, timeout_s: float = 10, *, with_stat
         probe.close()
 
 
+def controlled(broker: Mosquitto, publisher: MakePublisher,
+               status: StatusSnapshot | None = None) -> RecordingControls:
+    """A started publisher whose commands reach recorded controls; connected, and with ``status`` (when
+    given) published and arrived at the broker."""
+    controls = RecordingControls()
+    sender = publisher(broker.settings(), controls)
+    if status is not None:
+        sender.publish_status(status)
+    wait_connected(sender, with_state=status is not None)
+    return controls
+
+
 def discovery_configs(listener: Listener) -> dict[str, Message]:
     return {m.topic: m for m in listener.messages
             if m.topic.startswith("homeassistant/") and m.topic.endswith("/config")}
@@ -84,8 +96,7 @@ def test_discovery_and_state_arrive_retained_and_well_formed(
 
 def test_the_sync_button_requests_a_sync(
         mosquitto: Mosquitto, publisher: MakePublisher, listen: Callable[..., Listener]) -> None:
-    controls = RecordingControls()
-    wait_connected(publisher(mosquitto.settings(), controls))
+    controls = controlled(mosquitto, publisher)
     listen(mosquitto).publish("photosorter/sync/set", "PRESS")
     assert controls.changed.wait(5)
     assert controls.syncs == 1
@@ -94,10 +105,7 @@ def test_the_sync_button_requests_a_sync(
 def test_the_2fa_text_entity_submits_the_code_and_shows_the_result(
         mosquitto: Mosquitto, publisher: MakePublisher, listen: Callable[..., Listener],
         caplog: pytest.LogCaptureFixture) -> None:
-    controls = RecordingControls()
-    sender = publisher(mosquitto.settings(), controls)
-    sender.publish_status(snapshot())
-    wait_connected(sender, with_state=True)
+    controls = controlled(mosquitto, publisher, snapshot())
     listener = listen(mosquitto)
     caplog.set_level(logging.DEBUG, "photosorter")
     listener.publish("photosorter/icloud_code/set", "123 456")
@@ -109,10 +117,7 @@ def test_the_2fa_text_entity_submits_the_code_and_shows_the_result(
 
 def test_a_refused_2fa_code_keeps_the_problem_on_with_the_new_message(
         anonymous_mosquitto: Mosquitto, publisher: MakePublisher, listen: Callable[..., Listener]) -> None:
-    controls = RecordingControls()
-    sender = publisher(anonymous_mosquitto.settings(), controls)
-    sender.publish_status(snapshot())
-    wait_connected(sender, with_state=True)
+    controlled(anonymous_mosquitto, publisher, snapshot())
     listener = listen(anonymous_mosquitto)
     listener.publish("photosorter/icloud_code/set", "654321")
     state = listener.wait_for_message("photosorter/state",
@@ -122,10 +127,7 @@ def test_a_refused_2fa_code_keeps_the_problem_on_with_the_new_message(
 
 def test_a_code_sent_when_no_login_is_due_raises_no_problem(
         anonymous_mosquitto: Mosquitto, publisher: MakePublisher, listen: Callable[..., Listener]) -> None:
-    controls = RecordingControls()
-    sender = publisher(anonymous_mosquitto.settings(), controls)
-    sender.publish_status(snapshot(auth=AuthState(ok=True)))
-    wait_connected(sender, with_state=True)
+    controls = controlled(anonymous_mosquitto, publisher, snapshot(auth=AuthState(ok=True)))
     listener = listen(anonymous_mosquitto, "photosorter/state")
     listener.publish("photosorter/icloud_code/set", "654321")
     assert controls.changed.wait(5)
@@ -135,10 +137,7 @@ def test_a_code_sent_when_no_login_is_due_raises_no_problem(
 
 def test_the_paused_switch_pauses_and_resumes_sorting(
         anonymous_mosquitto: Mosquitto, publisher: MakePublisher, listen: Callable[..., Listener]) -> None:
-    controls = RecordingControls()
-    sender = publisher(anonymous_mosquitto.settings(), controls)
-    sender.publish_status(snapshot())
-    wait_connected(sender, with_state=True)
+    controls = controlled(anonymous_mosquitto, publisher, snapshot())
     listener = listen(anonymous_mosquitto)
     listener.publish("photosorter/paused/set", "ON")
     listener.wait_for_message("photosorter/state", lambda m: m.json()["paused"] == "ON")
@@ -151,8 +150,7 @@ def test_the_paused_switch_pauses_and_resumes_sorting(
 def test_junk_command_payloads_are_logged_and_ignored(
         anonymous_mosquitto: Mosquitto, publisher: MakePublisher, listen: Callable[..., Listener],
         caplog: pytest.LogCaptureFixture) -> None:
-    controls = RecordingControls()
-    wait_connected(publisher(anonymous_mosquitto.settings(), controls))
+    controls = controlled(anonymous_mosquitto, publisher)
     listener = listen(anonymous_mosquitto)
     caplog.set_level(logging.INFO, "photosorter")
     junk = [("photosorter/sync/set", b"\xff\xfe"), ("photosorter/sync/set", b"x" * 5000),

@@ -20,7 +20,7 @@ import stat
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from photosorter.adapters.durable import fsync_dir
+from photosorter.adapters.filesystem import fsync_dir
 from photosorter.core.companions import companions_of, renamed
 from photosorter.core.naming import numbered_name
 

@@ -36,7 +36,7 @@ from pyicloud.exceptions import (
 )
 from pyicloud.services.photos_cloudkit import DirectionEnum
 
-from photosorter.adapters.durable import fsync_dir
+from photosorter.adapters.filesystem import fsync_dir, remove_stale
 from photosorter.adapters.sqlite import connect
 from photosorter.core import sync as plan
 from photosorter.core.naming import numbered_name
@@ -482,15 +482,8 @@ def _download(session: requests.Session, url: str, folder: Path, name: str, size
 
 def _sweep_partials(folder: Path, older_than: float) -> None:
     """Remove what a download killed midway (power cut, SIGKILL) left: hidden, never a photo yet."""
-    try:
-        entries = [e for e in os.scandir(folder) if e.name.startswith(PARTIAL_PREFIX)]
-    except FileNotFoundError:
-        return
-    for entry in entries:
-        with contextlib.suppress(FileNotFoundError):
-            if entry.stat(follow_symlinks=False).st_mtime < older_than:
-                os.unlink(entry.path)
-                log.info("removed %s, left by a download that was cut off", entry.name)
+    for name in remove_stale(folder, lambda n: n.startswith(PARTIAL_PREFIX), older_than):
+        log.info("removed %s, left by a download that was cut off", name)
 
 
 def _link_into_place(temp: Path, name: str, mtime: float, *, numbered: bool = True) -> Path:

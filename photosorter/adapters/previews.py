@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import time
 from pathlib import Path
+
+from photosorter.adapters.filesystem import remove_stale
 
 log = logging.getLogger(__name__)
 
@@ -40,13 +41,7 @@ class PreviewFolder:
     def prune(self, older_than_s: float, now: float | None = None) -> int:
         """Remove previews whose photo never arrived in the library (deleted from the inbox by hand)."""
         limit = (time.time() if now is None else now) - older_than_s
-        removed = 0
-        with contextlib.suppress(FileNotFoundError), os.scandir(self.folder) as entries:
-            for entry in entries:
-                if entry.name.endswith(SUFFIX) and entry.stat(follow_symlinks=False).st_mtime < limit:
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(entry.path)
-                        removed += 1
+        removed = len(remove_stale(self.folder, lambda name: name.endswith(SUFFIX), limit))
         if removed:
             log.info("removed %d previews of photos that never reached the library", removed)
         return removed

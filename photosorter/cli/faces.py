@@ -6,6 +6,8 @@ import argparse
 import datetime as dt
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from photosorter.adapters.files import LocalFiles
@@ -15,7 +17,7 @@ from photosorter.config import Settings
 from photosorter.core.faces import ME, PEOPLE
 from photosorter.errors import ConfigError
 from photosorter.face_evaluation import evaluate_faces, scan_face_folder
-from photosorter.facestage import forget_faces
+from photosorter.facestage import FaceStage, forget_faces
 from photosorter.ml.faces import OnnxFaces, resolve_face_models
 
 log = logging.getLogger(__name__)
@@ -75,32 +77,34 @@ def run_me_add(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def run_me_show(args: argparse.Namespace, settings: Settings) -> int:
+@contextmanager
+def _reference_faces(settings: Settings) -> Iterator[FaceStage]:
+    """The face stage over the state file, which is closed again afterwards."""
     state = open_state(settings)
     try:
         stage = build_face_stage(settings, state, required=True)
         assert stage is not None
+        yield stage
+    finally:
+        state.close()
+
+
+def run_me_show(args: argparse.Namespace, settings: Settings) -> int:
+    with _reference_faces(settings) as stage:
         references = stage.references()
         print(f"{len(references)} reference faces")
         for reference in references:
             added = dt.datetime.fromtimestamp(reference.created).isoformat(timespec="seconds")
             print(f"  {reference.id:>4}  face {reference.number} of {reference.photo_path} (added {added})")
-    finally:
-        state.close()
     return 0
 
 
 def run_me_remove(args: argparse.Namespace, settings: Settings) -> int:
-    state = open_state(settings)
-    try:
-        stage = build_face_stage(settings, state, required=True)
-        assert stage is not None
+    with _reference_faces(settings) as stage:
         missing = [i for i in args.ids if not stage.remove_reference(i)]
         for number in missing:
             print(f"no reference face {number} (see: photosorter me show)")
         print(f"removed {len(args.ids) - len(missing)}; {len(stage.references())} reference faces left")
-    finally:
-        state.close()
     return 1 if missing else 0
 
 

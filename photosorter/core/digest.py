@@ -124,6 +124,17 @@ def _headline(digest: Digest) -> str:
     return f"Photosorter sorted {digest.total} {noun} by {digest.day:%A %d %B %Y}."
 
 
+def _closing_lists(digest: Digest) -> list[tuple[str, list[str], bool]]:
+    """The lists both renderings end with: (title, lines, whether it needs the person)."""
+    lists = []
+    if digest.failures:
+        lists.append(("Could not read (set aside in _failed)", [f"{f.name}: {f.reason}" for f in digest.failures],
+                      False))
+    if digest.attention:
+        lists.append(("Needs your attention", list(digest.attention), True))
+    return lists
+
+
 def render_text(digest: Digest) -> str:
     """The plain-text alternative (also what a reply quotes)."""
     lines = [*_how_to_reply(digest), "", _headline(digest), ""]
@@ -140,13 +151,9 @@ def render_text(digest: Digest) -> str:
     if digest.counts:
         lines.append("Sorted: " + ", ".join(f"{title} {count}" for title, count in _count_lines(digest)))
         lines.append("")
-    if digest.failures:
-        lines.append("Could not read (set aside in _failed):")
-        lines += [f"  {f.name}: {f.reason}" for f in digest.failures]
-        lines.append("")
-    if digest.attention:
-        lines.append("Needs your attention:")
-        lines += [f"  {line}" for line in digest.attention]
+    for title, items, _ in _closing_lists(digest):
+        lines.append(f"{title}:")
+        lines += [f"  {item}" for item in items]
         lines.append("")
     lines.append(f"Digest {digest.digest_id}")
     return "\n".join(lines) + "\n"
@@ -199,13 +206,10 @@ def render_html(digest: Digest) -> str:
             parts.append(f"<tr><td style=\"padding:1px 16px 1px 0\">{e(title)}</td>"
                          f"<td style=\"text-align:right\">{count}</td></tr>")
         parts.append("</table>")
-    if digest.failures:
-        parts.append("<h3 style=\"font-size:15px;margin:12px 0 6px\">Could not read (set aside in _failed)</h3><ul>")
-        parts += [f"<li>{e(f.name)}: {e(f.reason)}</li>" for f in digest.failures]
-        parts.append("</ul>")
-    if digest.attention:
-        parts.append("<h3 style=\"font-size:15px;margin:12px 0 6px;color:#a33\">Needs your attention</h3><ul>")
-        parts += [f"<li>{e(line)}</li>" for line in digest.attention]
+    for title, items, urgent in _closing_lists(digest):
+        colour = ";color:#a33" if urgent else ""
+        parts.append(f"<h3 style=\"font-size:15px;margin:12px 0 6px{colour}\">{e(title)}</h3><ul>")
+        parts += [f"<li>{e(item)}</li>" for item in items]
         parts.append("</ul>")
     parts.append(f"<p style=\"color:#999;font-size:11px;margin-top:16px\">Digest {e(digest.digest_id)}</p>")
     parts.append("</div></body></html>")

@@ -7,6 +7,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+from photosorter.core.companions import extension, stem
 from photosorter.core.naming import safe_name
 from photosorter.records import SyncProgress
 
@@ -100,9 +101,7 @@ def local_name(filename: str, asset_id: str) -> str:
 
 def companion_name(photo_name: str, movie_filename: str) -> str:
     """The live-photo movie's name: the still's stem with the movie's extension."""
-    stem = photo_name.rsplit(".", 1)[0] if "." in photo_name else photo_name
-    ext = movie_filename.rsplit(".", 1)[1].lower() if "." in movie_filename else "mov"
-    return f"{stem}.{ext}"
+    return stem(photo_name) + (extension(movie_filename) or ".mov")
 
 
 def backoff_s(failures: int, retry_after_s: float | None = None) -> float:

@@ -179,37 +179,33 @@ class Listener:
         self.client.loop_stop()
 
 
-@pytest.fixture(params=["anonymous", "password"])
-def mosquitto(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
-    """A fresh broker per test, once without and once with password authentication."""
-    broker = Mosquitto(tmp_path_factory.mktemp(f"mosquitto-{request.param}"), password=request.param == "password")
+def _running(broker: Mosquitto) -> Iterator[Mosquitto]:
     broker.start()
     yield broker
     broker.stop()
+
+
+@pytest.fixture(params=["anonymous", "password"])
+def mosquitto(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
+    """A fresh broker per test, once without and once with password authentication."""
+    yield from _running(Mosquitto(tmp_path_factory.mktemp(f"mosquitto-{request.param}"),
+                                  password=request.param == "password"))
 
 
 @pytest.fixture
 def anonymous_mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
-    broker = Mosquitto(tmp_path_factory.mktemp("mosquitto"), password=False)
-    broker.start()
-    yield broker
-    broker.stop()
-
-
-@pytest.fixture
-def tls_mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
-    broker = Mosquitto(tmp_path_factory.mktemp("mosquitto"), password=True, tls=True)
-    broker.start()
-    yield broker
-    broker.stop()
+    yield from _running(Mosquitto(tmp_path_factory.mktemp("mosquitto"), password=False))
 
 
 @pytest.fixture
 def password_mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
-    broker = Mosquitto(tmp_path_factory.mktemp("mosquitto"), password=True)
-    broker.start()
-    yield broker
-    broker.stop()
+    yield from _running(Mosquitto(tmp_path_factory.mktemp("mosquitto"), password=True))
+
+
+@pytest.fixture
+def tls_mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
+    """With a second listener on TLS, its certificate self-signed (``ca_file``)."""
+    yield from _running(Mosquitto(tmp_path_factory.mktemp("mosquitto"), password=True, tls=True))
 
 
 @pytest.fixture
