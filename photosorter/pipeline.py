@@ -436,4 +436,6 @@ class Sorter:
                                                                  PhotoStatus.EXAMPLE)
         assert loaded.gray is not None
         self._analyse(photo_id, embeddings[0], dhash(loaded.gray))
+        if self.faces is not None:
+            self.faces.verdict(photo_id, loaded.faces)  # keeps the faces found: a `me` label needs no second decode
         return photo_id, embeddings[0], record is not None and record.library_path is not None
