@@ -4,13 +4,13 @@ virtualenv (torch, transformers, optimum: ``.ci/run`` makes it), then loaded by 
 from __future__ import annotations
 
 import os
+import platform
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 import pytest
 from PIL import Image
 
@@ -140,19 +140,56 @@ def test_an_image_classifier_exports_and_sorts_with_its_classes_mapped_to_catego
     assert placed <= {"animal", "food", "screenshot", "other", "_unsure"}  # random weights: its classes or other
 
 
-def test_quantize_command_makes_a_smaller_graph_that_agrees(exported: tuple[Path, str], tmp_path: Path,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    source = exported[0] / "text_model.onnx"
-    target = tmp_path / "text_int8.onnx"
-    assert main(["model", "quantize", str(source), str(target), "--data", str(tmp_path / "data")]) == 0
+PROMPT_IDS = np.full((2, 77), 49407, dtype=np.int64)
+PROMPT_IDS[:, 0], PROMPT_IDS[0, 1], PROMPT_IDS[1, 1] = 49406, 320, 1929
+AGREEMENT_SCRIPT = """
+import sys, numpy as np, onnxruntime as ort
+ids = np.load(sys.argv[3])
+a, b = (ort.InferenceSession(p, providers=["CPUExecutionProvider"]).run(None, {"input_ids": ids})[0]
+        for p in sys.argv[1:3])
+print(" ".join(str(c) for c in np.sum(a * b, 1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)))
+"""
+# A CPU without VNNI (AVX2 only), the kind many home servers have, emulated whatever this machine is.
+NO_VNNI_CPU = "EPYC"  # AMD Zen 1: AVX2, no AVX-512, no VNNI
+
+
+@pytest.fixture(scope="module")
+def quantized_text(exported: tuple[Path, str], tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    work = tmp_path_factory.mktemp("quantize")
+    source, target = exported[0] / "text_model.onnx", work / "text_int8.onnx"
+    assert main(["model", "quantize", str(source), str(target), "--data", str(work / "data")]) == 0
+    return source, target
+
+
+def _cosines(source: Path, target: Path, cpu: str | None, tmp_path: Path) -> np.ndarray:
+    ids = tmp_path / "ids.npy"
+    np.save(ids, PROMPT_IDS)
+    command = [sys.executable, "-c", AGREEMENT_SCRIPT, str(source), str(target), str(ids)]
+    if cpu is not None:
+        qemu = shutil.which("qemu-x86_64")
+        if qemu is None:
+            pytest.fail("qemu-x86_64 is missing: apt-get install -y qemu-user")
+        command = [qemu, "-cpu", cpu, *command]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return np.array([float(x) for x in done.stdout.split()])
+
+
+def test_quantize_command_makes_a_smaller_graph_that_agrees(quantized_text: tuple[Path, Path],
+                                                            tmp_path: Path) -> None:
+    source, target = quantized_text
     assert target.stat().st_size < source.stat().st_size / 3
-    ids = np.full((2, 77), 49407, dtype=np.int64)
-    ids[:, 0], ids[0, 1], ids[1, 1] = 49406, 320, 1929
-    outputs = [ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(None, {"input_ids": ids})[0]
-               for p in (source, target)]
-    cosine = np.sum(outputs[0] * outputs[1], axis=1) / np.prod([np.linalg.norm(o, axis=1) for o in outputs], axis=0)
-    assert cosine.min() > 0.99
+    # uint8 weights per channel, measured: 0.99957 / 0.99978 with AVX-512 VNNI and the same without
+    # (int8 weights gave 0.98597 without VNNI: photosorter/ml/quantize.py).
+    assert _cosines(source, target, None, tmp_path).min() > 0.99
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="emulates an x86 CPU; this machine is "
+                    "not x86, where the quantized kernels differ anyway")
+def test_quantized_graph_agrees_on_a_cpu_without_vnni(quantized_text: tuple[Path, Path], tmp_path: Path) -> None:
+    # onnxruntime picks its integer kernels by CPUID; qemu's user-mode emulation reports a Zen 1, so the AVX2
+    # kernels run here even on an AVX-512 VNNI machine. Measured: 0.99957 / 0.99978 (int8 weights: 0.98597).
+    assert _cosines(*quantized_text, NO_VNNI_CPU, tmp_path).min() > 0.99
 
 
 def test_export_without_the_extra_says_how_to_install(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -12,7 +12,7 @@ inside these functions, so the runtime (and the add-on image) never needs them.
 - An image classifier (``AutoModelForImageClassification``): one graph with ``logits`` and an
   ``embedding`` (the last hidden state pooled: spatial mean for CNNs, the CLS token for ViTs).
 
-Then each graph is quantized (``photosorter.ml.quantize``: dynamic int8 for MatMul and Gather, the
+Then each graph is quantized (``photosorter.ml.quantize``: dynamic 8-bit for MatMul and Gather, the
 reasons are there), the tokenizer and preprocessor config are copied, and a manifest with every
 file's sha256 and size is written. The float and int8 graphs are compared on a few images (cosine
 of the image embeddings, and of the text embeddings of the category prompts).
@@ -127,7 +127,7 @@ def _export(source: str, out: Path, images: Sequence[Image.Image], prompts: Sequ
             for graph, quantized in names.items():
                 quantize_onnx(float_dir / graph, out / quantized)
             int8 = _rename_graphs(manifest, names)
-            int8["quantization"] = {"method": "onnxruntime dynamic", "weights": "int8 per channel",
+            int8["quantization"] = {"method": "onnxruntime dynamic", "weights": "uint8 per channel",
                                     "ops": list(DEFAULT_OPS)}
             for support in manifest["files"]:
                 if support not in graphs:
