@@ -11,10 +11,10 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends python3 python3-venv \
     && rm -rf /var/lib/apt/lists/*
 
-# Runtime only: the pinned requirements hold no torch, transformers or optimum (those are the
-# `export` extra, for building models on a workstation). tests/test_addon_image.py builds this
-# same virtualenv from the same file.
-COPY addon/requirements.txt /tmp/requirements.txt
+# Runtime only: the lock (requirements/runtime.txt, made by requirements/lock.sh for every Python from
+# 3.11 and both arches) holds no torch, transformers or optimum (those are the `export` extra, for
+# building models on a workstation). tests/test_addon_image.py builds this same virtualenv from the same file.
+COPY requirements/runtime.txt /tmp/requirements.txt
 RUN python3 -m venv /opt/venv \
     && /opt/venv/bin/pip install --no-cache-dir -r /tmp/requirements.txt \
     && rm /tmp/requirements.txt

@@ -20,11 +20,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="session")
 def image_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """python -m venv + pip install -r addon/requirements.txt + pip install --no-deps . (as in the Dockerfile)."""
+    """python -m venv + pip install -r requirements/runtime.txt + pip install --no-deps . (as in the Dockerfile)."""
     venv = tmp_path_factory.mktemp("image") / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-    for step in (["-r", str(ROOT / "addon" / "requirements.txt")], ["--no-deps", str(ROOT)]):
+    for step in (["-r", str(ROOT / "requirements" / "runtime.txt")], ["--no-deps", str(ROOT)]):
         result = subprocess.run([*pip, *step], capture_output=True, text=True, timeout=900)
         assert result.returncode == 0, result.stderr[-2000:]
     return venv

@@ -26,7 +26,8 @@ from tests.conftest import settings_env, shared_path
 ROOT = Path(__file__).resolve().parents[1]
 EXPORT_PYTHON = Path(os.environ.get("PHOTOSORTER_EXPORT_PYTHON", ROOT / ".venv-export" / "bin" / "python"))
 INSTALL = ("bash tests/install_test_tools.sh (or: python3 -m venv .venv-export && "
-           ".venv-export/bin/pip install torch==2.13.0 && .venv-export/bin/pip install -e '.[export]')")
+           ".venv-export/bin/pip install torch==2.13.0 && "
+           ".venv-export/bin/pip install -c requirements/export.txt -e '.[export]')")
 
 pytestmark = pytest.mark.slow
 
