@@ -33,7 +33,8 @@ def locked(name: str) -> dict[str, str]:
 
 def declared(*extras: str) -> list[Requirement]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    lines = list(project["dependencies"]) + [line for extra in extras for line in project["optional-dependencies"][extra]]
+    extra_lines = [line for extra in extras for line in project["optional-dependencies"][extra]]
+    lines = [*project["dependencies"], *extra_lines]
     return [Requirement(line) for line in lines]
 
 
