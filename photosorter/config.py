@@ -198,6 +198,8 @@ OPTIONS: tuple[Option, ...] = (
     _("inbox", "library", "inbox", "", _text, "Folder the daemon watches for new photos; empty means none."),
     _("inbox_poll_minutes", "library", "inbox_poll_minutes", 5, _int_between(1, 1440),
       "Minutes between looks into the inbox folder."),
+    _("settle_seconds", "library", "settle_seconds", 5, _int_between(0, 3600),
+      "A file must be unchanged this many seconds before it is sorted (one still being copied waits)."),
     # model
     _("model", "model", "name", "clip-vit-b32", _text,
       "Model folder, or a built-in model to download: clip-vit-b32, mobilenet-v2."),
@@ -280,6 +282,7 @@ class LibrarySettings:
     data: Path
     inbox: str
     inbox_poll_minutes: int
+    settle_seconds: int
 
 
 @dataclass(frozen=True)

@@ -169,8 +169,7 @@ class Sorter:
                 break
             loaded.companions = companions.get(loaded.path)
             if loaded.unreadable:
-                report.skipped.append(Failure(printable(loaded.path), loaded.unreadable))
-                log.warning("skipped %s: %s", printable(loaded.path), loaded.unreadable)
+                self._skip(loaded.path, loaded.unreadable, report)  # still being written, too large: next run
                 progress.advance()
                 continue
             photo_id, original = self._register(loaded)

@@ -18,7 +18,7 @@ from tests.tinymodels import build_tiny_classifier, build_tiny_clip
 
 pillow_heif.register_heif_opener()
 
-pytest_plugins = ["tests.servers.mosquitto"]
+pytest_plugins = ["tests.servers.mosquitto", "tests.filesystems"]
 
 SHARED = Path(os.environ.get("PHOTOSORTER_SHARED", Path(__file__).resolve().parents[1] / ".." / "shared")).resolve()
 
@@ -42,6 +42,12 @@ def restore_root_logging() -> Iterator[None]:
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
+
+
+@pytest.fixture(autouse=True)
+def photos_settle_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests write a photo and sort it the same instant: no settle wait (tests of the wait set their own)."""
+    monkeypatch.setenv("PHOTOSORTER_SETTLE_SECONDS", "0")
 
 
 @pytest.fixture(scope="session")

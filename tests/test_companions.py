@@ -60,6 +60,7 @@ class PowerCut(LocalFiles):
     """Files that stop working (the process dies) when a move of a file named ``*<suffix>`` starts."""
 
     def __init__(self, suffix: str) -> None:
+        super().__init__()
         self.suffix = suffix
 
     def move(self, src: Path, dst: Path, move_id: int) -> None:

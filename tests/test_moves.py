@@ -5,26 +5,12 @@ from __future__ import annotations
 import io
 import logging
 import os
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from photosorter.adapters.files import free_path, move_file, partial_path, settle_move
 from photosorter.progress import Progress
-
-
-@pytest.fixture
-def other_filesystem() -> Iterator[Path]:
-    """A folder on a different file system than the temp dir (/dev/shm is tmpfs here)."""
-    shm = Path("/dev/shm")
-    if not shm.is_dir() or os.stat(shm).st_dev == os.stat(tempfile.gettempdir()).st_dev:
-        pytest.fail("this test needs /dev/shm on its own file system (tmpfs), as on any Linux machine")
-    folder = Path(tempfile.mkdtemp(dir=shm))
-    yield folder
-    shutil.rmtree(folder)
 
 
 def test_move_never_overwrites_an_existing_file(tmp_path: Path) -> None:

@@ -13,11 +13,14 @@ from __future__ import annotations
 import contextlib
 import errno
 import filecmp
+import hashlib
 import logging
 import os
 import shutil
 import stat
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from photosorter.adapters.filesystem import fsync_dir
@@ -27,6 +30,10 @@ from photosorter.core.naming import numbered_name
 log = logging.getLogger(__name__)
 
 PARTIAL_PREFIX = ".photosorter-partial-"
+CHUNK_BYTES = 1 << 20
+# Larger than any photo a phone or camera makes (a 100 MP RAW is ~150 MB): a 2 GB file named .jpg is
+# refused before a byte of it is read, so it never costs its size in memory.
+MAX_PHOTO_BYTES = 300_000_000
 
 
 def list_inbox(inbox: Path, skip: tuple[Path, ...] = ()) -> Iterator[tuple[Path, str | None]]:
@@ -61,14 +68,87 @@ def list_inbox(inbox: Path, skip: tuple[Path, ...] = ()) -> Iterator[tuple[Path,
         stack.extend(reversed(subfolders))
 
 
-def read_file(path: Path) -> bytes:
-    """Read a regular file without following a symlink at its last component."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+class StillChangingError(OSError):
+    """The file changed (size or time) within the settle time, or while it was read or copied: someone is
+    still writing it. It is left where it is for the next run."""
+
+    def __init__(self, path: Path, settle_s: float) -> None:
+        super().__init__(errno.EBUSY, f"still being written (changed within {settle_s:g} s); left for the next run",
+                         str(path))
+
+
+class TooLargeError(OSError):
+    """A file far larger than any photo: refused before it is read."""
+
+    def __init__(self, path: Path, size: int) -> None:
+        super().__init__(errno.EFBIG, f"too large for a photo ({size / 1e6:.0f} MB; the limit is "
+                         f"{MAX_PHOTO_BYTES / 1e6:.0f} MB); left in place", str(path))
+
+
+@dataclass(frozen=True)
+class Stamp:
+    """What a file looked like when it was read: a move checks it has not changed since."""
+
+    size: int
+    mtime_ns: int
+    ino: int
+    sha256: str
+
+
+def _changed(before: os.stat_result, after: os.stat_result) -> bool:
+    return (before.st_size, before.st_mtime_ns, before.st_ctime_ns, before.st_ino) != (
+        after.st_size, after.st_mtime_ns, after.st_ctime_ns, after.st_ino)
+
+
+def _open_regular(path: Path) -> tuple[int, os.stat_result]:
+    """Open ``path`` for reading without following a symlink and without blocking (a FIFO swapped in after
+    the listing would hang ``open`` forever); refuse anything but a regular file."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
             raise OSError(errno.EINVAL, "not a regular file", str(path))
-        with os.fdopen(fd, "rb", closefd=False) as handle:
-            return handle.read()
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, info
+
+
+def wait_until_settled(fd: int, path: Path, settle_s: float, *, clock: Callable[[], float] = time.time,
+                       sleep: Callable[[float], None] = time.sleep) -> os.stat_result:
+    """The file's status once it has not changed for ``settle_s`` seconds (its newer of mtime and ctime:
+    ``cp -p`` backdates mtime but not ctime). Waits at most ``settle_s``; raises ``StillChangingError`` if
+    it changed meanwhile."""
+    info = os.fstat(fd)
+    age = clock() - max(info.st_mtime, info.st_ctime)
+    if age >= settle_s:
+        return info
+    sleep(settle_s - max(age, 0.0))
+    after = os.fstat(fd)
+    if _changed(info, after):
+        raise StillChangingError(path, settle_s)
+    return after
+
+
+def read_file(path: Path, settle_s: float = 0.0) -> tuple[bytes, os.stat_result]:
+    """Read a regular file (not through a symlink at its last component) once it has settled, in bounded
+    chunks and never more than ``MAX_PHOTO_BYTES``; returns its bytes and its status."""
+    fd, info = _open_regular(path)
+    try:
+        if info.st_size > MAX_PHOTO_BYTES:
+            raise TooLargeError(path, info.st_size)
+        info = wait_until_settled(fd, path, settle_s)
+        buffer = bytearray(info.st_size)
+        view, done = memoryview(buffer), 0
+        while done < info.st_size:
+            count = os.readv(fd, [view[done:done + CHUNK_BYTES]])
+            if count == 0:
+                break
+            done += count
+        view.release()
+        if done != info.st_size or os.read(fd, 1) or _changed(info, os.fstat(fd)):
+            raise StillChangingError(path, settle_s)
+        return bytes(buffer), info
     finally:
         os.close(fd)
 
@@ -104,39 +184,79 @@ def partial_path(dst: Path, move_id: int) -> Path:
     return dst.parent / f"{PARTIAL_PREFIX}{move_id}"
 
 
-def move_file(src: Path, dst: Path, move_id: int) -> None:
-    """Move ``src`` to ``dst`` atomically, never overwriting; raises ``FileExistsError`` if taken."""
+def move_file(src: Path, dst: Path, move_id: int, stamp: Stamp | None = None, settle_s: float = 0.0) -> None:
+    """Move ``src`` to ``dst`` atomically, never overwriting; raises ``FileExistsError`` if taken.
+
+    The file must be what was read (``stamp``) or, unread, unchanged for ``settle_s``: a file still being
+    written stays where it is (``StillChangingError``). If the source cannot be removed afterwards (a
+    read-only inbox), the new copy is removed again and the error raised: the photo is in one place."""
     dst.parent.mkdir(parents=True, exist_ok=True)
+    fd, info = _open_regular(src)
     try:
-        os.link(src, dst, follow_symlinks=False)
-    except OSError as exc:
-        if exc.errno == errno.EEXIST:
-            raise FileExistsError(errno.EEXIST, "destination exists", str(dst)) from exc
-        if exc.errno == errno.EXDEV:
-            _copy_into_place(src, dst, move_id)
-        elif exc.errno in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP):
-            # Same file system without hard links (some network shares): check, then rename.
-            if os.path.lexists(dst):
-                raise FileExistsError(errno.EEXIST, "destination exists", str(dst)) from exc
-            os.rename(src, dst)
-            fsync_dir(dst.parent)
-            fsync_dir(src.parent)
-            return
+        if stamp is not None:
+            if (info.st_size, info.st_mtime_ns, info.st_ino) != (stamp.size, stamp.mtime_ns, stamp.ino):
+                raise StillChangingError(src, settle_s)
         else:
-            raise
+            info = wait_until_settled(fd, src, settle_s)
+        try:
+            os.link(src, dst, follow_symlinks=False)
+        except OSError as exc:
+            if exc.errno == errno.EEXIST:
+                raise FileExistsError(errno.EEXIST, "destination exists", str(dst)) from exc
+            if exc.errno == errno.EXDEV:
+                _copy_into_place(fd, info, src, dst, move_id, stamp, settle_s)
+            elif exc.errno in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP):
+                # Same file system without hard links (some network shares): check, then rename.
+                if os.path.lexists(dst):
+                    raise FileExistsError(errno.EEXIST, "destination exists", str(dst)) from exc
+                os.rename(src, dst)
+                fsync_dir(dst.parent)
+                fsync_dir(src.parent)
+                return
+            else:
+                raise
+    finally:
+        os.close(fd)
     fsync_dir(dst.parent)
-    os.unlink(src)
+    _unlink_source(src, dst)
+
+
+def _unlink_source(src: Path, dst: Path) -> None:
+    """The photo is at both places now: remove the source, or if that is refused take the copy back."""
+    try:
+        os.unlink(src)
+    except OSError:
+        os.unlink(dst)
+        fsync_dir(dst.parent)
+        raise
     fsync_dir(src.parent)
 
 
-def _copy_into_place(src: Path, dst: Path, move_id: int) -> None:
-    """Across file systems: copy to a partial file, fsync, then link it into place."""
+def _copy_into_place(fd: int, info: os.stat_result, src: Path, dst: Path, move_id: int, stamp: Stamp | None,
+                     settle_s: float) -> None:
+    """Across file systems: copy to a partial file, verify it (size; the hash of what was read), fsync,
+    then link it into place. A source that changed meanwhile leaves nothing behind at the destination."""
     partial = partial_path(dst, move_id)
-    with src.open("rb") as reader, partial.open("wb") as writer:
-        shutil.copyfileobj(reader, writer, 1 << 20)
-        writer.flush()
-        os.fsync(writer.fileno())
-    shutil.copystat(src, partial)
+    digest = hashlib.sha256()
+    copied = 0
+    try:
+        with os.fdopen(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600),
+                       "wb") as writer:
+            while block := os.read(fd, CHUNK_BYTES):
+                writer.write(block)
+                digest.update(block)
+                copied += len(block)
+            writer.flush()
+            os.fsync(writer.fileno())
+            written = os.fstat(writer.fileno()).st_size
+        if (copied != info.st_size or written != copied or _changed(info, os.fstat(fd))
+                or (stamp is not None and digest.hexdigest() != stamp.sha256)):
+            raise StillChangingError(src, settle_s)
+        shutil.copystat(src, partial, follow_symlinks=False)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            partial.unlink()
+        raise
     try:
         os.link(partial, dst)
     except OSError as exc:
@@ -169,13 +289,23 @@ def settle_move(src: Path, dst: Path, move_id: int) -> bool:
 
 
 class LocalFiles:
-    """The ``PhotoFiles`` role on the local file system."""
+    """The ``PhotoFiles`` role on the local file system.
+
+    ``settle_s``: a file must be unchanged this long before it is read or moved. What was read is
+    remembered (size, time, hash), and a move checks the file is still exactly that."""
+
+    def __init__(self, settle_s: float = 0.0) -> None:
+        self.settle_s = settle_s
+        self._stamps: dict[Path, Stamp] = {}
 
     def list_inbox(self, inbox: Path, skip: tuple[Path, ...] = ()) -> Iterator[tuple[Path, str | None]]:
+        self._stamps.clear()  # a new listing: what was read before and not moved is read again
         return list_inbox(inbox, skip)
 
     def read(self, path: Path) -> bytes:
-        return read_file(path)
+        data, info = read_file(path, self.settle_s)
+        self._stamps[path] = Stamp(info.st_size, info.st_mtime_ns, info.st_ino, hashlib.sha256(data).hexdigest())
+        return data
 
     def free_path(self, folder: Path, name: str, companions: Sequence[str] = ()) -> Path:
         return free_path(folder, name, companions)
@@ -184,7 +314,8 @@ class LocalFiles:
         return companions(photo)
 
     def move(self, src: Path, dst: Path, move_id: int) -> None:
-        move_file(src, dst, move_id)
+        move_file(src, dst, move_id, self._stamps.get(src), self.settle_s)
+        self._stamps.pop(src, None)
 
     def settle(self, src: Path, dst: Path, move_id: int) -> bool:
         return settle_move(src, dst, move_id)

@@ -82,7 +82,8 @@ def build_sorter(settings: Settings, state: SqliteState,
         if labelled:
             index.save(index_path)
             log.info("rebuilt kNN index from %d labels", len(labelled))
-    return Sorter(settings=settings, state=state, files=LocalFiles(), decoder=decode_image, embedder=embedder,
+    return Sorter(settings=settings, state=state, files=LocalFiles(settings.library.settle_seconds),
+                  decoder=decode_image, embedder=embedder,
                   prior=prior, index=index, index_path=index_path, on_sorted=on_sorted,
                   faces=build_face_stage(settings, state, required=faces_required),
                   previews=PreviewFolder(preview_folder(settings)))
