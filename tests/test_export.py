@@ -21,6 +21,7 @@ from photosorter.ml.embedder import OnnxEmbedder
 from photosorter.ml.modelspec import read_model_folder, verify_files
 from photosorter.ml.preprocess import fit_to_input
 from photosorter.ml.prior import ZeroShotPrior
+from photosorter.ml.selfcheck import check_on_this_cpu, last_check
 from tests.conftest import settings_env, shared_path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,6 +85,14 @@ def test_exported_folder_is_int8_with_checked_files(exported: tuple[Path, str]) 
     quantized = {node.op_type for node in _graph_ops(folder / spec.text.file)}
     assert {"DynamicQuantizeLinear", "MatMulInteger"} & quantized or "DynamicQuantizeMatMul" in quantized
     assert (folder / spec.text.file).stat().st_size < (folder / "text_model.onnx").stat().st_size / 3
+
+
+def test_exported_folder_passes_its_self_check_on_this_cpu(exported: tuple[Path, str], tmp_path: Path) -> None:
+    spec = read_model_folder(exported[0], {})
+    assert spec.self_check["float_graph"]["file"] == "vision_model.onnx"
+    assert check_on_this_cpu(spec, tmp_path) is spec
+    result = last_check(tmp_path)
+    assert result is not None and result.min_cosine > 0.99  # measured 0.9999 (tiny random-weight ViT)
 
 
 def test_runtime_runs_the_prompt_prior_on_photos(exported: tuple[Path, str], photos: Path, tmp_path: Path) -> None:

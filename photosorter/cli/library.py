@@ -20,6 +20,7 @@ from photosorter.ml.embedder import OnnxEmbedder
 from photosorter.ml.faces import OnnxFaces, resolve_face_models
 from photosorter.ml.index import UsearchIndex
 from photosorter.ml.prior import ZeroShotPrior
+from photosorter.ml.selfcheck import check_on_this_cpu, last_check
 from photosorter.pipeline import Sorter
 from photosorter.records import PhotoEvent, RunReport
 
@@ -70,6 +71,7 @@ def build_face_stage(settings: Settings, state: SqliteState, *, required: bool =
 def build_sorter(settings: Settings, state: SqliteState,
                  on_sorted: Callable[[PhotoEvent], None] | None = None, *, faces_required: bool = False) -> Sorter:
     spec = resolve_model(settings.model.name, settings.model_cache_dir, settings.model.base_url)
+    spec = check_on_this_cpu(spec, settings.library.data, settings.model.threads)
     embedder = OnnxEmbedder(spec, threads=settings.model.threads)
     prior = ZeroShotPrior(embedder, settings.classify.categories, settings.library.data / "cache")
     index_path = settings.library.data / f"knn-{spec.fingerprint}.usearch"
@@ -155,6 +157,14 @@ def run_status(args: argparse.Namespace, settings: Settings) -> int:
                   f"unsure {last['unsure']}, duplicates {last['duplicates']}, failed {last['failed']}")
         else:
             print("last run: never")
+        check = last_check(settings.library.data)
+        if check is None:
+            print("model check: not run yet on this data folder")
+        else:
+            checked = dt.datetime.fromtimestamp(check.checked_at).isoformat(timespec="seconds")
+            verdict = "ok" if check.ok else "BELOW 0.99" + (", using the float32 graph" if check.fell_back else "")
+            print(f"model check: {check.model} on {check.cpu}: cosine {check.min_cosine:.4f} to its float32 "
+                  f"reference, {verdict} ({checked}, graph {check.graph})")
     finally:
         state.close()
     return 0

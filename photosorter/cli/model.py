@@ -1,4 +1,4 @@
-"""``model export`` and ``model quantize``: make a model folder the runtime loads."""
+"""``model export``, ``quantize``, ``reference`` and ``check``: make a model folder the runtime loads, and check it."""
 
 from __future__ import annotations
 
@@ -37,6 +37,15 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], comm
                           help="operator types to quantize (default: %(default)s; see photosorter/ml/quantize.py)")
     quantize.add_argument("--per-tensor", action="store_true", help="one scale per weight tensor, not per channel")
     quantize.set_defaults(handler=run_quantize)
+    reference = actions.add_parser("reference", parents=[common],
+                                   help="write the self-check references of a model folder from its float32 graph")
+    reference.add_argument("folder", type=Path, help="model folder (its manifest gets the references)")
+    reference.add_argument("float_graph", help="the float32 image graph in that folder, e.g. vision_model.onnx")
+    reference.add_argument("--output", type=Path, help="write the entry to this JSON file instead of the manifest")
+    reference.set_defaults(handler=run_reference)
+    check = actions.add_parser("check", parents=[common],
+                               help="run the model's self-check on this CPU now and print the figure")
+    check.set_defaults(handler=run_check)
 
 
 def _sample_images(folder: Path | None, settings: Settings) -> list[Image.Image]:
@@ -83,3 +92,45 @@ def run_quantize(args: argparse.Namespace, settings: Settings) -> int:
           f"{result.bytes_after / 1e6:.2f} MB (int8 {', '.join(result.ops)})")
     print("update the model folder's photosorter-model.json (file name, sha256, size) to use it")
     return 0
+
+
+def run_reference(args: argparse.Namespace, settings: Settings) -> int:
+    import dataclasses
+    import json
+
+    from photosorter.ml.catalogue import CATALOGUE
+    from photosorter.ml.modelspec import MANIFEST, read_model_folder
+    from photosorter.ml.selfcheck import make_self_check
+
+    spec = read_model_folder(args.folder, CATALOGUE)
+    if not (args.folder / args.float_graph).is_file():
+        raise ConfigError([f"reference: {args.folder / args.float_graph} is not a file"])
+    entry = make_self_check(dataclasses.replace(spec, image_file=args.float_graph), float_graph=args.float_graph)
+    if args.output is not None:
+        args.output.write_text(json.dumps(entry) + "\n", encoding="utf-8")
+        print(f"wrote the self-check references of {spec.name} to {args.output}")
+        return 0
+    manifest_path = args.folder / MANIFEST
+    if not manifest_path.is_file():
+        raise ConfigError([f"reference: {args.folder} has no {MANIFEST}; give --output FILE"])
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    manifest["self_check"] = entry
+    manifest_path.write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+    print(f"wrote the self-check references of {spec.name} into {manifest_path}")
+    return 0
+
+
+def run_check(args: argparse.Namespace, settings: Settings) -> int:
+    from photosorter.ml.download import resolve_model
+    from photosorter.ml.selfcheck import RECORD_FILE, check_on_this_cpu, last_check
+
+    spec = resolve_model(settings.model.name, settings.model_cache_dir, settings.model.base_url)
+    (settings.library.data / RECORD_FILE).unlink(missing_ok=True)  # run it now, not from the record
+    check_on_this_cpu(spec, settings.library.data, settings.model.threads)
+    result = last_check(settings.library.data)
+    if result is None:
+        print(f"model {spec.name} carries no self-check references")
+        return 0
+    print(f"model check: {result.model} on {result.cpu}: cosine {result.min_cosine:.5f} to its float32 reference "
+          f"({'ok' if result.ok else 'below 0.99'}; graph in use: {result.graph})")
+    return 0 if result.ok or result.fell_back else 1

@@ -109,6 +109,9 @@ CATALOGUE: dict[str, dict[str, Any]] = {
             "dtype": "uint8",
         },
         "prior": {"labels": "labels.txt", "class_map": "builtin:imagenet_categories.json"},
+        # What model-fp32.onnx (the same network, float32 weights, published beside model.onnx) makes of
+        # the self-check images, and that file as the fallback on a CPU where model.onnx disagrees.
+        "self_check": "builtin:selfcheck-mobilenet-v2.json",
     },
 }
 

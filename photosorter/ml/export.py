@@ -40,6 +40,7 @@ from photosorter.ml.embedder import OnnxEmbedder
 from photosorter.ml.modelspec import MANIFEST, sha256_file, spec_from_manifest
 from photosorter.ml.preprocess import fit_to_input
 from photosorter.ml.quantize import DEFAULT_OPS, quantize_onnx
+from photosorter.ml.selfcheck import make_self_check
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +121,10 @@ def _export(source: str, out: Path, images: Sequence[Image.Image], prompts: Sequ
         _copy_support_files(source, float_dir, manifest)
         result = ExportResult(out, manifest["kind"])
         float_manifest = _write_manifest(float_dir, manifest)
+        float_spec = spec_from_manifest(float_manifest, float_dir)
+        # Reference embeddings for the self-check on the CPU it will run on (ml.selfcheck), made in float32.
+        manifest["self_check"] = make_self_check(float_spec, float_graph=manifest["image"]["file"]
+                                                 if quantize and keep_float else None)
         for graph in graphs:
             result.float_sizes[graph] = (float_dir / graph).stat().st_size
         if quantize:

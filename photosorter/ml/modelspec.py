@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,9 @@ class ModelSpec:
     labels_file: str | None = None
     class_map: str | None = None  # "builtin:<file>" or a file in the folder
     text: TextSpec | None = None
+    # Reference embeddings of built-in images made with the float32 graph (``ml.selfcheck``): a dict, or
+    # "builtin:<file>" for one shipped in photosorter/data; None when the folder carries none.
+    self_check: Any = field(default=None, compare=False)
 
     @property
     def fingerprint(self) -> str:
@@ -139,6 +142,7 @@ def spec_from_manifest(manifest: dict[str, Any], folder: Path) -> ModelSpec:
             )
             if text
             else None,
+            self_check=manifest.get("self_check"),
         )
     except (KeyError, TypeError, ValueError, OSError) as exc:
         raise ModelError(f"model manifest in {folder} is incomplete or unreadable: {exc!r}") from exc
