@@ -109,12 +109,15 @@ class Sorter:
         preprocess = self.embedder.spec.preprocess
         try:
             image = self._decode(loaded.sha256, data, preprocess.size)
+            del data
             loaded.pixels = fit_to_input(image, preprocess, self.settings.model.crop)
             loaded.gray = gray_thumbnail(image)
             if self.faces is not None:  # on this worker thread, overlapping the main thread's work
                 loaded.faces = self.faces.detect(np.asarray(image))
         except ImageError as exc:
             loaded.error = exc
+        except (MemoryError, ValueError) as exc:  # one photo must never stop the others
+            loaded.error = ImageError(f"cannot process it ({exc.__class__.__name__}: {exc})", reason="too-large")
         return loaded
 
     def _decode(self, sha256: str, data: bytes, min_side: int) -> Image.Image:

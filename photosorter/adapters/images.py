@@ -20,6 +20,9 @@ pillow_heif.register_heif_opener()
 # above is treated as a decompression bomb. Checked from the header before any pixel is decoded.
 MAX_PIXELS = 120_000_000
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+# JPEG is decoded at a reduced scale (draft mode); other formats in full, so they get a lower bound:
+# 64 MP is 192 MB of RGB, above a 48 MP iPhone HEIC without thumbnails.
+MAX_FULL_DECODE_PIXELS = 64_000_000
 FORMATS = frozenset({"JPEG", "MPO", "PNG", "HEIF", "AVIF", "WEBP", "GIF", "TIFF", "BMP"})
 
 
@@ -63,6 +66,8 @@ def decode_image(data: bytes, min_side: int) -> Image.Image:
                 image.draft("RGB", (min_side, min_side))
             elif image.format == "HEIF":
                 image = _heif_thumbnail(image, min_side) or image
+            if image.format not in ("JPEG", "MPO") and image.width * image.height > MAX_FULL_DECODE_PIXELS:
+                raise ImageError(f"too large to decode safely ({width}x{height} {image.format})", reason="too-large")
             image.load()
             image = ImageOps.exif_transpose(image)
             return _to_rgb(image)
@@ -70,6 +75,8 @@ def decode_image(data: bytes, min_side: int) -> Image.Image:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageError(f"decompression bomb refused ({exc})", reason="too-large") from exc
+    except MemoryError as exc:
+        raise ImageError("out of memory decoding it", reason="too-large") from exc
     except UnidentifiedImageError as exc:
         raise ImageError("not an image (unrecognised format)", reason="not-an-image") from exc
     except (OSError, SyntaxError, ValueError, EOFError, RuntimeError) as exc:

@@ -7,6 +7,9 @@ from PIL import Image
 
 from photosorter.ml.modelspec import Preprocess
 
+# Up to this many times the model input's area is resized whole before the centre crop (a 16:1 panorama);
+# anything thinner has only its centre resized.
+MAX_RESIZE_SIDES = 16
 _RESAMPLE = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}
 
 
@@ -24,8 +27,13 @@ def fit_to_input(image: Image.Image, spec: Preprocess, crop: str = "center") -> 
     short = max(spec.resize_short, size)
     scale = short / min(width, height)
     new = (max(size, round(width * scale)), max(size, round(height * scale)))
-    resized = image.resize(new, resample, reducing_gap=3.0)
     left, top = (new[0] - size) // 2, (new[1] - size) // 2
+    if new[0] * new[1] > MAX_RESIZE_SIDES * short * short:
+        # A very thin image (10000x1) would be scaled up to gigabytes before the crop: resize only the
+        # part of it the centre crop keeps, so the output is size x size whatever the input.
+        box = (left / scale, top / scale, (left + size) / scale, (top + size) / scale)
+        return np.asarray(image.resize((size, size), resample, box=box, reducing_gap=3.0), dtype=np.uint8)
+    resized = image.resize(new, resample, reducing_gap=3.0)
     return np.asarray(resized.crop((left, top, left + size, top + size)), dtype=np.uint8)
 
 
