@@ -236,7 +236,9 @@ def test_a_broker_restart_is_survived_and_only_the_latest_state_is_sent_again(
     for count in (2, 3, 4):
         sender.publish_status(snapshot(sorted_today=count))
     sender.publish_event(PhotoEvent(1, "food", 0.9, 0.5, False, "a.jpg", "food/a.jpg"))
-    assert time.monotonic() - started < 0.5  # publishing never waits for the broker
+    # Publishing never waits for the broker: a publish that did would wait out paho's connect attempt (seconds);
+    # 5 s for four publishes holds on a CPU ten times slower than this one (measured here: under 1 ms).
+    assert time.monotonic() - started < 5
     time.sleep(1.5)
     mosquitto.start()
     listener = listen(mosquitto)
@@ -300,7 +302,7 @@ def test_sorting_goes_on_when_no_broker_answers(
     for count in range(50):
         sender.publish_status(snapshot(sorted_today=count))
         sender.publish_event(PhotoEvent(count, "food", 0.9, 0.5, False, "a.jpg", "food/a.jpg"))
-    assert time.monotonic() - started < 0.5
+    assert time.monotonic() - started < 5  # never blocked by the missing broker (measured here: a few ms)
     time.sleep(2.5)
     assert sum("cannot reach broker" in r.getMessage() for r in caplog.records) == 1
 
