@@ -39,9 +39,16 @@ class Placer:
         """Finish or roll back every move a crash interrupted; returns how many were settled."""
         pending = self.state.pending_moves()
         for move in pending:
-            done = self.files.settle(move.src, move.dst, move.id)
-            if not done and move.follows is not None and self.state.move_done(move.follows):
-                done = self._carry(move)
+            try:
+                done = self.files.settle(move.src, move.dst, move.id)
+                if not done and move.follows is not None and self.state.move_done(move.follows):
+                    done = self._carry(move)
+            except OSError as exc:  # neither end can be changed (read-only): one problem, not a blocked start
+                self.state.set_move_aside(move)
+                log.error("cannot finish or roll back interrupted move %d of %s to %s (%s); set aside as a problem,"
+                          " check both places by hand", move.id, printable(move.src), printable(move.dst),
+                          exc.strerror or exc)
+                continue
             self.state.finish_move(move, done)
             log.info("recovered interrupted move %d: %s", move.id,
                      f"finished at {printable(move.dst)}" if done else f"rolled back to {printable(move.src)}")
@@ -77,7 +84,13 @@ class Placer:
                 self._give_up(move, followers)
                 continue
             except OSError:
-                done = self.files.settle(src, dst, move.id)
+                try:
+                    done = self.files.settle(src, dst, move.id)
+                except OSError:
+                    self.state.set_move_aside(move)
+                    for follower in followers:
+                        self.state.finish_move(follower, False)
+                    raise
                 self.state.finish_move(move, done)
                 for follower in followers:
                     if done:

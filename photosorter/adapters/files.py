@@ -278,7 +278,14 @@ def settle_move(src: Path, dst: Path, move_id: int) -> bool:
     src_there, dst_there = os.path.lexists(src), os.path.lexists(dst)
     if dst_there and src_there:
         if os.path.samefile(src, dst) or filecmp.cmp(src, dst, shallow=False):
-            os.unlink(src)
+            try:
+                os.unlink(src)
+            except OSError as exc:  # the source cannot go (read-only inbox): take the copy back instead
+                os.unlink(dst)  # if this fails too, neither end can change: the caller sets the move aside
+                fsync_dir(dst.parent)
+                log.warning("move %d: cannot remove %r (%s); rolled back", move_id, str(src), exc.strerror or exc)
+                return False
+            fsync_dir(src.parent)
             return True
         return False  # dst holds something else: leave both alone, the photo stays at src
     if dst_there:

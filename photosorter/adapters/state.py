@@ -249,6 +249,15 @@ class SqliteState:
                     "status=(SELECT status_after FROM moves WHERE id=?), updated=? WHERE id=?",
                     (move.id, move.id, now, move.photo_id))
 
+    def set_move_aside(self, move: Move) -> None:
+        """A move that could be neither finished nor rolled back: kept as a problem, not retried at each start."""
+        with self._tx() as db:
+            db.execute("UPDATE moves SET state='problem', finished=? WHERE id=?", (time.time(), move.id))
+
+    def problem_moves(self) -> list[Move]:
+        rows = self._db.execute("SELECT id, photo_id, src, dst, follows FROM moves WHERE state='problem' ORDER BY id")
+        return [Move(i, p, Path(os.fsdecode(s)), Path(os.fsdecode(d)), f) for i, p, s, d, f in rows]
+
     def pending_moves(self) -> list[Move]:
         rows = self._db.execute("SELECT id, photo_id, src, dst, follows FROM moves WHERE state='pending' ORDER BY id")
         return [Move(i, p, Path(os.fsdecode(s)), Path(os.fsdecode(d)), f) for i, p, s, d, f in rows]
