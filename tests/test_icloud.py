@@ -7,47 +7,16 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from photosorter.adapters.icloud import PARTIAL_PREFIX, IcloudSource
+from photosorter.adapters.icloud import PARTIAL_PREFIX
 from photosorter.core.companions import group_folder
 from photosorter.errors import AuthRequiredError, SourceUnavailableError
 from photosorter.records import SyncProgress
-from tests.conftest import shared_path
+from tests.icloudfixtures import SIGNIN, files, logged_in, open_source
 from tests.servers.fake_icloud import SHARED_ZONE, FakeICloud
-
-SIGNIN = "/signin/complete"
-
-
-@pytest.fixture
-def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeICloud]:
-    shared_path("icloud-recorded", "listing_photos.yml")
-    server = FakeICloud(tmp_path).start()
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(server.cert))  # requests prefers these to Session.verify
-    monkeypatch.setenv("CURL_CA_BUNDLE", str(server.cert))
-    yield server
-    server.stop()
-
-
-def open_source(fake: FakeICloud, tmp_path: Path, password: str | None = None) -> IcloudSource:
-    data = tmp_path / "data"
-    return IcloudSource(fake.apple_id, fake.password if password is None else password, data_dir=data,
-                        state_path=data / "state.sqlite3", media_folder=tmp_path / "library" / "videos",
-                        previews=data / "previews", server=fake.url)
-
-
-def logged_in(fake: FakeICloud, tmp_path: Path) -> IcloudSource:
-    source = open_source(fake, tmp_path)
-    if not source.auth_state().ok:
-        assert source.submit_code(fake.code).ok
-    return source
-
-
-def files(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
 
 
 # login and 2FA ------------------------------------------------------------------------------------

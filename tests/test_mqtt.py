@@ -154,7 +154,9 @@ def test_junk_command_payloads_are_logged_and_ignored(
     listener = listen(anonymous_mosquitto)
     caplog.set_level(logging.INFO, "photosorter")
     junk = [("photosorter/sync/set", b"\xff\xfe"), ("photosorter/sync/set", b"x" * 5000),
-            ("photosorter/paused/set", b"maybe"), ("photosorter/icloud_code/set", b"my-password-99")]
+            ("photosorter/paused/set", b"maybe"), ("photosorter/icloud_code/set", b"my-password-99"),
+            ("photosorter/icloud_code/set", "１２３４５６".encode()),  # full-width digits, which \d matches
+            ("photosorter/icloud_code/set", "١٢٣٤٥٦".encode())]  # Arabic-Indic digits
     for topic, payload in junk:
         listener.publish(topic, payload)
     listener.publish("photosorter/sync/set", "PRESS")  # still listening after the junk
@@ -266,6 +268,37 @@ def test_home_assistant_coming_online_triggers_rediscovery(
     listener.wait_for(lambda: len(discovery_configs(listener)) == ENTITIES, what="rediscovery")
     listener.wait_for_message("photosorter/state")
     assert not any(m.retain for m in listener.messages)  # sent again live, not replayed
+
+
+def test_a_flood_of_home_assistant_birth_messages_is_answered_once(
+        anonymous_mosquitto: Mosquitto, publisher: MakePublisher, listen: Callable[..., Listener]) -> None:
+    sender = publisher(anonymous_mosquitto.settings())
+    sender.publish_status(snapshot())
+    wait_connected(sender, with_state=True)
+    listener = listen(anonymous_mosquitto)
+    listener.wait_for(lambda: len(discovery_configs(listener)) == ENTITIES, what="discovery")
+    for _ in range(100):
+        listener.publish("homeassistant/status", "online")
+    listener.clear()
+    listener.wait_for(lambda: len(discovery_configs(listener)) == ENTITIES, what="rediscovery")
+    time.sleep(2.5)  # a second round would have come by now
+    ours = [m for m in listener.messages if m.topic != "homeassistant/status"]
+    assert len(ours) <= ENTITIES + 3  # one round: discovery, availability, state, last sync (was 2,732)
+
+
+def test_a_retained_command_is_ignored(
+        anonymous_mosquitto: Mosquitto, publisher: MakePublisher, listen: Callable[..., Listener],
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, "photosorter")
+    listener = listen(anonymous_mosquitto)
+    listener.publish("photosorter/paused/set", "ON", retain=True)  # left by some automation long ago
+    listener.publish("photosorter/icloud_code/set", "123456", retain=True)
+    controls = controlled(anonymous_mosquitto, publisher)
+    listener.publish("photosorter/sync/set", "PRESS")  # a live command still works
+    assert controls.changed.wait(5)
+    time.sleep(0.3)
+    assert (controls.syncs, controls.paused, controls.codes) == (1, [], [])
+    assert sum("retained" in r.getMessage() for r in caplog.records) == 2
 
 
 def test_the_entity_of_a_removed_category_is_deleted(

@@ -142,6 +142,7 @@ class IcloudSource:
         self._challenge: AuthState | None = None  # a code was asked for and not yet given
         self._blocked: AuthState | None = None  # password rejected / security key only: wait for a person
         self._auto_login = True  # one automatic login per start or per expired session
+        self._code_tries: list[float] = []  # when codes were checked with Apple (plan.code_wait_s)
         self._state = AuthState(ok=True)
         self._failures = 0
         self._not_before = 0.0
@@ -180,18 +181,29 @@ class IcloudSource:
             return self._state
 
     def submit_code(self, code: str) -> AuthState:
-        """A 2FA code typed by a person (CLI, MQTT text entity, code file). A wrong code asks again."""
+        """A 2FA code typed by a person (CLI, MQTT text entity, code file). A wrong code asks again.
+
+        Apple hears of a code only while one is pending, at most ``CODE_TRIES`` times an hour; a code
+        never starts a login (that could send another code, or retry a rejected password)."""
         with self._lock:
             digits = plan.normalise_code(code)
+            if self._blocked is not None:
+                return self._blocked
             if self._challenge is None:
-                state = self.login()
-                if state.ok:
-                    return state
-                return AuthState(ok=False, message=f"No code was pending, so a new login was started. {state.message}",
-                                 method=state.method)
+                if self._state.ok:
+                    return AuthState(ok=True, message="No iCloud code was needed; nothing was sent to Apple.")
+                return AuthState(ok=False, message=("No iCloud code is pending, so nothing was sent to Apple. "
+                                                    "Run: photosorter icloud login"))
             method = self._challenge.method
             if digits is None:
                 return AuthState(ok=False, method=method, message="An iCloud code is 6 digits: enter it again.")
+            wait_s = plan.code_wait_s(self._code_tries, self._clock())
+            if wait_s > 0:
+                log.warning("iCloud: a 2FA code came in too soon after %d tries; not checked", plan.CODE_TRIES)
+                return AuthState(ok=False, method=method, message=(
+                    f"{plan.CODE_TRIES} codes were tried within the hour, so this one was not checked (Apple "
+                    f"locks an account after repeated wrong codes). Try again in {wait_s / 60:.0f} min."))
+            self._code_tries.append(self._clock())
             try:
                 accepted = self._api.validate_2fa_code(digits)
             except PyiCloudConnectionException as exc:
@@ -205,6 +217,7 @@ class IcloudSource:
                                         message="Wrong code: enter the code shown on your device again.")
                 return self._state
             self._challenge = None
+            self._code_tries.clear()
             self._auto_login = True
             self._state = AuthState(ok=True, message="iCloud login complete")
             log.info("iCloud login complete; the session is trusted")

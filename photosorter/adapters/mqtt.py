@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 
 KEEPALIVE_S = 60
 CLOSE_TIMEOUT_S = 3.0
+BIRTH_DELAY_S = 2.0  # Home Assistant's "online" messages within this long are answered once
 
 
 def _json(value: Any) -> str:
@@ -76,7 +77,8 @@ class MqttPublisher:
     """A ``Publisher`` that also turns Home Assistant's button, switch and text entity into ``Controls`` calls."""
 
     def __init__(self, settings: MqttSettings, categories: tuple[Category, ...], controls: Controls | None = None,
-                 *, version: str = __version__, reconnect_delay_s: tuple[float, float] = (1.0, 60.0)) -> None:
+                 *, version: str = __version__, reconnect_delay_s: tuple[float, float] = (1.0, 60.0),
+                 birth_delay_s: float = BIRTH_DELAY_S) -> None:
         problems = topic_problems(settings.discovery_prefix, settings.base_topic)
         if problems:
             raise ConfigError(problems)
@@ -92,6 +94,8 @@ class MqttPublisher:
         self._problem: str | None = "not connected yet"  # the last connection change logged (each once)
         self._lost = False  # the connection dropped and is being retried: retries need no log line of their own
         self._commands = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mqtt-command")
+        self._birth_delay_s = birth_delay_s
+        self._birth: threading.Timer | None = None  # a resend for Home Assistant's birth message, not yet sent
         client = _client(settings, self.topics.node_id)
         client.will_set(self.topics.available, OFFLINE, qos=1, retain=True)
         client.reconnect_delay_set(min_delay=max(1, round(reconnect_delay_s[0])),
@@ -140,6 +144,9 @@ class MqttPublisher:
             info = self._client.publish(self.topics.available, OFFLINE, qos=1, retain=True)
             with contextlib.suppress(RuntimeError, ValueError):  # not connected any more: the will says it
                 info.wait_for_publish(timeout=CLOSE_TIMEOUT_S)
+        with self._lock:
+            if self._birth is not None:
+                self._birth.cancel()
         self._client.disconnect()
         self._client.loop_stop()
         self._commands.shutdown(wait=True, cancel_futures=True)
@@ -224,19 +231,37 @@ class MqttPublisher:
         topic, payload = message.topic, bytes(message.payload)
         if topic == self.topics.ha_status:
             if payload.strip() == ONLINE.encode():
-                log.info("MQTT: Home Assistant came online; sending discovery and state again")
-                with self._lock:
-                    if self._connected:
-                        self._send_everything()
+                self._answer_birth()
             return
         if paho.topic_matches_sub(self.topics.own_configs, topic):
             self._forget_stale(topic, payload)
             return
         command = parse_command(self.topics, topic, payload)
-        if isinstance(command, Rejected):
+        if command is not None and message.retain:
+            # a command kept by the broker is an old wish (a retained ON on paused/set would pause every
+            # start forever), not a person pressing something now
+            log.warning("MQTT: ignored a retained message on %s: commands must not be retained", topic)
+        elif isinstance(command, Rejected):
             log.warning("MQTT: ignored a message on %s: %s", topic, command.reason)
         elif command is not None:
             self._commands.submit(self._run, command)
+
+    def _answer_birth(self) -> None:
+        """Home Assistant came online: send discovery and state again once, however many birth messages
+        arrive within ``birth_delay_s`` (a restart loop or a flood must not multiply the publishes)."""
+        with self._lock:
+            if self._birth is not None or self._closing:
+                return
+            log.info("MQTT: Home Assistant came online; sending discovery and state again")
+            self._birth = threading.Timer(self._birth_delay_s, self._send_after_birth)
+            self._birth.daemon = True
+            self._birth.start()
+
+    def _send_after_birth(self) -> None:
+        with self._lock:
+            self._birth = None
+            if self._connected and not self._closing:
+                self._send_everything()
 
     def _forget_stale(self, topic: str, payload: bytes) -> None:
         """A retained discovery config of ours that is no longer wanted (a removed category): delete it."""

@@ -31,7 +31,7 @@ OFFLINE = "offline"
 PRESS = "PRESS"
 MAX_COMMAND_BYTES = 256
 _ID = re.compile(r"[^a-zA-Z0-9_-]")
-_CODE = re.compile(r"\d{6}")
+_CODE = re.compile(r"[0-9]{6}")  # ASCII only: \d also takes full-width and Arabic-Indic digits
 
 
 @dataclass(frozen=True)

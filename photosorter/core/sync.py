@@ -131,7 +131,19 @@ SECURITY_KEY_MESSAGE = ("This Apple ID signs in with a security key only, which 
                         "Add a trusted phone number or device to the Apple ID, then run: photosorter icloud login")
 
 
+CODE_TRIES = 5  # codes checked with Apple per CODE_WINDOW_S: Apple locks an account after repeated wrong codes
+CODE_WINDOW_S = 3600.0
+
+
+def code_wait_s(tried_at: list[float], now: float) -> float:
+    """0 when another code may be checked with Apple now, else how long until one may (``tried_at``: when
+    the earlier codes were checked)."""
+    recent = sorted(t for t in tried_at if now - t < CODE_WINDOW_S)
+    return 0.0 if len(recent) < CODE_TRIES else recent[-CODE_TRIES] + CODE_WINDOW_S - now
+
+
 def normalise_code(text: str) -> str | None:
-    """The 6 digits of a code as typed ("123 456", "123-456"), or None."""
+    """The 6 ASCII digits of a code as typed ("123 456", "123-456"), or None (``\\d`` would also take
+    full-width ``１２３４５６`` and Arabic-Indic digits, which are not what Apple sent)."""
     digits = re.sub(r"[\s-]", "", text)
-    return digits if re.fullmatch(r"\d{6}", digits) else None
+    return digits if re.fullmatch(r"[0-9]{6}", digits) else None

@@ -19,6 +19,7 @@ import hashlib
 import io
 import ipaddress
 import json
+import os
 import secrets
 import ssl
 import threading
@@ -37,7 +38,8 @@ from cryptography.x509.oid import NameOID
 from PIL import Image
 from srp import _pysrp
 
-RECORDED = Path(__file__).resolve().parents[2] / ".." / "shared" / "icloud-recorded"
+RECORDED = Path(os.environ.get("PHOTOSORTER_SHARED", Path(__file__).resolve().parents[2] / ".." / "shared")
+                ).resolve() / "icloud-recorded"
 DSID = "12345678901"
 OWNER = "_bfc6dbbcc77b03e6cebefd28a28f7e2f"
 SHARED_ZONE = "SharedSync-00000000-1111-2222-3333-444444444444"  # as recorded: the Shared Library's zone

@@ -1,0 +1,91 @@
+"""The iCloud 2FA text entity end to end: codes on a real mosquitto reach the real pyicloud client, which
+talks to the fake iCloud HTTPS server. Apple hears of a code only while one is pending, a few times an
+hour, and never again of a rejected password."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from photosorter.adapters.icloud import IcloudSource
+from photosorter.adapters.mqtt import MqttPublisher
+from photosorter.config import load_settings
+from photosorter.core.sync import CODE_TRIES
+from photosorter.records import AuthState
+from tests.icloudfixtures import SIGNIN, open_source
+from tests.servers.fake_icloud import FakeICloud
+from tests.servers.mosquitto import Listener, Mosquitto
+
+VERIFY = "/securitycode"
+CATEGORIES = load_settings(environ={}).classify.categories
+
+
+class SourceControls:
+    """What the daemon does with MQTT commands, reduced to the iCloud part."""
+
+    def __init__(self, source: IcloudSource) -> None:
+        self.source = source
+        self.answers: list[AuthState] = []
+
+    def request_sync(self) -> None:
+        pass
+
+    def set_paused(self, paused: bool) -> None:
+        pass
+
+    def submit_icloud_code(self, code: str) -> AuthState:
+        answer = self.source.submit_code(code)
+        self.answers.append(answer)
+        return answer
+
+
+def send_codes(broker: Mosquitto, listen: Callable[..., Listener], controls: SourceControls,
+               codes: list[str]) -> None:
+    publisher = MqttPublisher(broker.settings(), CATEGORIES, controls).start()  # type: ignore[arg-type]
+    try:
+        deadline = time.monotonic() + 10
+        while not publisher.connected:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        listener = listen(broker)
+        for code in codes:
+            listener.publish("photosorter/icloud_code/set", code)
+        while len(controls.answers) < len(codes):
+            assert time.monotonic() < deadline + 20, f"{len(controls.answers)} of {len(codes)} codes handled"
+            time.sleep(0.05)
+    finally:
+        publisher.close()
+
+
+def test_codes_after_a_rejected_password_never_sign_in_again(
+        fake: FakeICloud, tmp_path: Path, anonymous_mosquitto: Mosquitto, listen: Callable[..., Listener]) -> None:
+    source = open_source(fake, tmp_path, password="wrong password")
+    assert "rejected" in source.auth_state().message
+    controls = SourceControls(source)
+    send_codes(anonymous_mosquitto, listen, controls, [f"{n:06d}" for n in range(10)])
+    assert fake.count(SIGNIN) == 1 and fake.prompts == 0  # was 11 sign-ins
+    assert all(not a.ok and "rejected" in a.message for a in controls.answers)
+
+
+def test_a_pending_code_is_checked_with_apple_a_few_times_an_hour_at_most(
+        fake: FakeICloud, tmp_path: Path, anonymous_mosquitto: Mosquitto, listen: Callable[..., Listener]) -> None:
+    source = open_source(fake, tmp_path)
+    assert not source.auth_state().ok
+    controls = SourceControls(source)
+    send_codes(anonymous_mosquitto, listen, controls, ["000000"] * 30)
+    assert fake.count(VERIFY) == CODE_TRIES  # was 30
+    assert "Try again in 60 min" in controls.answers[-1].message
+    assert fake.count(SIGNIN) == 1 and fake.prompts == 1
+
+
+def test_a_code_with_none_pending_never_reaches_apple(
+        fake: FakeICloud, tmp_path: Path, anonymous_mosquitto: Mosquitto, listen: Callable[..., Listener]) -> None:
+    fake.two_factor = "none"
+    source = open_source(fake, tmp_path)
+    assert source.auth_state().ok
+    signins = fake.count(SIGNIN)
+    controls = SourceControls(source)
+    send_codes(anonymous_mosquitto, listen, controls, ["123456"] * 5)
+    assert fake.count(SIGNIN) == signins and fake.count(VERIFY) == 0
+    assert all(a.ok for a in controls.answers)
