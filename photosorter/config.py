@@ -1,7 +1,9 @@
 """One frozen ``Settings`` object (sections: library, model, classify, faces, icloud, mqtt, mail), loaded from
 defaults, the add-on's /data/options.json, ``.env``, the environment and the command line.
 
-Precedence (later wins): built-in defaults < options file < ``.env`` < environment < command line.
+Precedence (later wins): built-in defaults < saved (``<data>/settings.json``, written by ``photosorter init``
+and the first ``sort``) < options file < ``.env`` < environment < command line. ``Settings.sources`` says
+where each value came from; a bad value's error names its setting and its source.
 Every option has one flat key (``knn_k``, ``mqtt_host``), the same in ``config.yaml``,
 ``translations/en.yaml``, DOCS.md and here. Its environment variable is ``PHOTOSORTER_<KEY>``
 (``PHOTOSORTER_MQTT_HOST``, ``PHOTOSORTER_LIBRARY``), and ``PHOTOSORTER_<SECTION>_<NAME>`` works too
@@ -12,6 +14,7 @@ options also answer to the names people already use (``APPLE_ID``, ``APPLE_PASSW
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 from collections.abc import Callable, Mapping
@@ -103,7 +106,10 @@ def _int_between(low: int, high: int = 1 << 31) -> Callable[[Any], int]:
     def parse(value: Any) -> int:
         if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
             raise ValueError("must be a whole number")
-        number = int(value)
+        try:
+            number = int(value)
+        except ValueError:
+            raise ValueError("must be a whole number") from None
         if not low <= number <= high:
             raise ValueError(f"must be at least {low}" if high == 1 << 31 else f"must be from {low} to {high}")
         return number
@@ -114,7 +120,10 @@ def _int_between(low: int, high: int = 1 << 31) -> Callable[[Any], int]:
 
 @_schema("float(0,1)")
 def _fraction(value: Any) -> float:
-    number = float(value)
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError("must be a number between 0 and 1") from None
     if not 0.0 <= number <= 1.0:
         raise ValueError("must be between 0 and 1")
     return number
@@ -202,7 +211,8 @@ OPTIONS: tuple[Option, ...] = (
       "A file must be unchanged this many seconds before it is sorted (one still being copied waits)."),
     # model
     _("model", "model", "name", "clip-vit-b32", _text,
-      "Model folder, or a built-in model to download: clip-vit-b32, mobilenet-v2."),
+      "Model folder, or a built-in model: clip-vit-b32 (downloaded once, about 150 MB; while it cannot be "
+      "downloaded, mobilenet-v2 is used) or mobilenet-v2 (ships with photosorter)."),
     _("model_cache", "model", "cache", "", _text, "Where downloaded models are kept; empty means <data>/models."),
     _("model_base_url", "model", "base_url", "", _text,
       "Mirror to download built-in models from instead of their public addresses."),
@@ -224,7 +234,7 @@ OPTIONS: tuple[Option, ...] = (
     _("faces", "faces", "enabled", True, _bool,
       "Find faces to tell photos of you (me) from photos of other people (people)."),
     _("face_model", "faces", "model", "yunet-mobileface", _text,
-      "Face models folder, or the built-in set to download (yunet-mobileface; needs model_base_url)."),
+      "Face models folder, or the built-in set yunet-mobileface (ships with photosorter)."),
     _("me_threshold", "faces", "me_threshold", 0.5, _fraction,
       "Cosine similarity to one of your reference faces from which a face counts as you."),
     # icloud
@@ -384,26 +394,93 @@ class Settings:
     mail: MailSettings
     general: GeneralSettings = field(default_factory=lambda: GeneralSettings("info"))
     faces: FaceSettings = field(default_factory=lambda: FaceSettings(True, "yunet-mobileface", 0.5))
+    # Where each option's value came from ("default", "saved (<file>)", "environment (PHOTOSORTER_X)", ...).
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False)
+    # Things worth a warning that are not errors (an unknown PHOTOSORTER_ variable), for the CLI to log.
+    notes: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def model_cache_dir(self) -> Path:
         return _path(self.model.cache) if self.model.cache else self.library.data / "models"
 
+    def source_of(self, key: str) -> str:
+        return self.sources.get(key, DEFAULT_SOURCE)
+
+
+DEFAULT_SOURCE = "default"
+SAVED_FILE = "settings.json"
+SAVED_KEYS = ("library", "inbox", "model", "face_model")  # what init and the first sort remember
+# PHOTOSORTER_ variables that are not options: the iCloud endpoint override, and the test suite's own.
+OTHER_VARIABLES = ("PHOTOSORTER_ICLOUD_SERVER", "PHOTOSORTER_SHARED", "PHOTOSORTER_EXPORT_PYTHON",
+                   "PHOTOSORTER_HA_VENV")
 
 _SECTIONS: dict[str, type] = {"library": LibrarySettings, "model": ModelSettings, "classify": ClassifySettings,
                               "icloud": IcloudSettings, "mqtt": MqttSettings, "mail": MailSettings,
                               "general": GeneralSettings, "faces": FaceSettings}
 
 
-def _from_env(env: Mapping[str, str | None]) -> dict[str, Any]:
-    found: dict[str, Any] = {}
+def _variable_names(option: Option) -> tuple[str, ...]:
+    sectioned = ENV_PREFIX + f"{option.section}_{option.name}".upper()  # PHOTOSORTER_CLASSIFY_KNN_K
+    return tuple(dict.fromkeys((*option.aliases, sectioned, ENV_PREFIX + option.key.upper())))
+
+
+def _from_env(env: Mapping[str, str | None], where: str) -> dict[str, tuple[Any, str]]:
+    """Option key -> (value, source) for the variables set in ``env``."""
+    found: dict[str, tuple[Any, str]] = {}
     for option in OPTIONS:
-        sectioned = ENV_PREFIX + f"{option.section}_{option.name}".upper()  # PHOTOSORTER_CLASSIFY_KNN_K
-        for name in dict.fromkeys((*option.aliases, sectioned, ENV_PREFIX + option.key.upper())):
+        for name in _variable_names(option):
             value = env.get(name)
             if value is not None and value != "":
-                found[option.key] = value
+                found[option.key] = (value, f"{name} in {where}")
     return found
+
+
+def unknown_variables(env: Mapping[str, str | None], where: str) -> list[str]:
+    """A warning for each ``PHOTOSORTER_`` variable no option answers to, naming the closest known one."""
+    known = [name for option in OPTIONS for name in _variable_names(option)] + list(OTHER_VARIABLES)
+    notes = []
+    for name in sorted(env):
+        if name.startswith(ENV_PREFIX) and name not in known:
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]}?" if close else f" (options: {DOCS_HINT})"
+            notes.append(f"{name} in {where} is not a photosorter setting, ignored{hint}")
+    return notes
+
+
+DOCS_HINT = "see DOCS.md, or photosorter status for where each setting comes from"
+
+
+def saved_path(data: Path) -> Path:
+    return data / SAVED_FILE
+
+
+def read_saved(data: Path) -> dict[str, Any]:
+    """The settings ``photosorter init`` (or the first ``sort``) saved in the data folder; {} when none."""
+    path = saved_path(data)
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise ConfigError([f"{path}: not readable JSON ({exc}); fix it or delete it and run photosorter init"]) from exc
+    if not isinstance(saved, dict):
+        raise ConfigError([f"{path}: must hold a JSON object; delete it and run photosorter init"])
+    return saved
+
+
+def save_settings(data: Path, values: Mapping[str, Any]) -> Path:
+    """Merge ``values`` into the data folder's saved settings (private: 0700 folder, 0600 file)."""
+    data.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = saved_path(data)
+    merged = read_saved(data) | {k: str(v) for k, v in values.items() if k in SAVED_KEYS and v not in (None, "")}
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(json.dumps(merged, indent=1, sort_keys=True) + "\n")
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, path)
+    return path
 
 
 def load_settings(
@@ -412,10 +489,11 @@ def load_settings(
     environ: Mapping[str, str] | None = None,
     dotenv_path: Path | None = None,
     options_path: Path | None = None,
+    use_saved: bool = True,
 ) -> Settings:
-    """Merge every source into one validated ``Settings``; ``ConfigError`` lists each bad key."""
+    """Merge every source into one validated ``Settings``; ``ConfigError`` lists each bad key with its source."""
     environ = os.environ if environ is None else environ
-    raw: dict[str, Any] = {o.key: o.default for o in OPTIONS}
+    layers: list[dict[str, tuple[Any, str]]] = []  # lowest precedence first, after the saved settings
     if options_path is not None:
         try:
             options = json.loads(options_path.read_text(encoding="utf-8"))
@@ -423,20 +501,42 @@ def load_settings(
             raise ConfigError([f"{options_path}: not readable JSON ({exc})"]) from exc
         if not isinstance(options, dict):
             raise ConfigError([f"{options_path}: must hold a JSON object"])
-        raw.update({k: v for k, v in options.items() if k in raw and v is not None})
+        keys = {o.key for o in OPTIONS}
+        layers.append({k: (v, f"options ({options_path})") for k, v in options.items() if k in keys and v is not None})
+    notes: list[str] = []
     dotenv_file = dotenv_path if dotenv_path is not None else Path(".env")
     if dotenv_file.is_file():
-        raw.update(_from_env(dotenv_values(dotenv_file)))
-    raw.update(_from_env(environ))
-    raw.update({k: v for k, v in (overrides or {}).items() if v is not None})
+        dotenv = dotenv_values(dotenv_file)
+        layers.append(_from_env(dotenv, f".env ({dotenv_file})"))
+        notes += unknown_variables(dotenv, f".env ({dotenv_file})")
+    layers.append(_from_env(environ, "the environment"))
+    notes += unknown_variables(environ, "the environment")
+    layers.append({k: (v, f"command line (--{k.replace('_', '-')})") for k, v in (overrides or {}).items()
+                   if v is not None})
+    chosen: dict[str, tuple[Any, str]] = {o.key: (o.default, DEFAULT_SOURCE) for o in OPTIONS}
+    for layer in layers:
+        chosen.update(layer)
+    if use_saved:  # the saved file lives in the data folder the other sources name
+        try:
+            data = _path(chosen["data"][0])
+        except (TypeError, ValueError):
+            data = None
+        if data is not None:
+            saved = read_saved(data)
+            below = {k: (v, f"saved ({saved_path(data)})") for k, v in saved.items() if k in SAVED_KEYS}
+            chosen = {k: below[k] if k in below and source == DEFAULT_SOURCE else (v, source)
+                      for k, (v, source) in chosen.items()}
     values: dict[str, dict[str, Any]] = {section: {} for section in _SECTIONS}
     problems: list[str] = []
     for option in OPTIONS:
+        value, source = chosen[option.key]
         try:
-            values[option.section][option.name] = option.parse(raw[option.key])
+            values[option.section][option.name] = option.parse(value)
         except (TypeError, ValueError) as exc:
-            shown = "***" if option.parse is _secret else repr(raw[option.key])
-            problems.append(f"{option.key}: {exc} (got {shown})")
+            shown = "***" if option.parse is _secret else repr(value)
+            problems.append(f"{option.key}: {exc} (got {shown} from {source})")
     if problems:
         raise ConfigError(problems)
-    return Settings(**{section: cls(**values[section]) for section, cls in _SECTIONS.items()})
+    sources = {key: source for key, (_, source) in chosen.items()}
+    return Settings(**{section: cls(**values[section]) for section, cls in _SECTIONS.items()},
+                    sources=sources, notes=tuple(notes))

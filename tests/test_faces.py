@@ -21,6 +21,7 @@ from photosorter.core.faces import (
 )
 from photosorter.errors import ConfigError, ModelError
 from photosorter.facestage import FaceStage
+from photosorter.ml.catalogue import FACE_CATALOGUE
 from photosorter.ml.faces import (
     TEMPLATE,
     Detection,
@@ -288,6 +289,7 @@ def test_forget_deletes_reference_faces_stored_faces_and_the_index(state: Sqlite
 
 
 def test_a_face_model_without_a_public_address_needs_a_mirror(tmp_path: Path) -> None:
+    not_embedded = {name: {**entry, "embedded": False} for name, entry in FACE_CATALOGUE.items()}
     with pytest.raises(ModelError, match="model_base_url"):
-        resolve_face_models("yunet-mobileface", tmp_path)
+        resolve_face_models("yunet-mobileface", tmp_path, catalogue=not_embedded)
     assert not list(tmp_path.rglob("*.onnx"))  # nothing half-downloaded

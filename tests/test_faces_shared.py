@@ -23,6 +23,7 @@ from photosorter.core.faces import ME_THRESHOLD, adjust_distribution, evaluate_r
 from photosorter.core.metrics import accuracy
 from photosorter.evaluation import embed_labelled_folder
 from photosorter.face_evaluation import FaceScan, evaluate_faces, scan_face_folder
+from photosorter.ml.catalogue import FACE_CATALOGUE
 from photosorter.ml.download import resolve_model
 from photosorter.ml.embedder import OnnxEmbedder
 from photosorter.ml.faces import OnnxFaces, resolve_face_models
@@ -181,10 +182,11 @@ def test_face_models_download_from_a_mirror_and_are_checked(tmp_path: Path, face
         for path in face_models.glob("*.onnx"):
             server.files[f"/mirror/yunet-mobileface/{path.name}"] = path.read_bytes()
         server.faults["/mirror/yunet-mobileface/mobileface_v2.onnx"] = ["corrupted"]
-        files = resolve_face_models("yunet-mobileface", tmp_path / "cache", f"{server.url}/mirror")
+        not_embedded = {name: {**entry, "embedded": False} for name, entry in FACE_CATALOGUE.items()}
+        files = resolve_face_models("yunet-mobileface", tmp_path / "cache", f"{server.url}/mirror", not_embedded)
         assert files.embedder.read_bytes() == (face_models / "mobileface_v2.onnx").read_bytes()
         assert server.requests.count("/mirror/yunet-mobileface/mobileface_v2.onnx") == 2  # damaged, fetched again
-        again = resolve_face_models("yunet-mobileface", tmp_path / "cache")  # cached: no mirror needed now
+        again = resolve_face_models("yunet-mobileface", tmp_path / "cache", catalogue=not_embedded)  # cached: no mirror
         assert again.fingerprint == files.fingerprint == resolve_face_models(str(face_models), tmp_path).fingerprint
     finally:
         server.close()

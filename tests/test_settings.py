@@ -50,7 +50,8 @@ def test_invalid_setting_exits_with_one_line_per_key(tmp_path: Path) -> None:
                             env={"PHOTOSORTER_KNN_K": "-1", "PHOTOSORTER_DATA": str(tmp_path), "PATH": ""},
                             cwd=tmp_path)
     assert result.returncode == 1
-    assert result.stderr.strip() == "photosorter: invalid setting knn_k: must be from 1 to 100 (got '-1')"
+    assert result.stderr.strip() == ("photosorter: invalid setting knn_k: must be from 1 to 100 "
+                                     "(got '-1' from PHOTOSORTER_KNN_K in the environment)")
 
 
 def test_secrets_never_show_in_repr_or_errors(tmp_path: Path) -> None:
@@ -77,3 +78,42 @@ def test_an_environment_variable_may_name_the_section_too(tmp_path: Path) -> Non
                                       "PHOTOSORTER_FACES_ME_THRESHOLD": "0.6"}, dotenv_path=tmp_path / "n")
     assert settings.classify.knn_k == 9 and str(settings.library.data) == "/srv/data"
     assert settings.faces.me_threshold == 0.6
+
+
+def test_a_bad_value_names_its_setting_and_where_it_came_from(tmp_path: Path) -> None:
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("PHOTOSORTER_UNSURE_MARGIN=lots\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ={"PHOTOSORTER_KNN_K": "abc"}, dotenv_path=dotenv)
+    assert sorted(caught.value.problems) == [
+        "knn_k: must be a whole number (got 'abc' from PHOTOSORTER_KNN_K in the environment)",
+        f"unsure_margin: must be a number between 0 and 1 (got 'lots' from PHOTOSORTER_UNSURE_MARGIN in .env "
+        f"({dotenv}))"]
+
+
+def test_an_unknown_photosorter_variable_is_warned_about_with_the_closest_name(tmp_path: Path) -> None:
+    settings = load_settings(environ={"PHOTOSORTER_KNN_KK": "7", "PHOTOSORTER_LIBRARY": "/srv/photos"},
+                             dotenv_path=tmp_path / "none")
+    assert settings.notes == ("PHOTOSORTER_KNN_KK in the environment is not a photosorter setting, ignored; "
+                              "did you mean PHOTOSORTER_KNN_K?",)
+    assert settings.classify.knn_k == 5
+
+
+def test_each_setting_knows_where_it_came_from(tmp_path: Path) -> None:
+    from photosorter.config import save_settings
+
+    data = tmp_path / "data"
+    save_settings(data, {"model": "mobilenet-v2", "library": "/saved/library", "inbox": "/saved/inbox"})
+    options = tmp_path / "options.json"
+    options.write_text(json.dumps({"inbox": "/options/inbox"}))
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("PHOTOSORTER_KNN_K=7\n")
+    settings = load_settings({"library": "/flag/library"}, environ={"PHOTOSORTER_DATA": str(data)},
+                             dotenv_path=dotenv, options_path=options)
+    assert settings.model.name == "mobilenet-v2" and settings.library.path == Path("/flag/library")
+    assert settings.library.inbox == "/options/inbox"
+    assert settings.sources == settings.sources | {
+        "model": f"saved ({data / 'settings.json'})", "library": "command line (--library)",
+        "inbox": f"options ({options})", "knn_k": f"PHOTOSORTER_KNN_K in .env ({dotenv})",
+        "data": "PHOTOSORTER_DATA in the environment", "crop": "default"}
+    assert oct((data / "settings.json").stat().st_mode & 0o777) == "0o600"

@@ -13,13 +13,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from photosorter import __version__
-from photosorter.cli import evaluate, faces, icloud, library, mail, model, mqtt, run
+from photosorter.cli import evaluate, faces, icloud, library, mail, model, mqtt, run, setup
 from photosorter.config import Settings, load_settings
 from photosorter.errors import ConfigError, PhotosorterError
 
 log = logging.getLogger("photosorter")
 
-COMMAND_GROUPS = (library, run, mqtt, model, evaluate, icloud, faces, mail)
+COMMAND_GROUPS = (setup, library, run, mqtt, model, evaluate, icloud, faces, mail)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -27,6 +27,7 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--library", help="sorted library folder (PHOTOSORTER_LIBRARY)")
     common.add_argument("--data", help="state, index and model cache folder (PHOTOSORTER_DATA)")
     common.add_argument("--model", help="model folder or built-in model name (PHOTOSORTER_MODEL)")
+    common.add_argument("--face-model", help="face models folder or built-in set (PHOTOSORTER_FACE_MODEL)")
     common.add_argument("--options", type=Path, help="add-on options JSON file (e.g. /data/options.json)")
     common.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
     parser = argparse.ArgumentParser(prog="photosorter", description="Sort a photo library into categories.")
@@ -39,7 +40,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _settings(args: argparse.Namespace) -> Settings:
     return load_settings({"library": args.library, "data": args.data, "model": args.model,
-                          "log_level": args.log_level}, options_path=args.options)
+                          "face_model": args.face_model, "log_level": args.log_level}, options_path=args.options)
 
 
 def setup_logging(level: str) -> None:
@@ -57,6 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"photosorter: invalid setting {problem}", file=sys.stderr)
         return exc.exit_code
     setup_logging(settings.general.log_level)
+    for note in settings.notes:
+        log.warning("%s", note)
     try:
         return int(args.handler(args, settings))
     except ConfigError as exc:

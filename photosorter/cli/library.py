@@ -1,9 +1,8 @@
-"""``sort``, ``label`` and ``status``: the library commands, and how a Sorter is assembled."""
+"""``sort`` and ``label``: the library commands, and how a Sorter is assembled."""
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -12,15 +11,17 @@ from photosorter.adapters.files import LocalFiles
 from photosorter.adapters.images import decode_image
 from photosorter.adapters.previews import PreviewFolder
 from photosorter.adapters.state import SqliteState
-from photosorter.config import Settings
+from photosorter.config import DEFAULT_SOURCE, Settings, read_saved, save_settings, saved_path
 from photosorter.errors import ConfigError, ModelError
 from photosorter.facestage import FaceStage
+from photosorter.ml.catalogue import DEFAULT_MODEL, EMBEDDED_MODEL
 from photosorter.ml.download import resolve_model
 from photosorter.ml.embedder import OnnxEmbedder
 from photosorter.ml.faces import OnnxFaces, resolve_face_models
 from photosorter.ml.index import UsearchIndex
+from photosorter.ml.modelspec import ModelSpec
 from photosorter.ml.prior import ZeroShotPrior
-from photosorter.ml.selfcheck import check_on_this_cpu, last_check
+from photosorter.ml.selfcheck import check_on_this_cpu
 from photosorter.pipeline import Sorter
 from photosorter.records import PhotoEvent, RunReport
 
@@ -31,14 +32,12 @@ STATE_FILE = "state.sqlite3"
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
     sort = commands.add_parser("sort", parents=[common], help="move every photo from INBOX into the library")
-    sort.add_argument("inbox", type=Path)
+    sort.add_argument("inbox", type=Path, nargs="?")
     sort.set_defaults(handler=run_sort)
     label = commands.add_parser("label", parents=[common], help="teach a category with example photos")
     label.add_argument("items", nargs="+", help="PHOTO... CATEGORY (or --folder DIR CATEGORY)")
     label.add_argument("--folder", type=Path, help="label every photo in this folder")
     label.set_defaults(handler=run_label)
-    status = commands.add_parser("status", parents=[common], help="library and label counts, model, last run")
-    status.set_defaults(handler=run_status)
 
 
 def open_state(settings: Settings) -> SqliteState:
@@ -68,10 +67,36 @@ def build_face_stage(settings: Settings, state: SqliteState, *, required: bool =
                      data_dir=settings.library.data, me_threshold=settings.faces.me_threshold)
 
 
+def chose_model(settings: Settings) -> bool:
+    """Whether the person picked the model (flag, environment, .env, saved), rather than taking the default
+    (the add-on's options list every option, so a default value there counts as not chosen)."""
+    source = settings.source_of("model")
+    return not (source == DEFAULT_SOURCE or (source.startswith("options") and settings.model.name == DEFAULT_MODEL))
+
+
+def open_model(settings: Settings) -> ModelSpec:
+    """The configured model; when the default cannot be downloaded and nobody chose it, the embedded one.
+
+    The fallback is saved (``<data>/settings.json``) unless a model is saved already, so later commands
+    (label, status, the next sort) use the model the photos were sorted with."""
+    try:
+        return resolve_model(settings.model.name, settings.model_cache_dir, settings.model.base_url)
+    except ModelError as exc:
+        if chose_model(settings) or settings.model.name != DEFAULT_MODEL:
+            raise
+        spec = resolve_model(EMBEDDED_MODEL, settings.model_cache_dir)
+        log.warning("model %s could not be had (%s); sorting with %s, which ships with photosorter (MobileNetV2 "
+                    "8-bit, ImageNet classes: less accurate than %s). To use %s: run photosorter init --model %s "
+                    "when online, or set model_base_url to a mirror, or model to a folder holding its files",
+                    DEFAULT_MODEL, exc.message, EMBEDDED_MODEL, DEFAULT_MODEL, DEFAULT_MODEL, DEFAULT_MODEL)
+        if "model" not in read_saved(settings.library.data):
+            save_settings(settings.library.data, {"model": EMBEDDED_MODEL})
+        return spec
+
+
 def build_sorter(settings: Settings, state: SqliteState,
                  on_sorted: Callable[[PhotoEvent], None] | None = None, *, faces_required: bool = False) -> Sorter:
-    spec = resolve_model(settings.model.name, settings.model_cache_dir, settings.model.base_url)
-    spec = check_on_this_cpu(spec, settings.library.data, settings.model.threads)
+    spec = check_on_this_cpu(open_model(settings), settings.library.data, settings.model.threads)
     embedder = OnnxEmbedder(spec, threads=settings.model.threads)
     prior = ZeroShotPrior(embedder, settings.classify.categories, settings.library.data / "cache")
     index_path = settings.library.data / f"knn-{spec.fingerprint}.usearch"
@@ -110,14 +135,41 @@ def print_report(report: RunReport) -> None:
             print(f"    {failure.name}: {failure.reason}")
 
 
+def chosen_values(settings: Settings, **given: str | Path | None) -> dict[str, str]:
+    """The settings worth saving: ``given`` ones, and those the person set (not defaults); paths made absolute."""
+    current = {"library": settings.library.path, "inbox": settings.library.inbox, "model": settings.model.name,
+               "face_model": settings.faces.model}
+    values: dict[str, str] = {}
+    for key, value in current.items():
+        if given.get(key) is not None:
+            value = given[key]  # type: ignore[assignment]
+        elif settings.source_of(key) == DEFAULT_SOURCE or settings.source_of(key).startswith("saved"):
+            continue
+        path = Path(str(value)).expanduser()
+        values[key] = str(path.resolve()) if key in ("library", "inbox") or path.exists() else str(value)
+    return values
+
+
 def run_sort(args: argparse.Namespace, settings: Settings) -> int:
-    if not args.inbox.is_dir():
-        raise ConfigError([f"inbox: {args.inbox} is not a folder"])
+    inbox = args.inbox if args.inbox is not None else (Path(settings.library.inbox) if settings.library.inbox else None)
+    if inbox is None:
+        raise ConfigError(["inbox: give the folder to sort (photosorter sort INBOX), or save one with "
+                           "photosorter init --inbox INBOX"])
+    if not inbox.exists():
+        raise ConfigError([f"inbox: {inbox} does not exist"])
+    if not inbox.is_dir():
+        raise ConfigError([f"inbox: {inbox} is a file, not a folder"])
+    first = not saved_path(settings.library.data).exists()
     state = open_state(settings)
     try:
-        print_report(build_sorter(settings, state).sort_folder(args.inbox))
+        print_report(build_sorter(settings, state).sort_folder(inbox))
     finally:
         state.close()
+    if first:  # the first sort remembers its choices, so the next commands need no flags
+        values = chosen_values(settings, inbox=inbox, library=settings.library.path)
+        path = save_settings(settings.library.data, values)
+        log.info("saved %s to %s: later commands use them (change with photosorter init)",
+                 ", ".join(sorted(values)), path)
     return 0
 
 
@@ -135,36 +187,3 @@ def run_label(args: argparse.Namespace, settings: Settings) -> int:
         state.close()
     print(f"labelled {count} of {len(paths)} photos as {category.lower()}")
     return 0 if count == len(paths) else 1
-
-
-def run_status(args: argparse.Namespace, settings: Settings) -> int:
-    state = open_state(settings)
-    try:
-        print(f"library: {settings.library.path}")
-        print(f"model: {settings.model.name}")
-        counts = state.library_counts()
-        print("photos in the library:")
-        for name in (*settings.classify.names, "_unsure", "_duplicates", "_failed"):
-            print(f"  {name:<14}{counts.get(name, 0):>6}")
-        labels = state.label_counts()
-        print("labels:")
-        for name in settings.classify.names:
-            print(f"  {name:<14}{labels.get(name, 0):>6}")
-        last = state.last_run()
-        if last:
-            started = dt.datetime.fromtimestamp(float(last["started"]))  # type: ignore[arg-type]
-            print(f"last run: {started.isoformat(timespec='seconds')} with {last['model']}: placed {last['placed']}, "
-                  f"unsure {last['unsure']}, duplicates {last['duplicates']}, failed {last['failed']}")
-        else:
-            print("last run: never")
-        check = last_check(settings.library.data)
-        if check is None:
-            print("model check: not run yet on this data folder")
-        else:
-            checked = dt.datetime.fromtimestamp(check.checked_at).isoformat(timespec="seconds")
-            verdict = "ok" if check.ok else "BELOW 0.99" + (", using the float32 graph" if check.fell_back else "")
-            print(f"model check: {check.model} on {check.cpu}: cosine {check.min_cosine:.4f} to its float32 "
-                  f"reference, {verdict} ({checked}, graph {check.graph})")
-    finally:
-        state.close()
-    return 0

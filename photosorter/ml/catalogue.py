@@ -3,12 +3,16 @@
 A folder holding an entry's image-model file (same sha256) is recognised as that model even without
 a manifest, so ``--model ../shared/models/mobilenet-v2`` works on the folder as published. The same
 entry drives the download: each file is fetched from ``urls[file]`` (or ``<model_base_url>/<name>/<file>``
-when a mirror is configured) and checked against its size and sha256 before it is used.
+when a mirror is configured) and checked against its size and sha256 before it is used. An entry
+marked ``embedded`` ships inside the package (``photosorter/data/models/<name>``): no download at all.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+DEFAULT_MODEL = "clip-vit-b32"
+EMBEDDED_MODEL = "mobilenet-v2"  # ships with the package: used when the default cannot be downloaded
 
 # OpenAI CLIP ViT-B/32 (MIT) as exported to ONNX with int8 weights by the transformers.js project,
 # pinned to one revision so a later push to the repository cannot change the weights under a cache.
@@ -76,8 +80,10 @@ CATALOGUE: dict[str, dict[str, Any]] = {
     "mobilenet-v2": {
         "name": "mobilenet-v2",
         "kind": "classifier",
-        # MobileNetV2 1.0/224 quantization-aware-trained uint8 (TFLite, converted to ONNX opset 13).
-        # It has no public ONNX address: download only from a configured mirror (model_base_url).
+        # MobileNetV2 1.0/224 quantization-aware-trained uint8 (TFLite, converted to ONNX opset 13;
+        # Apache-2.0). It has no public ONNX address; it ships inside the package (photosorter/data/models),
+        # so it works offline and is the fallback when the default cannot be downloaded.
+        "embedded": True,
         "files": {
             "model.onnx": {
                 "sha256": "c23e41fc5a9fe367ea65112f63d89cea79eb28421a5137ce0ab5eb7580ddfe77",
@@ -126,6 +132,7 @@ FACE_CATALOGUE: dict[str, dict[str, Any]] = {
     "yunet-mobileface": {
         "name": "yunet-mobileface",
         "kind": "faces",
+        "embedded": True,  # both files ship inside the package (photosorter/data/models/yunet-mobileface)
         "files": {
             "yunet_n_dynamic.onnx": {
                 "sha256": "104ee26c71d5c270ce79a6b3dced91c91013260d29a6bf18f9296c5b8c4c2b12",

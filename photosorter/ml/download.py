@@ -1,7 +1,8 @@
 """Find the model a setting names: a folder on disk, or a built-in model downloaded into the cache.
 
 Downloads stream into ``<file>.part`` while hashing, are checked against the catalogue's size and
-sha256, and only then renamed into place; a bad download is retried once and never loaded.
+sha256, and only then renamed into place; a bad download is retried once and never loaded. Models
+the package embeds (``photosorter/data/models``) are used from there and never downloaded.
 """
 
 from __future__ import annotations
@@ -11,21 +12,30 @@ import http.client
 import json
 import logging
 import os
-import time
 import urllib.error
 import urllib.request
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from photosorter.errors import ModelError
 from photosorter.ml.catalogue import CATALOGUE
 from photosorter.ml.modelspec import MANIFEST, ModelSpec, read_model_folder, sha256_file, verify_files
+from photosorter.progress import Progress
 
 log = logging.getLogger(__name__)
 
 ATTEMPTS = 2
 CHUNK = 1 << 20
 TIMEOUT_S = 60
+
+
+def embedded_folder(entry: dict[str, Any]) -> Path | None:
+    """The package's own copy of a catalogue entry's files (``photosorter/data/models/<name>``), if complete."""
+    if not entry.get("embedded"):
+        return None
+    folder = Path(str(resources.files("photosorter.data"))) / "models" / entry["name"]
+    return folder if all((folder / name).is_file() for name in entry["files"]) else None
 
 
 def _url(entry: dict[str, Any], file: str, base_url: str) -> str:
@@ -44,24 +54,32 @@ def _download(url: str, target: Path, size: int | None, sha256: str | None) -> s
     When the catalogue does not know a file's size, the server's Content-Length must match instead.
     """
     partial = target.with_name(target.name + ".part")
-    digest, received, last_log = hashlib.sha256(), 0, time.monotonic()
+    digest, received = hashlib.sha256(), 0
     try:
-        with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response, partial.open("wb") as out:
+        response = urllib.request.urlopen(url, timeout=TIMEOUT_S)
+    except (urllib.error.URLError, http.client.HTTPException, OSError, TimeoutError) as exc:
+        reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+        # no connection at all (offline, blocked, no such file): trying again at once would not help
+        raise ModelError(f"download of {target.name} from {url} failed: {reason}", retryable=False) from exc
+    try:
+        with response, partial.open("wb") as out:
             announced = response.headers.get("Content-Length")
             expected = size if size is not None else (int(announced) if announced else None)
+            # A bar on a terminal, a log line every 10 s otherwise; counted in MB.
+            progress = Progress(-(-expected // CHUNK) if expected else 0, f"MB of {target.name}")
             while block := response.read(CHUNK):
                 out.write(block)
                 digest.update(block)
                 received += len(block)
-                if time.monotonic() - last_log > 10:
-                    log.info("downloading %s: %d of %s MB", target.name, received >> 20,
-                             expected >> 20 if expected else "?")
-                    last_log = time.monotonic()
+                if expected:
+                    progress.advance(-(-received // CHUNK) - progress.done)
+            progress.close()
             out.flush()
             os.fsync(out.fileno())
     except (urllib.error.URLError, http.client.HTTPException, OSError, TimeoutError) as exc:
         partial.unlink(missing_ok=True)
-        raise ModelError(f"download of {target.name} failed: {exc}", retryable=True) from exc
+        reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+        raise ModelError(f"download of {target.name} from {url} failed: {reason}", retryable=True) from exc
     problem = ""
     if expected is not None and received != expected:
         problem = f"{received} bytes instead of {expected}"
@@ -69,7 +87,7 @@ def _download(url: str, target: Path, size: int | None, sha256: str | None) -> s
         problem = "sha256 mismatch"
     if problem:
         partial.unlink(missing_ok=True)
-        raise ModelError(f"download of {target.name} is damaged ({problem})", retryable=True)
+        raise ModelError(f"download of {target.name} from {url} is damaged ({problem})", retryable=True)
     partial.replace(target)
     return digest.hexdigest()
 
@@ -104,12 +122,12 @@ def fetch_model(name: str, cache_dir: Path, base_url: str = "",
             continue
         url = _url(entry, file, base_url)
         for attempt in range(1, ATTEMPTS + 1):
-            log.info("downloading model file %s (attempt %d)", file, attempt)
+            log.info("downloading %s from %s%s", file, url, f" (attempt {attempt})" if attempt > 1 else "")
             try:
                 digest = _download(url, target, meta.get("size"), meta.get("sha256"))
                 break
             except ModelError as exc:
-                if attempt == ATTEMPTS:
+                if attempt == ATTEMPTS or not exc.retryable:
                     raise
                 log.warning("%s; retrying", exc.message)
         if not meta.get("sha256"):
@@ -125,8 +143,11 @@ def fetch_model(name: str, cache_dir: Path, base_url: str = "",
 
 def resolve_model(setting: str, cache_dir: Path, base_url: str = "",
                   catalogue: dict[str, dict[str, Any]] = CATALOGUE) -> ModelSpec:
-    """The model a setting names, verified: a folder, or a built-in name (downloaded when missing)."""
+    """The model a setting names, verified: a folder, or a built-in name (embedded in the package, or
+    downloaded when missing)."""
     path = Path(setting).expanduser()
+    if setting in catalogue and not path.is_dir() and (embedded := embedded_folder(catalogue[setting])):
+        path = embedded
     if path.is_dir():
         spec = read_model_folder(path, catalogue)
         verify_files(spec)

@@ -25,7 +25,7 @@ from PIL import Image
 
 from photosorter.errors import ModelError
 from photosorter.ml.catalogue import FACE_CATALOGUE
-from photosorter.ml.download import fetch_model
+from photosorter.ml.download import embedded_folder, fetch_model
 from photosorter.ml.embedder import _session
 from photosorter.ml.modelspec import sha256_file
 from photosorter.records import Face
@@ -182,8 +182,10 @@ def _files_in(folder: Path, entry: dict[str, Any]) -> FaceModelFiles:
 def resolve_face_models(setting: str, cache_dir: Path, base_url: str = "",
                         catalogue: dict[str, dict[str, Any]] = FACE_CATALOGUE) -> FaceModelFiles:
     """The face models a setting names: a folder holding a built-in set's files, or that set's name
-    (downloaded into ``cache_dir`` when missing, like the image model)."""
+    (embedded in the package, or downloaded into ``cache_dir`` when missing, like the image model)."""
     path = Path(setting).expanduser()
+    if setting in catalogue and not path.is_dir() and (embedded := embedded_folder(catalogue[setting])):
+        return _files_in(embedded, catalogue[setting])
     if path.is_dir():
         for candidate in catalogue.values():
             if all((path / name).is_file() for name in candidate["files"]):
