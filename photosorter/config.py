@@ -224,7 +224,7 @@ OPTIONS: tuple[Option, ...] = (
       "Categories, as names or {name, title, prompts}."),
     _("knn_k", "classify", "knn_k", 5, _int_between(1, 100),
       "How many labelled neighbours vote for a photo's category."),
-    _("knn_trust_labels", "classify", "knn_trust_labels", 5, _int_between(1, 1000),
+    _("knn_trust_labels", "classify", "knn_trust_labels", 2, _int_between(1, 1000),
       "Labels a category needs before kNN and the zero-shot prior count equally."),
     _("unsure_margin", "classify", "unsure_margin", 0.1, _fraction,
       "A photo whose two best categories are closer than this goes to _unsure."),

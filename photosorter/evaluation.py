@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 
 from photosorter.core.categories import FALLBACK
-from photosorter.core.classify import blend, decide
+from photosorter.core.classify import blend, decide, knn_evidence_matrix, label_reliability, label_trust
 from photosorter.core.metrics import accuracy, confusion_matrix, group_folds, knn_vote_matrix, per_category
-from photosorter.core.similarity import NEAR_DUPLICATE_BITS, dhash, hamming
+from photosorter.core.similarity import NEAR_DUPLICATE_BITS, SimilarityScale, dhash, hamming, similarity_scale
 from photosorter.errors import ImageError
 from photosorter.ml.preprocess import fit_to_input, gray_thumbnail
 from photosorter.ports import Decoder, Embedder, PhotoFiles
@@ -113,15 +113,19 @@ def _scores(truth: Sequence[str], predicted: Sequence[str], categories: Sequence
 
 
 def _predict_fold(data: LabelledSet, priors: np.ndarray, train: np.ndarray, test: np.ndarray,
-                  rules: Rules) -> tuple[list[str], list[str]]:
+                  rules: Rules, scale: SimilarityScale) -> tuple[list[str], list[str]]:
     """kNN-alone and blend predictions for the ``test`` rows, taught by the ``train`` rows."""
     labels = [data.labels[i] for i in train]
     votes = knn_vote_matrix(data.embeddings[train], labels, data.embeddings[test], rules.knn_k, rules.categories)
+    evidence = knn_evidence_matrix(data.embeddings[train], labels, data.embeddings[test], rules.knn_k,
+                                   rules.categories, scale)
     counts = np.asarray([labels.count(c) for c in rules.categories], dtype=np.float64)
+    reliability = label_reliability(data.embeddings[train], labels, rules.categories, scale, rules.knn_k)
+    trust = label_trust(counts, reliability, rules.knn_trust_labels)
     knn, blended = [], []
     for row, index in enumerate(test):
         knn.append(rules.categories[int(np.argmax(votes[row]))])
-        blended.append(_decide(blend(priors[index], votes[row], counts, rules.knn_trust_labels), rules))
+        blended.append(_decide(blend(priors[index], evidence[row], trust), rules))
     return knn, blended
 
 
@@ -144,12 +148,13 @@ def cross_validate(data: LabelledSet, priors: np.ndarray, rules: Rules, folds: i
         folds = len(set(data.groups))
     fold = group_folds(data.labels, data.groups, folds, seed)
     truth = data.labels
+    scale = similarity_scale(data.embeddings)  # no labels used: the product measures it on every photo it sees
     zero_shot = [_decide(prior, rules) for prior in priors]
     knn: list[str] = [""] * len(truth)
     blended: list[str] = [""] * len(truth)
     for number in range(folds):
         test, train = np.flatnonzero(fold == number), np.flatnonzero(fold != number)
-        fold_knn, fold_blend = _predict_fold(data, priors, train, test, rules)
+        fold_knn, fold_blend = _predict_fold(data, priors, train, test, rules, scale)
         for row, index in enumerate(test):
             knn[index], blended[index] = fold_knn[row], fold_blend[row]
     curve: dict[str, Any] = {"labels_per_category": [], "knn": [], "blend": []}
@@ -161,7 +166,7 @@ def cross_validate(data: LabelledSet, priors: np.ndarray, rules: Rules, folds: i
             for number in range(folds):
                 test = np.flatnonzero(fold == number)
                 train = _subsample(truth, np.flatnonzero(fold != number), point, rng)
-                fold_knn, fold_blend = _predict_fold(data, priors, train, test, rules)
+                fold_knn, fold_blend = _predict_fold(data, priors, train, test, rules, scale)
                 hits_knn += sum(p == truth[i] for p, i in zip(fold_knn, test, strict=True))
                 hits_blend += sum(p == truth[i] for p, i in zip(fold_blend, test, strict=True))
             knn_scores.append(hits_knn / len(truth))

@@ -17,13 +17,14 @@ from PIL import Image
 
 from photosorter.config import Settings
 from photosorter.core.categories import FALLBACK
-from photosorter.core.classify import blend, decide, knn_votes
+from photosorter.core.classify import decide
 from photosorter.core.companions import VIDEOS_FOLDER, group_folder
 from photosorter.core.faces import ME, FaceVerdict
 from photosorter.core.placement import DUPLICATES_FOLDER, FAILED_FOLDER, plan_folder
 from photosorter.core.similarity import NEAR_DUPLICATE_BITS, dhash, nearest_hash
 from photosorter.errors import ConfigError, ImageError
 from photosorter.facestage import FaceStage
+from photosorter.knnstage import KnnStage
 from photosorter.ml.preprocess import fit_to_input, gray_thumbnail
 from photosorter.placing import Placer, printable
 from photosorter.ports import Decoder, Embedder, PhotoFiles, Previews, Prior, StateStore, VectorIndex
@@ -81,7 +82,8 @@ class Sorter:
         self._reported_skips: set[Path] = set()
         ids, groups, hashes = state.perceptual_hashes()
         self._hash_ids, self._hash_groups, self._hashes = ids, groups, hashes
-        self._label_counts = self._label_counts_now()
+        self.knn = KnnStage(state=state, model_id=self.model_id, names=self.names, knn_k=settings.classify.knn_k,
+                            trust_labels=settings.classify.knn_trust_labels)
 
     # recovery ---------------------------------------------------------------------------------------
     def recover(self) -> int:
@@ -93,8 +95,7 @@ class Sorter:
                 exclude: int | None = None, faces: FaceVerdict | None = None) -> Prediction:
         prior = self.prior(embedding, class_probs)
         neighbours = self.index.search(embedding, self.settings.classify.knn_k, exclude=exclude)
-        votes = knn_votes(neighbours, self.names)
-        distribution = blend(prior, votes, self._label_counts, self.settings.classify.knn_trust_labels)
+        distribution = self.knn.distribution(prior, neighbours)
         distribution = FaceStage.adjust(distribution, self.names, faces)
         return decide(distribution, self.names, unsure_margin=self.settings.classify.unsure_margin,
                       other_min_score=self.settings.classify.other_min_score, fallback=FALLBACK)
@@ -286,6 +287,7 @@ class Sorter:
         if distance <= NEAR_DUPLICATE_BITS:
             group = self._hash_groups[nearest] or self._hash_ids[nearest]
         self.state.save_analysis(photo_id, self.model_id, embedding, value, group, prediction)
+        self.knn.photo_analysed()
         self._hash_ids.append(photo_id)
         self._hash_groups.append(group)
         self._hashes = np.append(self._hashes, np.uint64(value))
@@ -401,18 +403,11 @@ class Sorter:
                      move: bool) -> None:
         self.state.add_label(photo_id, category, source, detail)
         self.index.upsert(photo_id, embedding, category)
-        self._label_counts = self._label_counts_now()
+        self.knn.labels_changed()
         record = self.state.photo(photo_id)
         if move and record and record.library_path and record.library_path.split("/")[0] != category:
             self.state.record_outcome(photo_id, category=category, score=1.0, margin=1.0)
             self._place(photo_id, self.library / record.library_path, category, PhotoStatus.PLACED)
-
-    def _label_counts_now(self) -> np.ndarray:
-        counts = np.zeros(len(self.names))
-        for category in self.state.current_labels().values():
-            if category in self.names:
-                counts[self.names.index(category)] += 1
-        return counts
 
     def _photo_for_label(self, path: Path) -> tuple[int | None, np.ndarray | None, bool]:
         """(photo id, embedding, whether it is in the library) for a photo to be labelled."""

@@ -6,10 +6,12 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from photosorter.core.classify import blend, class_map_matrix, decide, knn_votes, prior_from_class_probs
+from photosorter.core.classify import blend, class_map_matrix, decide, knn_evidence, label_trust, prior_from_class_probs
+from photosorter.core.similarity import SimilarityScale
 from photosorter.records import Neighbour
 
 NAMES = ("food", "animal", "other")
+SCALE = SimilarityScale(far=0.4, near=0.8)
 
 distributions = st.lists(st.floats(0.001, 1.0), min_size=3, max_size=3).map(
     lambda v: np.asarray(v) / np.sum(v))
@@ -21,24 +23,16 @@ def test_unmapped_classes_count_toward_the_fallback_category() -> None:
     assert prior.tolist() == [0.2, 0.5, 0.3]
 
 
-@given(distributions, st.lists(st.tuples(st.sampled_from(NAMES), st.floats(-1, 1)), max_size=8),
-       st.lists(st.integers(0, 50), min_size=3, max_size=3))
-def test_blend_is_always_a_distribution(prior: np.ndarray, raw: list[tuple[str, float]], counts: list[int]) -> None:
-    votes = knn_votes([Neighbour(c, s) for c, s in raw], NAMES)
-    mixed = blend(prior, votes, np.asarray(counts, dtype=float), trust_labels=5)
-    assert np.all(mixed >= 0) and abs(mixed.sum() - 1) < 1e-9
-
-
 @given(distributions)
 def test_without_labels_the_prior_decides(prior: np.ndarray) -> None:
-    assert np.allclose(blend(prior, knn_votes([], NAMES), np.zeros(3), 5), prior)
+    assert np.allclose(blend(prior, knn_evidence([], NAMES, SCALE), np.zeros(3)), prior)
 
 
-def test_labels_pull_the_blend_toward_the_knn_vote() -> None:
+def test_labels_pull_the_blend_toward_the_knn_evidence() -> None:
     prior = np.asarray([0.6, 0.3, 0.1])
-    votes = knn_votes([Neighbour("animal", 0.9)] * 5, NAMES)
-    few = blend(prior, votes, np.asarray([0.0, 1.0, 0.0]), 5)
-    many = blend(prior, votes, np.asarray([0.0, 50.0, 0.0]), 5)
+    evidence = knn_evidence([Neighbour("animal", 0.9)] * 5, NAMES, SCALE)
+    few = blend(prior, evidence, label_trust(np.asarray([1.0, 1.0, 0.0]), np.ones(3), 5))
+    many = blend(prior, evidence, label_trust(np.asarray([50.0, 50.0, 0.0]), np.ones(3), 5))
     assert few[1] < many[1] and many.argmax() == 1
 
 

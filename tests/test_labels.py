@@ -42,12 +42,13 @@ def test_label_takes_several_photos_at_once(tmp_path: Path, tiny_model: Path) ->
 
 def test_labelled_examples_change_what_similar_photos_become(tmp_path: Path, tiny_model: Path) -> None:
     examples, inbox, library, data = tmp_path / "ex", tmp_path / "inbox", tmp_path / "library", tmp_path / "data"
-    for i in range(12):
-        write_photo(examples, f"ex{i}.jpg", (200, 30, 30), noise_seed=i)
     common = ("--library", library, "--data", data, "--model", tiny_model)
-    labelled = run_cli("label", "--folder", examples, "beer", *common)
-    assert labelled.returncode == 0, labelled.stderr
-    assert len(files_under(examples)) == 12  # examples outside the library stay where they are
+    for category, colour in (("beer", (200, 30, 30)), ("food", (30, 30, 200))):
+        for i in range(12):  # the neighbours compare labelled categories: red is beer rather than food
+            write_photo(examples / category, f"ex{i}.jpg", colour, noise_seed=i)
+        labelled = run_cli("label", "--folder", examples / category, category, *common)
+        assert labelled.returncode == 0, labelled.stderr
+    assert len(files_under(examples)) == 24  # examples outside the library stay where they are
     write_photo(inbox, "new.jpg", (210, 25, 25), noise_seed=99)
     assert run_cli("sort", inbox, *common).returncode == 0
     assert [p.relative_to(library).as_posix() for p in files_under(library)] == ["beer/new.jpg"]

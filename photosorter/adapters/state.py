@@ -223,6 +223,15 @@ class SqliteState:
             "WHERE l.id IN (SELECT MAX(id) FROM labels GROUP BY photo_id) ORDER BY l.photo_id", (model,))
         return [(int(p), c, np.frombuffer(v, dtype=np.float32).copy()) for p, c, v in rows]
 
+    def recent_embeddings(self, model: str, limit: int) -> np.ndarray:
+        """Up to ``limit`` embeddings under ``model`` (the latest photos), ``[n, dim]``; a sample of the
+        model's own photos for measuring how similar unrelated photos are."""
+        rows = self._db.execute("SELECT vector FROM embeddings WHERE model=? ORDER BY photo_id DESC LIMIT ?",
+                                (model, limit)).fetchall()
+        if not rows:
+            return np.zeros((0, 0), dtype=np.float32)
+        return np.stack([np.frombuffer(row[0], dtype=np.float32) for row in rows])
+
     # the move journal -----------------------------------------------------------------------------
     def begin_move(self, photo_id: int | None, src: Path, dst: Path, library_path: str | None,
                    status_after: PhotoStatus, follows: int | None = None) -> Move:

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from photosorter.core.similarity import SimilarityScale
 from photosorter.records import Neighbour, Prediction
 
 
@@ -51,17 +52,89 @@ def knn_votes(neighbours: Sequence[Neighbour], categories: Sequence[str]) -> np.
     return votes / total if total > 0 else votes
 
 
-def blend(prior: np.ndarray, votes: np.ndarray, label_counts: np.ndarray, trust_labels: int) -> np.ndarray:
-    """Mix the prior with the kNN vote, trusting kNN more as the categories it votes for gather labels.
+PRIOR_WEIGHT = 0.5  # the prior counts as half a fully trusted, fully close neighbour (chosen on ../shared/eval)
+RELIABILITY_SAMPLE = 2000  # labels a reliability estimate looks at (leave-one-out over more costs seconds)
 
-    A category with n labels is trusted n / (n + trust_labels); the kNN weight is that trust averaged
-    over the vote, so one stray label barely moves a confident prior, and a well-taught category wins.
+
+def knn_evidence(neighbours: Sequence[Neighbour], categories: Sequence[str], scale: SimilarityScale) -> np.ndarray:
+    """Per category, how much its labelled neighbours say: each adds ``scale.weight(similarity)``, so a
+    neighbour no closer than unrelated photos usually are adds nothing, however few other labels exist."""
+    position = {name: i for i, name in enumerate(categories)}
+    evidence = np.zeros(len(categories))
+    for neighbour in neighbours:
+        if neighbour.category in position:
+            evidence[position[neighbour.category]] += float(scale.weight(neighbour.similarity))
+    return evidence
+
+
+def knn_evidence_matrix(train: np.ndarray, train_labels: Sequence[str], test: np.ndarray, k: int,
+                        categories: Sequence[str], scale: SimilarityScale, *, leave_out_self: bool = False,
+                        ) -> np.ndarray:
+    """``knn_evidence`` of each test embedding among the training embeddings ``[n_test, n_categories]``;
+    ``leave_out_self``: test and train are the same rows and a row is not its own neighbour."""
+    evidence = np.zeros((len(test), len(categories)))
+    if len(train) == 0:
+        return evidence
+    position = np.asarray([categories.index(label) if label in categories else -1 for label in train_labels])
+    for start in range(0, len(test), 256):
+        similarity = test[start:start + 256] @ train.T
+        if leave_out_self:
+            rows = np.arange(similarity.shape[0])
+            similarity[rows, rows + start] = -np.inf
+        nearest = np.argsort(-similarity, axis=1, kind="stable")[:, :k]
+        for row, picks in enumerate(nearest):
+            for i in picks:
+                if position[i] >= 0 and np.isfinite(similarity[row, i]):
+                    evidence[start + row, position[i]] += float(scale.weight(similarity[row, i]))
+    return evidence
+
+
+def label_reliability(vectors: np.ndarray, labels: Sequence[str], categories: Sequence[str], scale: SimilarityScale,
+                      k: int) -> np.ndarray:
+    """How well each category's labels predict held-out labels: each label is left out and named by the
+    evidence of its k nearest other labels; per category (named right + 1) / (named + 2), so a category
+    whose labels keep claiming photos of other categories is trusted less (0.5 before any evidence)."""
+    if len(labels) > RELIABILITY_SAMPLE:  # a fixed, even sample keeps the cost flat
+        keep = np.linspace(0, len(labels) - 1, RELIABILITY_SAMPLE).astype(np.int64)
+        vectors, labels = vectors[keep], [labels[i] for i in keep]
+    evidence = knn_evidence_matrix(vectors, labels, vectors, k, categories, scale, leave_out_self=True)
+    right = np.zeros(len(categories))
+    named = np.zeros(len(categories))
+    for row, label in zip(evidence, labels, strict=True):
+        if row.sum() <= 0:
+            continue
+        top = int(np.argmax(row))
+        named[top] += 1
+        right[top] += categories[top] == label
+    return (right + 1.0) / (named + 2.0)
+
+
+def label_trust(label_counts: np.ndarray, reliability: np.ndarray, trust_labels: int) -> np.ndarray:
+    """A category's trust: grows with its labels (n / (n + trust_labels)) and with how well they predict
+    held-out labels; 0 for a category without labels."""
+    return np.asarray(label_counts / (label_counts + float(trust_labels)) * reliability, dtype=np.float64)
+
+
+def blend(prior: np.ndarray, evidence: np.ndarray, trust: np.ndarray, prior_weight: float = PRIOR_WEIGHT,
+          ) -> np.ndarray:
+    """Mix the prior with the kNN evidence; labels only ever help.
+
+    The neighbours can only compare categories that have labels, so they only move probability among
+    those: the prior's mass on the labelled categories is shared out again by ``(1 - a) * prior + a *
+    evidence`` (with ``a = E / (prior_weight + E)``, ``E`` the trusted evidence), and every category
+    without labels keeps exactly its prior. Labelling only beer therefore never pulls a photo of food
+    into beer, and with every category labelled this is the usual prior/kNN blend.
     """
-    if votes.sum() <= 0:
+    weighted = evidence * trust
+    total = float(weighted.sum())
+    labelled = trust > 0
+    mass = float(prior[labelled].sum())
+    if total <= 0 or mass <= 0:
         return prior
-    trust = label_counts / (label_counts + float(trust_labels))
-    weight = float(np.dot(votes, trust))
-    return (1.0 - weight) * prior + weight * votes
+    share = total / (prior_weight + total)
+    mixed = np.asarray(prior, dtype=np.float64).copy()
+    mixed[labelled] = (1.0 - share) * prior[labelled] + share * mass * weighted[labelled] / total
+    return mixed
 
 
 def decide(distribution: np.ndarray, categories: Sequence[str], *, unsure_margin: float, other_min_score: float,
