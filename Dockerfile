@@ -1,7 +1,8 @@
 # photosorter add-on image. The Supervisor no longer passes BUILD_FROM (build.yaml is deprecated),
 # so the base is declared here: Debian, because onnxruntime publishes no musl (Alpine) wheels.
-# bookworm ships Python 3.11, the version photosorter is built and tested on.
-ARG BUILD_FROM=ghcr.io/home-assistant/base-debian:bookworm
+# trixie (Debian 13) ships Python 3.13; photosorter runs on any Python from 3.11 (the tests run on 3.11,
+# and the lock holds wheels for both).
+ARG BUILD_FROM=ghcr.io/home-assistant/base-debian:trixie
 FROM ${BUILD_FROM}
 
 ARG BUILD_ARCH=amd64

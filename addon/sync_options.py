@@ -44,7 +44,7 @@ MANIFEST_HEAD: dict[str, Any] = {
     "init": False,
     "startup": "application",
     "boot": "auto",
-    "services": ["mqtt:need"],
+    "services": ["mqtt:want"],  # MQTT is optional: without a broker everything else works
     "map": ["media:rw", "share:rw", "ssl:ro"],  # ssl: certificates, e.g. a self-signed broker's CA
     "backup_exclude": ["models/*", "cache/*", "incoming/*", "previews/*"],
     "timeout": 20,

@@ -141,3 +141,17 @@ def test_generated_files_are_up_to_date() -> None:
     result = subprocess.run([sys.executable, str(ROOT / "addon" / "sync_options.py"), "--check"],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
+
+
+def test_mqtt_is_wanted_not_needed() -> None:
+    """Without a broker everything but MQTT works, so the Supervisor must not refuse to start the app."""
+    assert MANIFEST["services"] == ["mqtt:want"]
+
+
+def test_the_image_is_debian_trixie_and_python_is_not_capped() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert re.search(r"^ARG BUILD_FROM=ghcr\.io/home-assistant/base-debian:trixie$", dockerfile, re.M)
+    import tomllib
+
+    requires = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
+    assert requires == ">=3.11"  # 3.12 and 3.13 (Debian 13, the image) install too
