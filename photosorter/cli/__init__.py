@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from photosorter import __version__
+from photosorter.adapters.filesystem import PRIVATE_UMASK, make_private
 from photosorter.cli import evaluate, faces, icloud, library, mail, model, mqtt, run, setup
 from photosorter.config import Settings, load_settings
 from photosorter.errors import ConfigError, PhotosorterError
@@ -60,7 +62,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(settings.general.log_level)
     for note in settings.notes:
         log.warning("%s", note)
+    umask = os.umask(PRIVATE_UMASK)  # every file we write is private to us; restored for callers in-process
     try:
+        try:
+            healed = make_private(settings.library.data)
+        except OSError as exc:
+            log.error("cannot use the data folder %s: %s", settings.library.data, exc.strerror or exc)
+            return 1
+        if healed:
+            log.info("made %d files and folders in %s private to photosorter (0600/0700)", healed,
+                     settings.library.data)
         return int(args.handler(args, settings))
     except ConfigError as exc:
         for problem in exc.problems:
@@ -72,3 +83,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         log.warning("interrupted; state is saved, run again to continue")
         return 130
+    finally:
+        os.umask(umask)
