@@ -7,13 +7,21 @@ journal entry must survive a power cut), and mode 0600 on the file and its -wal/
 
 from __future__ import annotations
 
+import logging
 import os
+import shutil
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from photosorter.errors import StateError
+
+log = logging.getLogger(__name__)
+
+BACKUP_EVERY_S = 86400.0
+BACKUPS_KEPT = 3
 
 
 def connect(path: Path, schema: str, what: str, *, foreign_keys: bool = False,
@@ -57,3 +65,92 @@ def transaction(db: sqlite3.Connection, what: str) -> Iterator[sqlite3.Connectio
         db.execute("COMMIT")
     except sqlite3.Error as exc:
         raise StateError(f"{what} error: {exc}") from exc
+
+
+# damage and backups ---------------------------------------------------------------------------------------
+def backup_folder(path: Path) -> Path:
+    return path.parent / "backups"
+
+
+def _backups(path: Path) -> list[Path]:
+    """Backups of the database at ``path``, newest first (their names sort by time)."""
+    folder = backup_folder(path)
+    if not folder.is_dir():
+        return []
+    return sorted((p for p in folder.iterdir() if p.name.startswith(path.stem + "-") and p.suffix == path.suffix),
+                  reverse=True)
+
+
+def _damage(path: Path) -> str | None:
+    """Why the database file at ``path`` cannot be trusted, or None when SQLite's quick check passes."""
+    try:
+        db = sqlite3.connect(path.absolute().as_uri() + "?mode=ro", uri=True)
+        try:
+            rows = [row[0] for row in db.execute("PRAGMA quick_check(3)")]
+        finally:
+            db.close()
+    except sqlite3.Error as exc:
+        return str(exc)
+    return None if rows == ["ok"] else "; ".join(map(str, rows))
+
+
+def check_database(path: Path, what: str) -> None:
+    """At start: a database file that fails SQLite's quick check, or that is empty (0 bytes) while
+    backups of it exist, is set aside (renamed, never deleted) and the newest sound backup put in its
+    place; without one, the run starts with an empty database. Either way one error line says so."""
+    if not path.exists():
+        return
+    backups = _backups(path)
+    reason = "empty (0 bytes)" if path.stat().st_size == 0 and backups else _damage(path)
+    if reason is None:
+        return
+    kept = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+    os.replace(path, kept)
+    for suffix in ("-wal", "-shm"):
+        with suppress(FileNotFoundError):
+            os.replace(path.with_name(path.name + suffix), kept.with_name(kept.name + suffix))
+    for backup in backups:
+        if _damage(backup) is None:
+            temp = path.with_name(path.name + ".restoring")
+            shutil.copyfile(backup, temp)
+            os.chmod(temp, 0o600)
+            os.replace(temp, path)
+            log.error("%s %s was damaged (%s): restored from the backup %s; the damaged file is kept as %s",
+                      what, path, reason, backup.name, kept.name)
+            return
+    log.error("%s %s was damaged (%s) and no sound backup exists: starting with an empty one (labels and "
+              "history are lost); the damaged file is kept as %s", what, path, reason, kept.name)
+
+
+def back_up(db: sqlite3.Connection, path: Path, *, every_s: float = BACKUP_EVERY_S, keep: int = BACKUPS_KEPT) -> bool:
+    """Copy the database into ``backups/`` (``VACUUM INTO``: a consistent copy while others read and write)
+    unless the newest backup is younger than ``every_s``; keeps the ``keep`` newest. True when one was made."""
+    backups = _backups(path)
+    if backups and time.time() - backups[0].stat().st_mtime < every_s:
+        return False
+    folder = backup_folder(path)
+    folder.mkdir(mode=0o700, exist_ok=True)
+    target = folder / f"{path.stem}-{time.strftime('%Y%m%d-%H%M%S')}{path.suffix}"
+    temp = folder / f".{target.name}.tmp"
+    with suppress(FileNotFoundError):
+        temp.unlink()
+    try:
+        db.execute("VACUUM INTO ?", (str(temp),))
+    except sqlite3.Error as exc:
+        log.warning("cannot back up %s: %s", path, exc)
+        with suppress(FileNotFoundError):
+            temp.unlink()
+        return False
+    os.chmod(temp, 0o600)
+    os.replace(temp, target)
+    for old in _backups(path)[keep:]:
+        old.unlink()
+    return True
+
+
+def remove_backups(path: Path) -> int:
+    """Delete every backup of the database (after personal data was forgotten on purpose)."""
+    backups = _backups(path)
+    for backup in backups:
+        backup.unlink()
+    return len(backups)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from photosorter.adapters.sqlite import connect, transaction
+from photosorter.adapters.sqlite import back_up, check_database, connect, remove_backups, transaction
 from photosorter.core.drift import Observation
 from photosorter.core.naming import printable
 from photosorter.errors import StateError
@@ -125,9 +125,12 @@ def display_path(path: Path | str) -> str:
 
 class SqliteState:
     def __init__(self, path: Path) -> None:
+        check_database(path, "the state database")
         self._db = connect(path, SCHEMA + FACE_SCHEMA, "the state database", foreign_keys=True,
                            added_columns=(("moves", "follows", "INTEGER"),))
         self.path = path
+        if self._db.execute("SELECT EXISTS (SELECT 1 FROM photos)").fetchone()[0]:
+            back_up(self._db, path)  # once a day; three kept
 
     def close(self) -> None:
         self._db.close()
@@ -330,6 +333,7 @@ class SqliteState:
             self._db.execute("VACUUM")
         except sqlite3.Error as exc:
             raise StateError(f"state upkeep failed: {exc}") from exc
+        back_up(self._db, self.path)
 
     def label_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -412,6 +416,8 @@ class SqliteState:
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         except sqlite3.Error as exc:
             raise StateError(f"cannot forget faces: {exc}") from exc
+        remove_backups(self.path)  # they hold the faces too
+        back_up(self._db, self.path, every_s=0.0)
         return references, faces
 
     def placed_in(self, categories: tuple[str, ...]) -> list[PhotoRecord]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from pathlib import Path
@@ -16,6 +17,11 @@ log = logging.getLogger(__name__)
 # Below this many vectors search is exact (brute force is microseconds here), so an index rebuilt
 # from the label table answers exactly like the saved one; above it HNSW's approximation pays off.
 EXACT_BELOW = 50_000
+
+
+def _checksum_path(path: Path) -> Path:
+    """The sha256 of the saved index, beside it: a file garbled in the middle still loads in usearch."""
+    return path.with_name(path.name + ".sha256")
 
 
 class UsearchIndex:
@@ -71,6 +77,10 @@ class UsearchIndex:
         self._index.save(str(tmp))
         with tmp.open("rb") as handle:
             os.fsync(handle.fileno())
+            digest = hashlib.file_digest(handle, "sha256").hexdigest()
+        checksum = _checksum_path(path)
+        checksum.with_name(checksum.name + ".tmp").write_text(digest + "\n")
+        os.replace(checksum.with_name(checksum.name + ".tmp"), checksum)  # a crash between: a rebuild, no harm
         os.replace(tmp, path)
 
     @classmethod
@@ -78,6 +88,14 @@ class UsearchIndex:
         """Restore a saved index if it holds exactly ``categories``' keys; None means rebuild."""
         if not path.is_file():
             return None
+        checksum = _checksum_path(path)
+        if checksum.is_file():
+            with path.open("rb") as handle:
+                digest = hashlib.file_digest(handle, "sha256").hexdigest()
+            if checksum.read_text().strip() != digest:
+                log.error("kNN index %s is damaged (its checksum does not match): rebuilding it from the %d labels "
+                          "in the state database", path, len(categories))
+                return None
         try:
             restored = Index.restore(str(path))
         except Exception as exc:  # usearch raises plain RuntimeError/ValueError on damaged files

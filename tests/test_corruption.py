@@ -1,0 +1,90 @@
+"""A damaged state database or kNN index is noticed at start and restored or rebuilt, with one clear line."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from photosorter.adapters.sqlite import backup_folder
+from photosorter.adapters.state import SqliteState
+from photosorter.ml.index import UsearchIndex
+from tests.conftest import write_photo
+
+
+def cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "photosorter", *map(str, args)], capture_output=True, text=True,
+                          timeout=120)
+
+
+@pytest.fixture
+def sorted_library(tmp_path: Path, tiny_model: Path) -> tuple[list[str], Path]:
+    """A library of 6 sorted photos, one labelled; the state database has a backup (taken at label's start)."""
+    for i in range(6):
+        write_photo(tmp_path / "inbox", f"IMG_{i}.jpg", (220, 20, 20), noise_seed=i)
+    common = ["--library", str(tmp_path / "library"), "--data", str(tmp_path / "data"), "--model", str(tiny_model)]
+    assert cli("sort", tmp_path / "inbox", *common).returncode == 0
+    assert cli("label", tmp_path / "library" / "food" / "IMG_0.jpg", "beer", *common).returncode == 0
+    return common, tmp_path / "data" / "state.sqlite3"
+
+
+def photo_count(path: Path) -> int:
+    state = SqliteState(path)
+    try:
+        return sum(state.library_counts().values())
+    finally:
+        state.close()
+
+
+def test_an_emptied_state_database_is_restored_from_its_backup(sorted_library: tuple[list[str], Path]) -> None:
+    common, path = sorted_library
+    assert len(list(backup_folder(path).iterdir())) == 1
+    path.write_bytes(b"")
+    status = cli("status", *common)
+    assert status.returncode == 0
+    assert "was damaged (empty (0 bytes)): restored from the backup" in status.stderr
+    assert "food               6" in status.stdout  # as backed up when label started
+    assert list(path.parent.glob("state.sqlite3.damaged-*"))  # kept, never deleted
+
+
+def test_a_state_database_failing_its_integrity_check_is_restored(sorted_library: tuple[list[str], Path],
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    _, path = sorted_library
+    data = bytearray(path.read_bytes())
+    assert len(data) >= 4 * 4096
+    data[4096:3 * 4096] = b"\x5a" * (2 * 4096)  # pages 2 and 3 garbled
+    path.write_bytes(bytes(data))
+    with caplog.at_level(logging.ERROR):
+        assert photo_count(path) == 6
+    assert [r.getMessage().split(" (")[0] for r in caplog.records] == [f"the state database {path} was damaged"]
+
+
+def test_a_damaged_database_without_a_backup_is_kept_aside_and_said_so(tmp_path: Path,
+                                                                         caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "state.sqlite3"
+    path.write_bytes(b"SQLite format 3\x00" + b"\x01" * 5000)
+    with caplog.at_level(logging.ERROR):
+        assert photo_count(path) == 0
+    assert "no sound backup exists" in caplog.text
+    assert len(list(tmp_path.glob("state.sqlite3.damaged-*"))) == 1
+
+
+def test_a_knn_index_garbled_in_the_middle_is_rebuilt_not_trusted(tmp_path: Path,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    rng = np.random.default_rng(0)
+    index, path = UsearchIndex(16), tmp_path / "knn.usearch"
+    categories = {key: "food" for key in range(1, 41)}
+    for key in categories:
+        index.upsert(key, rng.normal(size=16).astype(np.float32), "food")
+    index.save(path)
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 64] = bytes(64)
+    path.write_bytes(bytes(data))
+    with caplog.at_level(logging.ERROR):
+        assert UsearchIndex.load(path, 16, categories) is None
+    assert "is damaged" in caplog.text
