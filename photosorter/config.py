@@ -217,6 +217,8 @@ OPTIONS: tuple[Option, ...] = (
     _("model_base_url", "model", "base_url", "", _text,
       "Mirror to download built-in models from instead of their public addresses."),
     _("model_threads", "model", "threads", 2, _int_between(1, 64), "CPU threads for inference."),
+    _("model_idle_minutes", "model", "idle_minutes", 5, _int_between(0, 1440),
+      "Minutes without work after which the models are unloaded to free memory; 0 keeps them loaded."),
     _("crop", "model", "crop", "center", _choice(*CROP_MODES),
       "Fit photos to the model input by centre crop or by padding."),
     # classify
@@ -301,6 +303,7 @@ class ModelSettings:
     cache: str
     base_url: str
     threads: int
+    idle_minutes: int
     crop: str
 
 

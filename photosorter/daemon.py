@@ -21,6 +21,7 @@ from photosorter.config import Settings
 from photosorter.core.drift import DriftReport
 from photosorter.core.schedule import Timer, local_day_start, next_daily
 from photosorter.errors import AuthRequiredError, PhotosorterError
+from photosorter.ml.lifetime import ModelLifetime
 from photosorter.pipeline import Sorter
 from photosorter.ports import Clock, MailWork, PhotoSource, Publisher, StateStore
 from photosorter.records import AuthState, CorrectionEvent, PhotoEvent, RunReport, StatusSnapshot, SyncProgress
@@ -56,7 +57,7 @@ class Daemon:
     def __init__(self, *, settings: Settings, sorter: Sorter, state: StateStore, clock: Clock, zone: ZoneInfo,
                  source: PhotoSource | None = None, publisher: Publisher | None = None,
                  mail: MailWork | None = None, incoming: Path | None = None,
-                 drift_check: Callable[[], DriftReport] | None = None) -> None:
+                 drift_check: Callable[[], DriftReport] | None = None, models: ModelLifetime | None = None) -> None:
         self.settings = settings
         self.sorter = sorter
         self.state = state
@@ -69,6 +70,7 @@ class Daemon:
         sorter.on_sorted = self.on_sorted
         sorter.on_corrected = self.on_corrected
         self.drift_check = drift_check
+        self.models = models  # loaded when work arrives, unloaded here after model_idle_minutes
         self.drift: DriftReport | None = None  # the latest daily drift check, for MQTT and the digest
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -144,6 +146,8 @@ class Daemon:
             self._heartbeat()
             now = self.clock.monotonic()
             wait = min((p.timer.next_at for p in self.parts.values()), default=now + MAX_SLEEP_S) - now
+            release_s = self.models.next_release_s() if self.models is not None else None
+            wait = min(wait, release_s) if release_s is not None else wait
             self._wake.wait(max(0.05, min(MAX_SLEEP_S, wait)))
             self._wake.clear()
         log.info("stopping")
@@ -156,6 +160,8 @@ class Daemon:
         status = self.status()  # one look at the state for both
         self._publish_status(status)
         self._remember_attention(status)
+        if self.models is not None:
+            self.models.release_idle()
 
     def _run_parts(self) -> None:
         for name, part in self.parts.items():

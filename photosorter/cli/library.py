@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from photosorter.ml.download import resolve_model
 from photosorter.ml.embedder import OnnxEmbedder
 from photosorter.ml.faces import OnnxFaces, resolve_face_models
 from photosorter.ml.index import UsearchIndex
+from photosorter.ml.lifetime import ModelLifetime
 from photosorter.ml.modelspec import ModelSpec
 from photosorter.ml.prior import ZeroShotPrior
 from photosorter.ml.selfcheck import check_on_this_cpu
@@ -49,7 +51,14 @@ def preview_folder(settings: Settings) -> Path:
     return settings.library.data / "previews"
 
 
-def build_face_stage(settings: Settings, state: SqliteState, *, required: bool = False) -> FaceStage | None:
+def model_lifetime(settings: Settings, clock: Callable[[], float] = time.monotonic) -> ModelLifetime:
+    """Holds the models of one process; a daemon lets them go after ``model_idle_minutes`` (0: never)."""
+    minutes = settings.model.idle_minutes
+    return ModelLifetime(minutes * 60.0 if minutes else None, clock)
+
+
+def build_face_stage(settings: Settings, state: SqliteState, *, required: bool = False,
+                     lifetime: ModelLifetime | None = None) -> FaceStage | None:
     """The face stage, when the ``faces`` setting is on. Sorting goes on without it (one warning) when its
     models cannot be found; ``required`` (the ``me`` commands) makes that an error instead."""
     if not settings.faces.enabled:
@@ -63,7 +72,7 @@ def build_face_stage(settings: Settings, state: SqliteState, *, required: bool =
             raise
         log.warning("faces off for this run (me and people come from the whole image only): %s", exc.message)
         return None
-    return FaceStage(model=OnnxFaces(files, threads=settings.model.threads), store=state,
+    return FaceStage(model=OnnxFaces(files, threads=settings.model.threads, lifetime=lifetime), store=state,
                      data_dir=settings.library.data, me_threshold=settings.faces.me_threshold)
 
 
@@ -95,9 +104,13 @@ def open_model(settings: Settings) -> ModelSpec:
 
 
 def build_sorter(settings: Settings, state: SqliteState,
-                 on_sorted: Callable[[PhotoEvent], None] | None = None, *, faces_required: bool = False) -> Sorter:
+                 on_sorted: Callable[[PhotoEvent], None] | None = None, *, faces_required: bool = False,
+                 lifetime: ModelLifetime | None = None) -> Sorter:
+    """The sorter; ``lifetime`` (a daemon's, to unload idle models) defaults to one that keeps them."""
     spec = check_on_this_cpu(open_model(settings), settings.library.data, settings.model.threads)
-    embedder = OnnxEmbedder(spec, threads=settings.model.threads)
+    lifetime = lifetime or ModelLifetime()
+    embedder = OnnxEmbedder(spec, threads=settings.model.threads, lifetime=lifetime,
+                            cache_dir=settings.library.data / "cache", fastest_graph=True)
     prior = ZeroShotPrior(embedder, settings.classify.categories, settings.library.data / "cache")
     index_path = settings.library.data / f"knn-{spec.fingerprint}.usearch"
     labelled = state.labelled_embeddings(spec.fingerprint)
@@ -112,7 +125,7 @@ def build_sorter(settings: Settings, state: SqliteState,
     return Sorter(settings=settings, state=state, files=LocalFiles(settings.library.settle_seconds),
                   decoder=decode_image, embedder=embedder,
                   prior=prior, index=index, index_path=index_path, on_sorted=on_sorted,
-                  faces=build_face_stage(settings, state, required=faces_required),
+                  faces=build_face_stage(settings, state, required=faces_required, lifetime=lifetime),
                   previews=PreviewFolder(preview_folder(settings)))
 
 

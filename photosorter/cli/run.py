@@ -14,7 +14,7 @@ from types import FrameType
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from photosorter.cli.icloud import open_source, watch_codes
-from photosorter.cli.library import build_sorter, open_state
+from photosorter.cli.library import build_sorter, model_lifetime, open_state
 from photosorter.cli.mail import build_mail, watch_replies
 from photosorter.cli.mqtt import open_publisher
 from photosorter.config import Settings
@@ -64,11 +64,12 @@ def _mail(settings: Settings, sorter: Labeller, zone: ZoneInfo) -> MailFlow | No
 
 def run_daemon(args: argparse.Namespace, settings: Settings) -> int:
     state = open_state(settings)
-    sorter = build_sorter(settings, state)
     clock, zone = SystemClock(), local_zone()
+    models = model_lifetime(settings, clock.monotonic)
+    sorter = build_sorter(settings, state, lifetime=models)
     mail = _mail(settings, sorter, zone)
     daemon = Daemon(settings=settings, sorter=sorter, state=state, clock=clock, zone=zone,
-                    source=_icloud_source(settings), mail=mail,
+                    source=_icloud_source(settings), mail=mail, models=models,
                     drift_check=lambda: check_drift(state, sorter.model_id, clock.now(), zone))
     daemon.publisher = _publisher(settings, daemon)  # MQTT commands call back into the daemon
     if mail is not None:

@@ -2,33 +2,16 @@
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 
 from photosorter.errors import ModelError
+from photosorter.ml.lifetime import ModelLifetime
 from photosorter.ml.modelspec import ModelSpec
 from photosorter.ml.preprocess import to_tensor
-
-
-def _session(path: Path, threads: int) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    # intra_op: the CPU threads one inference may use; the box has 2 cores and decoding runs in
-    # parallel on another thread, so more would only contend.
-    options.intra_op_num_threads = threads
-    # inter_op: parallel branches; these graphs are chains, extra threads only add spin-wait overhead.
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    # Spinning threads burn the core the decoder needs between calls.
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    options.log_severity_level = 3
-    try:
-        return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # onnxruntime raises its own untyped errors
-        raise ModelError(f"cannot load model file {path}: {exc}") from exc
+from photosorter.ml.runtime import GraphChoice, choose_image_graph, open_session
 
 
 def _normalise(vectors: np.ndarray) -> np.ndarray:
@@ -38,24 +21,33 @@ def _normalise(vectors: np.ndarray) -> np.ndarray:
 
 
 class OnnxEmbedder:
-    """Loads lazily (under a lock) and runs the model folder described by ``spec``."""
+    """Runs the model folder described by ``spec``; its sessions are loaded when first needed and
+    released when idle by ``lifetime``. ``fastest_graph``: where the folder also holds the float32 graph,
+    run whichever is faster on this CPU (measured once, remembered in ``cache_dir``); otherwise, and for
+    evaluation and export checks that must not depend on the CPU, the graph the manifest names."""
 
-    def __init__(self, spec: ModelSpec, threads: int = 2) -> None:
+    def __init__(self, spec: ModelSpec, threads: int = 2, lifetime: ModelLifetime | None = None,
+                 cache_dir: Path | None = None, fastest_graph: bool = False) -> None:
         self.spec = spec
         self._threads = threads
-        self._lock = threading.Lock()
-        self._image: ort.InferenceSession | None = None
-        self._text: ort.InferenceSession | None = None
+        self.lifetime = lifetime or ModelLifetime()
+        self._cache_dir = cache_dir
+        self._fastest_graph = fastest_graph
+        self.graph: GraphChoice | None = None  # which image graph runs, known after the first load
 
     @property
     def max_batch(self) -> int:
         return self.spec.batch or 8
 
     def _image_session(self) -> ort.InferenceSession:
-        with self._lock:
-            if self._image is None:
-                self._image = _session(self.spec.folder / self.spec.image_file, self._threads)
-            return self._image
+        return self.lifetime.hold(f"{self.spec.name} image", self._load_image)
+
+    def _load_image(self) -> ort.InferenceSession:
+        if self.graph is None:  # the first load measures (or recalls) which graph is faster here
+            self.graph, session = choose_image_graph(self.spec, self._threads, self._cache_dir,
+                                                     measure=self._fastest_graph)
+            return session
+        return open_session(self.spec.folder / self.graph.file, self._threads)
 
     def embed_images(self, pixels: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
         """L2-normalised embeddings ``[n, d]`` and, for classifiers, class probabilities ``[n, classes]``."""
@@ -86,10 +78,8 @@ class OnnxEmbedder:
             raise ModelError(f"model {self.spec.name} has no text encoder")
         from tokenizers import Tokenizer  # only CLIP-family models need it
 
-        with self._lock:
-            if self._text is None:
-                self._text = _session(self.spec.folder / text.file, self._threads)
-            session = self._text
+        session = self.lifetime.hold(f"{self.spec.name} text",
+                                     lambda: open_session(self.spec.folder / text.file, self._threads))
         tokenizer = Tokenizer.from_file(str(self.spec.folder / text.tokenizer))
         tokenizer.enable_truncation(text.context_length)
         tokenizer.enable_padding(length=text.context_length, pad_id=tokenizer.token_to_id("<|endoftext|>") or 0)

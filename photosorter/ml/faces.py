@@ -14,7 +14,6 @@ Decoding, NMS and the alignment are plain numpy (and Pillow for the warp), pure 
 from __future__ import annotations
 
 import hashlib
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,8 +25,9 @@ from PIL import Image
 from photosorter.errors import ModelError
 from photosorter.ml.catalogue import FACE_CATALOGUE
 from photosorter.ml.download import embedded_folder, fetch_model
-from photosorter.ml.embedder import _session
+from photosorter.ml.lifetime import ModelLifetime
 from photosorter.ml.modelspec import sha256_file
+from photosorter.ml.runtime import open_session
 from photosorter.records import Face
 
 STRIDES = (8, 16, 32)
@@ -204,27 +204,20 @@ def resolve_face_models(setting: str, cache_dir: Path, base_url: str = "",
 
 
 class OnnxFaces:
-    """Detect and embed faces; each session is created on first use (under a lock)."""
+    """Detect and embed faces; each session is loaded on first use and released when idle by ``lifetime``."""
 
-    def __init__(self, files: FaceModelFiles, threads: int = 2) -> None:
+    def __init__(self, files: FaceModelFiles, threads: int = 2, lifetime: ModelLifetime | None = None) -> None:
         self.files = files
         self.fingerprint = files.fingerprint
         self._threads = threads
-        self._lock = threading.Lock()
-        self._detector: ort.InferenceSession | None = None
-        self._embedder: ort.InferenceSession | None = None
+        self.lifetime = lifetime or ModelLifetime()
 
-    def _sessions(self) -> tuple[ort.InferenceSession, ort.InferenceSession]:
-        with self._lock:
-            if self._detector is None:
-                self._detector = _session(self.files.detector, self._threads)
-            if self._embedder is None:
-                self._embedder = _session(self.files.embedder, self._threads)
-            return self._detector, self._embedder
+    def _session(self, path: Path) -> ort.InferenceSession:
+        return self.lifetime.hold(f"faces {path.stem}", lambda: open_session(path, self._threads))
 
     def analyse(self, image: np.ndarray) -> tuple[list[Face], np.ndarray]:
         """Faces in an RGB ``[h, w, 3]`` uint8 photo (numbered left to right) and their embeddings ``[n, 256]``."""
-        detector, _ = self._sessions()
+        detector = self._session(self.files.detector)
         small, tensor = detector_input(image)
         try:
             names = [output.name for output in detector.get_outputs()]
@@ -242,7 +235,7 @@ class OnnxFaces:
 
     def embed_aligned(self, crops: list[np.ndarray]) -> np.ndarray:
         """Embeddings ``[n, 256]`` (unit length) of aligned 112x112 RGB faces."""
-        _, embedder = self._sessions()
+        embedder = self._session(self.files.embedder)
         batch = np.ascontiguousarray(np.stack(crops).astype(np.float32).transpose(0, 3, 1, 2))
         try:
             (result,) = embedder.run(["embedding"], {"data": batch})

@@ -225,3 +225,9 @@ def check_on_this_cpu(spec: ModelSpec, data_dir: Path, threads: int = 1) -> Mode
 
 def _with_graph(spec: ModelSpec, float_graph: dict[str, Any]) -> ModelSpec:
     return dataclasses.replace(spec, image_file=str(float_graph["file"]))
+
+
+def float_graph_of(spec: ModelSpec) -> dict[str, Any] | None:
+    """The float32 image graph the manifest names beside the quantized one (``file``, ``sha256``), if any."""
+    graph = (_load_entry(spec.self_check) or {}).get("float_graph")
+    return graph if isinstance(graph, dict) and graph.get("file") else None

@@ -1,0 +1,94 @@
+"""Models are loaded when work arrives and let go after ``model_idle_minutes`` without use.
+
+A CLIP image tower, its text tower and the two face models hold a few hundred MB between them; a
+Home Assistant box that sorts a handful of photos every 15 minutes should not carry that all day
+(Immich's machine-learning service unloads its models the same way). One ``ModelLifetime`` per
+process holds every session under a key; ``hold`` loads on first use, ``release_idle`` (called by
+the daemon's loop) drops each session unused for the idle time, then hands the freed memory back to
+the system (glibc keeps freed arenas otherwise).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import TypeVar, cast
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+def _trim_heap() -> None:
+    """Give freed heap pages back to the system (glibc's malloc_trim; a no-op elsewhere)."""
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+        if libc is not None and hasattr(libc, "malloc_trim"):
+            libc.malloc_trim(0)
+    except OSError:
+        pass
+
+
+class ModelLifetime:
+    """Sessions by key, each loaded on first use and released ``idle_s`` after its last use
+    (``idle_s`` None: kept for the life of the process, as a one-shot command wants)."""
+
+    def __init__(self, idle_s: float | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+        self.idle_s = idle_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._held: dict[str, object] = {}
+        self._used: dict[str, float] = {}
+
+    def hold(self, key: str, load: Callable[[], T]) -> T:
+        """The session under ``key``, loading it now if it is not held (the lock makes one load, not two)."""
+        with self._lock:
+            if key not in self._held:
+                started = time.perf_counter()
+                self._held[key] = load()
+                log.debug("loaded %s in %.0f ms", key, (time.perf_counter() - started) * 1000)
+            self._used[key] = self._clock()
+            return cast(T, self._held[key])
+
+    def put(self, key: str, session: object) -> None:
+        """Hold a session loaded elsewhere (the int8/float32 measurement loads before it knows the winner)."""
+        with self._lock:
+            self._held[key] = session
+            self._used[key] = self._clock()
+
+    @property
+    def held(self) -> tuple[str, ...]:
+        with self._lock:
+            return tuple(self._held)
+
+    def next_release_s(self) -> float | None:
+        """Seconds until the next session becomes idle enough to release; None when nothing will be."""
+        with self._lock:
+            if self.idle_s is None or not self._used:
+                return None
+            return max(0.0, min(self._used.values()) + self.idle_s - self._clock())
+
+    def release_idle(self) -> tuple[str, ...]:
+        """Release each session unused for the idle time; returns their keys."""
+        if self.idle_s is None:
+            return ()
+        with self._lock:
+            now = self._clock()
+            idle = tuple(key for key, used in self._used.items() if now - used >= self.idle_s)
+            for key in idle:
+                del self._held[key], self._used[key]
+        if idle:
+            _trim_heap()
+            log.info("models idle for %.0f min, unloaded: %s", self.idle_s / 60, ", ".join(idle))
+        return idle
+
+    def release_all(self) -> None:
+        with self._lock:
+            self._held.clear()
+            self._used.clear()
+        _trim_heap()
