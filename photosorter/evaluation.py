@@ -4,20 +4,35 @@ keeps every near-duplicate group on one side of each split, and a labels-per-cat
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from photosorter.core.categories import FALLBACK
 from photosorter.core.classify import blend, decide, knn_evidence_matrix, label_reliability, label_trust
 from photosorter.core.metrics import accuracy, confusion_matrix, group_folds, knn_vote_matrix, per_category
+from photosorter.core.placement import UNSURE_FOLDER
+from photosorter.core.signals import NO_SIGNALS, Signals, apply_signals
 from photosorter.core.similarity import NEAR_DUPLICATE_BITS, SimilarityScale, dhash, hamming, similarity_scale
 from photosorter.errors import ImageError
+from photosorter.evalprotocols import (
+    Sortable,
+    Thresholds,
+    coverage,
+    cross_set,
+    decisions,
+    distributions,
+    leave_one_source_out,
+    scores,
+    user_loop,
+)
 from photosorter.ml.preprocess import fit_to_input, gray_thumbnail
 from photosorter.ports import Decoder, Embedder, PhotoFiles
 
@@ -33,13 +48,20 @@ class LabelledSet:
     embeddings: np.ndarray
     class_probs: np.ndarray | None
     groups: list[int]
+    sources: list[str] = field(default_factory=list)  # where each photo came from (manifest.csv), else its group
+    signals: list[Signals] = field(default_factory=list)
+
+
+Scan = Callable[[bytes, Image.Image], Signals]  # the sorter's signal stages on one decoded photo
 
 
 def embed_labelled_folder(folder: Path, embedder: Embedder, decoder: Decoder, files: PhotoFiles,
-                          crop: str = "center") -> LabelledSet:
+                          crop: str = "center", scan: Scan | None = None) -> LabelledSet:
+    """Embed every photo of ``folder/<category>/*`` once (and run ``scan`` on it); sources come from a
+    ``manifest.csv`` (column ``source_repo``) in the folder or its parent, else near-duplicate groups."""
     spec = embedder.spec.preprocess
     seen: set[str] = set()
-    paths, labels, pixels, hashes = [], [], [], []
+    paths, labels, pixels, hashes, signals = [], [], [], [], []
     for path in sorted(p for p in folder.glob("*/*") if p.is_file()):
         data = files.read(path)
         digest = hashlib.sha256(data).hexdigest()
@@ -56,8 +78,22 @@ def embed_labelled_folder(folder: Path, embedder: Embedder, decoder: Decoder, fi
         labels.append(path.parent.name)
         pixels.append(fit_to_input(image, spec, crop))
         hashes.append(dhash(gray_thumbnail(image)))
+        signals.append(scan(data, image) if scan is not None else NO_SIGNALS)
     embeddings, probs = embedder.embed_images(pixels)
-    return LabelledSet(paths, labels, embeddings, probs, near_duplicate_groups(hashes))
+    groups = near_duplicate_groups(hashes)
+    known = read_sources(folder)
+    sources = [known.get(path.resolve(), f"group-{group}") for path, group in zip(paths, groups, strict=True)]
+    return LabelledSet(paths, labels, embeddings, probs, groups, sources, signals)
+
+
+def read_sources(folder: Path) -> dict[Path, str]:
+    """Photo path -> ``source_repo`` from the first ``manifest.csv`` in ``folder`` or its parent."""
+    for manifest in (folder / "manifest.csv", folder.parent / "manifest.csv"):
+        if manifest.is_file():
+            with manifest.open(encoding="utf-8", newline="") as handle:
+                return {(manifest.parent / row["path"]).resolve(): row["source_repo"]
+                        for row in csv.DictReader(handle) if row.get("path") and row.get("source_repo")}
+    return {}
 
 
 def near_duplicate_groups(hashes: list[int]) -> list[int]:
@@ -102,13 +138,20 @@ def dataset_hash(data: LabelledSet, root: Path) -> str:
 
 
 def _decide(distribution: np.ndarray, rules: Rules) -> str:
-    return decide(distribution, rules.categories, unsure_margin=rules.unsure_margin,
-                  other_min_score=rules.other_min_score, fallback=FALLBACK).category
+    prediction = decide(distribution, rules.categories, unsure_margin=rules.unsure_margin,
+                        other_min_score=rules.other_min_score, fallback=FALLBACK)
+    return UNSURE_FOLDER if prediction.unsure else prediction.category
+
+
+def _with_signals(data: LabelledSet, row: int, distribution: np.ndarray, rules: Rules) -> np.ndarray:
+    return apply_signals(distribution, rules.categories, data.signals[row]) if data.signals else distribution
 
 
 def _scores(truth: Sequence[str], predicted: Sequence[str], categories: Sequence[str]) -> dict[str, Any]:
-    present = [c for c in categories if c in set(truth) | set(predicted)]
-    return {"accuracy": accuracy(truth, predicted), "per_category": per_category(truth, predicted, present),
+    """Accuracy counts ``_unsure`` as not right; the confusion matrix has an ``_unsure`` column."""
+    present = [c for c in (*categories, UNSURE_FOLDER) if c in set(truth) | set(predicted)]
+    return {"accuracy": accuracy(truth, predicted), "unsure": sum(p == UNSURE_FOLDER for p in predicted),
+            "per_category": per_category(truth, predicted, [c for c in present if c != UNSURE_FOLDER]),
             "confusion": {"categories": present, "matrix": confusion_matrix(truth, predicted, present)}}
 
 
@@ -125,7 +168,7 @@ def _predict_fold(data: LabelledSet, priors: np.ndarray, train: np.ndarray, test
     knn, blended = [], []
     for row, index in enumerate(test):
         knn.append(rules.categories[int(np.argmax(votes[row]))])
-        blended.append(_decide(blend(priors[index], evidence[row], trust), rules))
+        blended.append(_decide(_with_signals(data, index, blend(priors[index], evidence[row], trust), rules), rules))
     return knn, blended
 
 
@@ -149,7 +192,7 @@ def cross_validate(data: LabelledSet, priors: np.ndarray, rules: Rules, folds: i
     fold = group_folds(data.labels, data.groups, folds, seed)
     truth = data.labels
     scale = similarity_scale(data.embeddings)  # no labels used: the product measures it on every photo it sees
-    zero_shot = [_decide(prior, rules) for prior in priors]
+    zero_shot = [_decide(_with_signals(data, i, prior, rules), rules) for i, prior in enumerate(priors)]
     knn: list[str] = [""] * len(truth)
     blended: list[str] = [""] * len(truth)
     for number in range(folds):
@@ -180,3 +223,40 @@ def cross_validate(data: LabelledSet, priors: np.ndarray, rules: Rules, folds: i
             "blend": _scores(truth, blended, rules.categories), "labels_curve": curve,
             "split": {"folds": folds, "seed": seed, "photos": len(truth), "near_duplicate_groups": shared,
                       "fold_sizes": [int((fold == n).sum()) for n in range(folds)]}}
+
+
+# the protocols of evalprotocols.py on an embedded set ------------------------------------------------
+def sortable(data: LabelledSet, priors: np.ndarray, categories: Sequence[str], without: str = "") -> Sortable:
+    """The set as the protocols see it; ``without`` names one signal to leave out."""
+    signals = [replace(s, **{without: None}) if without else s for s in data.signals] or \
+        [NO_SIGNALS] * len(data.labels)
+    return Sortable(data.embeddings, priors, list(data.labels), list(data.sources),
+                    lambda row, dist: apply_signals(dist, categories, signals[row]))
+
+
+def judge(data: LabelledSet, priors: np.ndarray, rules: Rules, seed: int = 0) -> dict[str, Any]:
+    """Zero-shot (with every signal, and without each), leave-one-source-out, the user loop and coverage."""
+    names = rules.categories
+    configured = Thresholds(rules.unsure_margin, rules.other_min_score)
+    whole = sortable(data, priors, names)
+    scale = similarity_scale(data.embeddings)
+    zero = distributions(whole, None, names, rules.knn_k, rules.knn_trust_labels, scale)
+    ablation = {}
+    for name in (f.name for f in fields(Signals)):
+        if any(getattr(s, name) is not None for s in data.signals):
+            without = distributions(sortable(data, priors, names, name), None, names, rules.knn_k,
+                                    rules.knn_trust_labels, scale)
+            ablation[name] = scores(data.labels, decisions(without, names, configured), names)["accuracy"]
+    return {"zero_shot_signals": {**scores(data.labels, decisions(zero, names, configured), names),
+                                  "without": ablation},
+            "loso": leave_one_source_out(whole, names, rules.knn_k, rules.knn_trust_labels, configured),
+            "user_loop": user_loop(whole, names, rules.knn_k, rules.knn_trust_labels, configured, seed=seed),
+            "coverage": coverage(zero, data.labels, names, rules.other_min_score)}
+
+
+def judge_cross(train: LabelledSet, train_priors: np.ndarray, test: LabelledSet, test_priors: np.ndarray,
+                rules: Rules) -> dict[str, Any]:
+    """Label every photo of ``train`` and sort ``test``."""
+    names = rules.categories
+    return cross_set(sortable(train, train_priors, names), sortable(test, test_priors, names), names,
+                     rules.knn_k, rules.knn_trust_labels, Thresholds(rules.unsure_margin, rules.other_min_score))

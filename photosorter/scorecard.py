@@ -30,6 +30,13 @@ def append_run(result: dict[str, Any], log_path: Path) -> None:
     line = {**result["run"], "zero_shot": result["zero_shot"]["accuracy"], "knn": result["knn"]["accuracy"],
             "blend": result["blend"]["accuracy"], "labels_curve": result["labels_curve"],
             "variants": result.get("variants", {})}
+    if "loso" in result:
+        line.update({"zero_shot_signals": result["zero_shot_signals"]["accuracy"],
+                     "loso": result["loso"]["blend"]["accuracy"], "user_loop": result["user_loop"]["accuracy"],
+                     "unsure": result["zero_shot_signals"]["unsure"]})
+    cross = result.get("cross_set")
+    if cross:
+        line["cross_set"] = cross["label_other_sort_this"]["blend"]["accuracy"]
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("a", encoding="utf-8") as handle:
         handle.write(json.dumps(line) + "\n")

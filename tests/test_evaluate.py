@@ -24,6 +24,8 @@ from tests.conftest import shared_path
 
 ZERO_SHOT_FLOOR = 0.85  # ../shared/eval/README.md (zero-shot, no labels)
 KNN_FLOOR = 0.80  # ../shared/eval/README.md (kNN k=5 leave-one-out, near-duplicates held out)
+CROSS_SET_FLOOR = 0.85  # issue 12: label ../shared/eval, sort ../shared/eval-wild
+USER_LOOP_FLOOR = 0.85  # issue 12: 5 labels per category, sort the rest
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +33,8 @@ def shared_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, obje
     work = tmp_path_factory.mktemp("evaluate")
     out = work / "out" / "mobilenet.json"
     code = main(["evaluate", str(shared_path("eval", "photos")), "--model", str(shared_path("models", "mobilenet-v2")),
-                 "--json", str(out), "--data", str(work / "data"), "--folds", "0", "--log-level", "warning"])
+                 "--against", str(shared_path("eval-wild", "photos")), "--json", str(out),
+                 "--data", str(work / "data"), "--folds", "0", "--log-level", "warning"])
     assert code == 0
     return json.loads(out.read_text()), out, work / "data"
 
@@ -43,6 +46,25 @@ def test_zero_shot_reaches_the_floor(shared_run: tuple[dict[str, object], Path, 
 
 def test_knn_leave_one_group_out_reaches_the_floor(shared_run: tuple[dict[str, object], Path, Path]) -> None:
     assert shared_run[0]["knn"]["accuracy"] >= KNN_FLOOR  # type: ignore[index]
+
+
+def test_labelling_eval_sorts_the_wild_photos_above_the_floor(shared_run: tuple[dict[str, object], Path, Path]) -> None:
+    cross = shared_run[0]["cross_set"]["label_this_sort_other"]  # type: ignore[index]
+    assert cross["blend"]["accuracy"] >= CROSS_SET_FLOOR  # configured thresholds
+    assert cross["blend_thresholds_from_train"]["accuracy"] >= CROSS_SET_FLOOR  # chosen on eval alone
+
+
+def test_the_user_loop_with_five_labels_per_category_reaches_the_floor(
+        shared_run: tuple[dict[str, object], Path, Path]) -> None:
+    loop = shared_run[0]["user_loop"]
+    assert loop["labels_per_category"] == [1, 3, 5, 10]  # type: ignore[index]
+    assert loop["accuracy"][2] >= USER_LOOP_FLOOR  # type: ignore[index]
+
+
+def test_leave_one_source_out_keeps_each_source_on_one_side(shared_run: tuple[dict[str, object], Path, Path]) -> None:
+    loso = shared_run[0]["loso"]
+    assert loso["sources"] == 7  # type: ignore[index]  # source_repo of ../shared/eval/manifest.csv
+    assert loso["blend"]["photos"] == 197  # type: ignore[index]
 
 
 def test_json_has_each_method_with_accuracy_and_per_category(
@@ -74,6 +96,8 @@ def test_run_record_png_and_runs_log(shared_run: tuple[dict[str, object], Path, 
     assert main(["evaluate", "--compare", "--data", str(data)]) == 0
     table = capsys.readouterr().out
     assert "mobilenet-v2" in table and run["dataset_hash"] in table  # type: ignore[index]
+    logged = json.loads((data / "evaluations.jsonl").read_text().splitlines()[-1])
+    assert {"git_revision", "settings", "loso", "user_loop", "cross_set", "zero_shot_signals"} <= set(logged)
 
 
 def jpeg(array: np.ndarray, quality: int = 90) -> bytes:

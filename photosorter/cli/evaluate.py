@@ -4,20 +4,37 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import logging
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from photosorter import __version__, scorecard
 from photosorter.adapters.files import LocalFiles
 from photosorter.adapters.images import decode_image
 from photosorter.config import CROP_MODES, Settings
-from photosorter.errors import ConfigError
-from photosorter.evaluation import LabelledSet, Rules, cross_validate, dataset_hash, embed_labelled_folder
+from photosorter.core.faces import judge_faces
+from photosorter.core.signals import Signals
+from photosorter.errors import ConfigError, ModelError
+from photosorter.evaluation import (
+    LabelledSet,
+    Rules,
+    Scan,
+    cross_validate,
+    dataset_hash,
+    embed_labelled_folder,
+    judge,
+    judge_cross,
+)
 from photosorter.ml.download import resolve_model
 from photosorter.ml.embedder import OnnxEmbedder
+from photosorter.ml.faces import OnnxFaces, resolve_face_models
 from photosorter.ml.prior import ZeroShotPrior
+
+log = logging.getLogger(__name__)
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
@@ -29,6 +46,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], comm
     evaluate.add_argument("--folds", type=int, default=5,
                           help="cross-validation folds (default: %(default)s; 0: leave one near-duplicate group out)")
     evaluate.add_argument("--seed", type=int, default=0, help="seed for folds and label draws")
+    evaluate.add_argument("--against", type=Path, metavar="FOLDER",
+                          help="a second labelled folder: label all of one, sort the other, both ways (cross-set)")
     evaluate.set_defaults(handler=run_evaluate)
 
 
@@ -46,7 +65,9 @@ def run_evaluate(args: argparse.Namespace, settings: Settings) -> int:
         raise ConfigError([f"evaluate: {args.folder} is not a folder"])
     if args.folds < 2 and args.folds != 0:
         raise ConfigError(["evaluate: --folds must be at least 2 (or 0: leave one group out)"])
-    result = evaluate_folder(args.folder, settings, folds=args.folds, seed=args.seed)
+    if args.against is not None and not args.against.is_dir():
+        raise ConfigError([f"evaluate: {args.against} is not a folder"])
+    result = evaluate_folder(args.folder, settings, folds=args.folds, seed=args.seed, against=args.against)
     stamp = result["run"]["date"].replace(":", "").replace("-", "")[:15]
     out = args.json or settings.library.data / "evaluations" / f"{stamp}-{result['run']['dataset_hash']}.json"
     scorecard.write_json(result, out)
@@ -61,41 +82,83 @@ def run_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def evaluate_folder(folder: Path, settings: Settings, folds: int = 5, seed: int = 0) -> dict[str, Any]:
+def _embed(folder: Path, settings: Settings, embedder: OnnxEmbedder, prior: ZeroShotPrior, crop: str,
+           scan: Scan | None) -> tuple[LabelledSet, np.ndarray]:
+    data = embed_labelled_folder(folder, embedder, decode_image, LocalFiles(), crop=crop, scan=scan)
+    if not data.paths:
+        raise ConfigError([f"evaluate: no readable photos in {folder}/<category>/"])
+    unknown = sorted(set(data.labels) - set(settings.classify.names))
+    if unknown:
+        raise ConfigError([f"evaluate: folders {', '.join(unknown)} are not categories "
+                           f"(known: {', '.join(settings.classify.names)})"])
+    probs = data.class_probs
+    return data, np.stack([prior(e, probs[i] if probs is not None else None) for i, e in enumerate(data.embeddings)])
+
+
+def evaluate_folder(folder: Path, settings: Settings, folds: int = 5, seed: int = 0,
+                    against: Path | None = None) -> dict[str, Any]:
     spec = resolve_model(settings.model.name, settings.model_cache_dir, settings.model.base_url)
     embedder = OnnxEmbedder(spec, threads=settings.model.threads)
     prior = ZeroShotPrior(embedder, settings.classify.categories, settings.library.data / "cache")
     classify = settings.classify
     rules = Rules(classify.names, classify.knn_k, classify.knn_trust_labels, classify.unsure_margin,
                   classify.other_min_score)
+    scan, signals_on = build_scan(settings)
     results: dict[str, dict[str, Any]] = {}
-    chosen: LabelledSet | None = None
+    chosen: tuple[LabelledSet, np.ndarray] | None = None
     for crop in (settings.model.crop, *[c for c in CROP_MODES if c != settings.model.crop]):
-        data = embed_labelled_folder(folder, embedder, decode_image, LocalFiles(), crop=crop)
-        if not data.paths:
-            raise ConfigError([f"evaluate: no readable photos in {folder}/<category>/"])
-        unknown = sorted(set(data.labels) - set(classify.names))
-        if unknown:
-            raise ConfigError([f"evaluate: folders {', '.join(unknown)} are not categories "
-                               f"(known: {', '.join(classify.names)})"])
-        probs = data.class_probs
-        priors = np.stack([prior(e, probs[i] if probs is not None else None) for i, e in enumerate(data.embeddings)])
+        data, priors = _embed(folder, settings, embedder, prior, crop, scan if chosen is None else None)
         results[crop] = cross_validate(data, priors, rules, folds=folds, seed=seed)
-        chosen = chosen or data
+        chosen = chosen or (data, priors)
     assert chosen is not None
     result = results[settings.model.crop]
+    result.update(judge(*chosen, rules, seed=seed))
+    if against is not None:
+        other = _embed(against, settings, embedder, prior, settings.model.crop, scan)
+        result["cross_set"] = {"label_this_sort_other": judge_cross(*chosen, *other, rules),
+                               "label_other_sort_this": judge_cross(*other, *chosen, rules),
+                               "other": str(against)}
     result["variants"] = {crop: {key: r[key]["accuracy"] for key in ("zero_shot", "knn", "blend")}
                           for crop, r in results.items()}
     result["run"] = {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "photosorter": __version__,
         "model": spec.name, "model_fingerprint": spec.fingerprint, "dataset": str(folder),
-        "dataset_hash": dataset_hash(chosen, folder),
-        "categories": {c: chosen.labels.count(c) for c in sorted(set(chosen.labels))},
+        "dataset_hash": dataset_hash(chosen[0], folder), "git_revision": git_revision(),
+        "categories": {c: chosen[0].labels.count(c) for c in sorted(set(chosen[0].labels))},
         "settings": {"crop": settings.model.crop, "knn_k": classify.knn_k,
                      "knn_trust_labels": classify.knn_trust_labels, "unsure_margin": classify.unsure_margin,
-                     "other_min_score": classify.other_min_score, "folds": folds, "seed": seed},
+                     "other_min_score": classify.other_min_score, "folds": folds, "seed": seed,
+                     "signals": signals_on},
     }
     return result
+
+
+def build_scan(settings: Settings) -> tuple[Scan | None, list[str]]:
+    """The sorter's signal stages for an evaluation (faces when on and their models are found)."""
+    if not settings.faces.enabled:
+        return None, []
+    try:
+        faces = OnnxFaces(resolve_face_models(settings.faces.model, settings.model_cache_dir,
+                                              settings.model.base_url), threads=settings.model.threads)
+    except ModelError as exc:
+        log.warning("evaluation without faces: %s", exc.message)
+        return None, []
+
+    def scan(data: bytes, image: Image.Image) -> Signals:
+        found, _ = faces.analyse(np.asarray(image.convert("RGB")))
+        return Signals(faces=judge_faces(found, [-1.0] * len(found), me_threshold=settings.faces.me_threshold))
+
+    return scan, ["faces"]
+
+
+def git_revision() -> str:
+    """The checkout's commit when photosorter runs from a git work tree, else the empty string."""
+    try:
+        done = subprocess.run(["git", "-C", str(Path(__file__).parent), "rev-parse", "--short=12", "HEAD"],
+                              capture_output=True, text=True, timeout=10, check=False)
+    except OSError:
+        return ""
+    return done.stdout.strip() if done.returncode == 0 else ""
 
 
 def print_summary(result: dict[str, Any]) -> None:
@@ -114,3 +177,39 @@ def print_summary(result: dict[str, Any]) -> None:
     print("labels per category: " + "  ".join(
         f"{n}: kNN {k:.3f} blend {b:.3f}" for n, k, b in zip(curve["labels_per_category"], curve["knn"],
                                                             curve["blend"], strict=True)))
+    print_protocols(result)
+
+
+def print_protocols(result: dict[str, Any]) -> None:
+    """The table the README shows: accuracy (``_unsure`` counts as not right) per category and overall."""
+    loop = result["user_loop"]
+    five = loop["labels_per_category"].index(5) if 5 in loop["labels_per_category"] else -1
+    columns: list[tuple[str, dict[str, Any]]] = [
+        ("zero-shot", result["zero_shot_signals"]),
+        ("LOSO", result["loso"]["blend"]),
+        ("LOSO*", result["loso"]["blend_inner_thresholds"]),
+    ]
+    if five >= 0:
+        columns.append(("loop K=5", {"accuracy": loop["accuracy"][five], "unsure": loop["unsure"][five],
+                                     "recall": loop["recall"][five]}))
+    cross = result.get("cross_set")
+    if cross:
+        columns.append(("cross", cross["label_other_sort_this"]["blend"]))
+        columns.append(("cross*", cross["label_other_sort_this"]["blend_thresholds_from_train"]))
+    print("accuracy (_unsure counts as wrong; * = thresholds chosen inside the training side)")
+    print(f"{'':<14}" + "".join(f"{name:>11}" for name, _ in columns))
+    print(f"{'all':<14}" + "".join(f"{col['accuracy']:>11.3f}" for _, col in columns))
+    print(f"{'unsure':<14}" + "".join(f"{col['unsure']:>11}" for _, col in columns))
+    for category in result["zero_shot_signals"]["recall"]:
+        print(f"{category:<14}" + "".join(f"{col['recall'].get(category, 0.0):>11.2f}" for _, col in columns))
+    print("user loop (K labels per category, sort the rest): " + "  ".join(
+        f"{k}: {a:.3f}" for k, a in zip(loop["labels_per_category"], loop["accuracy"], strict=True)))
+    without = result["zero_shot_signals"]["without"]
+    if without:
+        print("zero-shot without each signal: " + "  ".join(f"{k}: {v:.3f}" for k, v in without.items()))
+    print("coverage (unsure margin: placed, accuracy of placed): " + "  ".join(
+        f"{row['unsure_margin']}: {row['placed']:.2f} {row['accuracy_of_placed']:.3f}" for row in result["coverage"]))
+    if cross:
+        back = cross["label_this_sort_other"]
+        print(f"cross-set: label {result['run']['dataset']}, sort {cross['other']}: {back['blend']['accuracy']:.3f} "
+              f"(thresholds from the labelled side {back['blend_thresholds_from_train']['accuracy']:.3f})")
