@@ -27,11 +27,15 @@ ADDON_DEFAULTS: dict[str, Any] = {
     "data": "/data",
     "inbox": "/share/photosorter/inbox",
     "reply_senders": [],
+    "web_port": 8099,  # = ingress_port: the Supervisor's ingress proxy (172.30.32.2) connects to it
+    "web_host": "0.0.0.0",  # the add-on's own network; only the ingress proxy's address is served
 }
+INGRESS_PORT = 8099
 TITLES = {"knn_k": "kNN neighbours", "knn_trust_labels": "Labels before kNN is trusted", "apple_id": "Apple ID",
           "apple_password": "Apple ID password", "mqtt_tls": "MQTT over TLS", "mail_from": "Digest sender",
           "mail_to": "Digest recipient", "icloud_china_mainland": "iCloud China mainland",
-          "model_base_url": "Model mirror URL", "smtp_security": "SMTP security", "imap_security": "IMAP security"}
+          "model_base_url": "Model mirror URL", "web_port": "Web page port",
+          "web_host": "Web page address", "smtp_security": "SMTP security", "imap_security": "IMAP security"}
 
 MANIFEST_HEAD: dict[str, Any] = {
     "name": "Photosorter",
@@ -48,6 +52,10 @@ MANIFEST_HEAD: dict[str, Any] = {
     "map": ["media:rw", "share:rw", "ssl:ro"],  # ssl: certificates, e.g. a self-signed broker's CA
     "backup_exclude": ["models/*", "cache/*", "incoming/*", "previews/*"],
     "timeout": 20,
+    "ingress": True,  # the page (photosorter/web) in Home Assistant's sidebar, through its login
+    "ingress_port": INGRESS_PORT,
+    "panel_icon": "mdi:image-multiple",
+    "panel_title": "Photos",
 }
 
 

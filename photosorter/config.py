@@ -1,4 +1,4 @@
-"""One frozen ``Settings`` object (sections: library, model, classify, faces, icloud, mqtt, mail), loaded from
+"""One frozen ``Settings`` object (sections: library, model, classify, faces, icloud, mqtt, mail, web), loaded from
 defaults, the add-on's /data/options.json, ``.env``, the environment and the command line.
 
 Precedence (later wins): built-in defaults < saved (``<data>/settings.json``, written by ``photosorter init``
@@ -281,6 +281,11 @@ OPTIONS: tuple[Option, ...] = (
     _("imap_folder", "mail", "imap_folder", "INBOX", _text, "IMAP folder to read replies from."),
     _("reply_senders", "mail", "reply_senders", "", _address_list,
       "Addresses allowed to send corrections; empty means the digest recipient."),
+    # web
+    _("web_port", "web", "port", 0, _int_between(0, 65535),
+      "Port of the web page (review, library, map, health); 0: off. The add-on serves it through Ingress."),
+    _("web_host", "web", "host", "127.0.0.1", _text,
+      "Address the web page listens on; anyone who can reach it can relabel photos."),
     # general
     _("log_level", "general", "log_level", "info", _choice(*LOG_LEVELS),
       "How much to log: debug, info, warning, error."),
@@ -383,6 +388,16 @@ class MailSettings:
 
 
 @dataclass(frozen=True)
+class WebSettings:
+    port: int
+    host: str
+
+    @property
+    def enabled(self) -> bool:
+        return self.port > 0
+
+
+@dataclass(frozen=True)
 class GeneralSettings:
     log_level: str
 
@@ -397,6 +412,7 @@ class Settings:
     mail: MailSettings
     general: GeneralSettings = field(default_factory=lambda: GeneralSettings("info"))
     faces: FaceSettings = field(default_factory=lambda: FaceSettings(True, "yunet-mobileface", 0.5))
+    web: WebSettings = field(default_factory=lambda: WebSettings(0, "127.0.0.1"))
     # Where each option's value came from ("default", "saved (<file>)", "environment (PHOTOSORTER_X)", ...).
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
     # Things worth a warning that are not errors (an unknown PHOTOSORTER_ variable), for the CLI to log.
@@ -419,7 +435,7 @@ OTHER_VARIABLES = ("PHOTOSORTER_ICLOUD_SERVER", "PHOTOSORTER_SHARED", "PHOTOSORT
 
 _SECTIONS: dict[str, type] = {"library": LibrarySettings, "model": ModelSettings, "classify": ClassifySettings,
                               "icloud": IcloudSettings, "mqtt": MqttSettings, "mail": MailSettings,
-                              "general": GeneralSettings, "faces": FaceSettings}
+                              "general": GeneralSettings, "faces": FaceSettings, "web": WebSettings}
 
 
 def _variable_names(option: Option) -> tuple[str, ...]:

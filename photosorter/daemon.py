@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from photosorter.config import Settings
@@ -27,6 +30,8 @@ from photosorter.ports import Clock, MailWork, PhotoSource, Publisher, StateStor
 from photosorter.records import AuthState, CorrectionEvent, PhotoEvent, RunReport, StatusSnapshot, SyncProgress
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 HEARTBEAT_FILE = "heartbeat"
 MAX_SLEEP_S = 30.0
@@ -81,6 +86,7 @@ class Daemon:
         self._last_status: StatusSnapshot | None = None
         self._attention_saved: list[str] | None = None
         self._next_maintenance = next_daily(clock.now(), MAINTENANCE_AT, zone)
+        self._requests: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]]] = queue.SimpleQueue()
         self.parts: dict[str, Part] = {}
         if source is not None:
             self.parts["icloud"] = Part(Timer("icloud", settings.icloud.poll_minutes * 60.0), self._sync_icloud)
@@ -128,6 +134,36 @@ class Daemon:
         self._stop.set()
         self._wake.set()
 
+    def submit(self, work: Callable[[], T]) -> Future[T]:
+        """Run ``work`` on the daemon's thread, at once when idle, else between two photos of a sort or
+        sync: a label from the web page uses the sorter's state connection and kNN index, which only
+        this thread touches."""
+        future: Future[T] = Future()
+        if self._stop.is_set():
+            future.set_exception(PhotosorterError("photosorter is stopping; try again when it is back"))
+            return future
+        self._requests.put((work, future))
+        self._wake.set()
+        return future
+
+    def _run_requests(self) -> None:
+        while True:
+            try:
+                work, future = self._requests.get_nowait()
+            except queue.Empty:
+                return
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(work())
+            except Exception as exc:  # handed to whoever asked (the web page answers with it)
+                future.set_exception(exc)
+
+    def _between_photos(self) -> bool:
+        """The stop check of a sort or sync: also the moment to run what the web page asked for."""
+        self._run_requests()
+        return self._stop.is_set()
+
     @property
     def stopping(self) -> bool:
         return self._stop.is_set()
@@ -150,13 +186,16 @@ class Daemon:
             wait = min(wait, release_s) if release_s is not None else wait
             self._wake.wait(max(0.05, min(MAX_SLEEP_S, wait)))
             self._wake.clear()
+        self._run_requests()
         log.info("stopping")
         return 0
 
     def run_due_parts(self) -> None:
         """Run every part whose time has come, then share the status (MQTT, and the state file for the
         digest command)."""
+        self._run_requests()
         self._run_parts()
+        self._run_requests()
         status = self.status()  # one look at the state for both
         self._publish_status(status)
         self._remember_attention(status)
@@ -206,7 +245,7 @@ class Daemon:
         if not self._auth.ok:
             raise AuthRequiredError(self._auth.message or "iCloud login needed")
         self.incoming.mkdir(parents=True, exist_ok=True)
-        fetched = self.source.fetch_new(self.incoming, self._on_sync_progress, self._stop.is_set)
+        fetched = self.source.fetch_new(self.incoming, self._on_sync_progress, self._between_photos)
         more = self.source.more_pending()
         if not more:
             self._sync = None
@@ -227,7 +266,7 @@ class Daemon:
             self._last_sync = self._last_sync or self.clock.now()
 
     def _sort(self, folder: Path) -> RunReport:
-        report = self.sorter.sort_folder(folder, stop=self._stop.is_set)
+        report = self.sorter.sort_folder(folder, stop=self._between_photos)
         if report.handled:
             log.info("sorted %d photos from %s: %s; unsure %d, duplicates %d, failed %d", report.handled, folder,
                      ", ".join(f"{k} {v}" for k, v in sorted(report.placed.items())) or "none placed",

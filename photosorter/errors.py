@@ -11,7 +11,8 @@
     ├─ ModelError             missing or corrupt model: clear the cache, retry once
     ├─ StateError             the state store or a move went wrong: stop the run, restart is safe
     ├─ SinkError              MQTT/SMTP/IMAP down: the run continues, retry later
-    └─ ReplyParseError        an unparseable reply line: report it back, change nothing
+    ├─ ReplyParseError        an unparseable reply line: report it back, change nothing
+    └─ RequestError           a web page request names no such photo or category, or a stale view: 4xx
 
 Adapters translate third-party errors at the boundary (``raise ModelError(...) from exc``);
 ``core`` never catches. Messages are written for the person reading the log: they never
@@ -76,3 +77,12 @@ class SinkError(PhotosorterError):
 
 class ReplyParseError(PhotosorterError):
     pass
+
+
+class RequestError(PhotosorterError):
+    """A request from the web page that cannot be done as asked; ``status`` is its HTTP status (400 bad
+    input, 404 no such photo, 409 changed meanwhile). Nothing was changed."""
+
+    def __init__(self, message: str, *, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status

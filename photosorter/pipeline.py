@@ -353,6 +353,27 @@ class Sorter:
             self.on_corrected(CorrectionEvent(photo_id, record.category, category, source, detail))
         return self.library / after.library_path if after and after.library_path else None
 
+    def unlabel(self, photo_id: int, before: PhotoRecord, *, source: str, detail: str) -> bool:
+        """Take back a label (the web page's undo): forget it, let the index hold the label before it (if
+        any), and put the photo back as ``before`` had it. False when that label is no longer the latest."""
+        if not self.state.remove_label(photo_id, source, detail):
+            return False
+        previous = self.state.current_labels().get(photo_id)
+        embedding = self.state.embedding(photo_id, self.model_id)
+        if previous is not None and embedding is not None:
+            self.index.upsert(photo_id, embedding, previous)
+        else:
+            self.index.remove(photo_id)
+        self.index.save(self.index_path)
+        self.knn.labels_changed()
+        self.state.record_outcome(photo_id, category=before.category, score=before.score, margin=before.margin)
+        now = self.state.photo(photo_id)
+        folder = (before.library_path or "").split("/")[0]
+        if now and now.library_path and folder and now.library_path.split("/")[0] != folder:
+            self._place(photo_id, self.library / now.library_path, folder, before.status)
+        log.info("label of photo %d taken back (%s); it is in %s again", photo_id, source, folder or "place")
+        return True
+
     def _teach_face(self, photo_id: int, path: Path, number: int | None) -> None:
         """Add a face of a photo labelled ``me`` to the person's reference faces (scanning it if needed)."""
         if self.faces is None:
@@ -401,10 +422,11 @@ class Sorter:
 
     def _apply_label(self, photo_id: int, embedding: np.ndarray, category: str, source: str, detail: str, *,
                      move: bool) -> None:
-        self.state.add_label(photo_id, category, source, detail)
+        record = self.state.photo(photo_id)
+        filed = record.category if record and record.status in (PhotoStatus.PLACED, PhotoStatus.UNSURE) else None
+        self.state.add_label(photo_id, category, source, detail, guess=filed)
         self.index.upsert(photo_id, embedding, category)
         self.knn.labels_changed()
-        record = self.state.photo(photo_id)
         if move and record and record.library_path and record.library_path.split("/")[0] != category:
             self.state.record_outcome(photo_id, category=category, score=1.0, margin=1.0)
             self._place(photo_id, self.library / record.library_path, category, PhotoStatus.PLACED)

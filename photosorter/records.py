@@ -41,6 +41,7 @@ class Neighbour:
 
     category: str
     similarity: float
+    photo_id: int = 0  # its key in the index (0 where unknown)
 
 
 @dataclass(frozen=True)

@@ -127,7 +127,7 @@ class SqliteState:
     def __init__(self, path: Path) -> None:
         check_database(path, "the state database")
         self._db = connect(path, SCHEMA + FACE_SCHEMA, "the state database", foreign_keys=True,
-                           added_columns=(("moves", "follows", "INTEGER"),))
+                           added_columns=(("moves", "follows", "INTEGER"), ("labels", "guess", "TEXT")))
         self.path = path
         if self._db.execute("SELECT EXISTS (SELECT 1 FROM photos)").fetchone()[0]:
             back_up(self._db, path)  # once a day; three kept
@@ -201,16 +201,26 @@ class SqliteState:
         return ids, groups, np.asarray(hashes, dtype=np.uint64)
 
     # labels ---------------------------------------------------------------------------------------
-    def add_label(self, photo_id: int, category: str, source: str, detail: str = "") -> None:
-        """Record a label; the same label from the same place again (an email reply applied a second time
-        after a crash) adds nothing."""
+    def add_label(self, photo_id: int, category: str, source: str, detail: str = "", guess: str | None = None) -> None:
+        """Record a label (and what the photo was filed as before: the corrections rate); the same label
+        from the same place again (an email reply applied a second time after a crash) adds nothing."""
         with self._tx() as db:
             latest = db.execute("SELECT category, source, detail FROM labels WHERE photo_id=? ORDER BY id DESC "
                                 "LIMIT 1", (photo_id,)).fetchone()
             if latest == (category, source, detail):
                 return
-            db.execute("INSERT INTO labels (photo_id, category, source, detail, created) VALUES (?,?,?,?,?)",
-                       (photo_id, category, source, detail, time.time()))
+            db.execute("INSERT INTO labels (photo_id, category, source, detail, created, guess) VALUES (?,?,?,?,?,?)",
+                       (photo_id, category, source, detail, time.time(), guess))
+
+    def remove_label(self, photo_id: int, source: str, detail: str) -> bool:
+        """Take back the photo's latest label when it is the one from ``source``/``detail`` (an undo)."""
+        with self._tx() as db:
+            latest = db.execute("SELECT id, source, detail FROM labels WHERE photo_id=? ORDER BY id DESC LIMIT 1",
+                                (photo_id,)).fetchone()
+            if latest is None or (latest[1], latest[2]) != (source, detail):
+                return False
+            db.execute("DELETE FROM labels WHERE id=?", (latest[0],))
+            return True
 
     def current_labels(self) -> dict[int, str]:
         """Photo id -> category of its latest label."""

@@ -15,13 +15,13 @@ from pathlib import Path
 
 from photosorter import __version__
 from photosorter.adapters.filesystem import PRIVATE_UMASK, make_private
-from photosorter.cli import evaluate, faces, icloud, library, mail, model, mqtt, run, setup
+from photosorter.cli import evaluate, faces, icloud, library, mail, model, mqtt, run, setup, web
 from photosorter.config import Settings, load_settings
 from photosorter.errors import ConfigError, PhotosorterError
 
 log = logging.getLogger("photosorter")
 
-COMMAND_GROUPS = (setup, library, run, mqtt, model, evaluate, icloud, faces, mail)
+COMMAND_GROUPS = (setup, library, run, web, mqtt, model, evaluate, icloud, faces, mail)
 
 
 def _parser() -> argparse.ArgumentParser:

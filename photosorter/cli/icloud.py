@@ -23,7 +23,7 @@ from photosorter.config import Settings
 from photosorter.core.companions import VIDEOS_FOLDER
 from photosorter.errors import ConfigError, SourceUnavailableError
 from photosorter.ports import Controls
-from photosorter.records import RunReport
+from photosorter.records import AuthState, RunReport
 
 log = logging.getLogger(__name__)
 
@@ -88,21 +88,26 @@ def run_login(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_code(args: argparse.Namespace, settings: Settings) -> int:
-    data = settings.library.data
+    state = hand_code_to_daemon(settings.library.data, args.code)
+    print(state.message or ("accepted" if state.ok else "not accepted"))
+    return 0 if state.ok else 1
+
+
+def hand_code_to_daemon(data: Path, code: str) -> AuthState:
+    """Give a 2FA code to the daemon running on ``data`` (through the code drop) and wait for its answer."""
     data.mkdir(parents=True, exist_ok=True)
     request_id = uuid.uuid4().hex
-    _write_private(data / REQUEST_FILE, {"id": request_id, "code": args.code})
+    _write_private(data / REQUEST_FILE, {"id": request_id, "code": code})
     deadline = time.monotonic() + CODE_WAIT_S
     while time.monotonic() < deadline:
         reply = _read_json(data / REPLY_FILE)
         if reply is not None and reply.get("id") == request_id:
-            print(reply.get("message") or ("accepted" if reply.get("ok") else "not accepted"))
-            return 0 if reply.get("ok") else 1
+            return AuthState(ok=bool(reply.get("ok")), message=str(reply.get("message") or ""))
         time.sleep(0.1)
     (data / REQUEST_FILE).unlink(missing_ok=True)
-    print(f"no running photosorter took the code within {CODE_WAIT_S:.0f} s; is `photosorter run` running with "
-          f"--data {data}? Without a daemon, use: photosorter icloud login")
-    return 1
+    return AuthState(ok=False, message=f"no running photosorter took the code within {CODE_WAIT_S:.0f} s; is "
+                                       f"`photosorter run` running with --data {data}? Without a daemon, use: "
+                                       "photosorter icloud login")
 
 
 def run_sync(args: argparse.Namespace, settings: Settings) -> int:

@@ -17,6 +17,7 @@ from photosorter.cli.icloud import open_source, watch_codes
 from photosorter.cli.library import build_sorter, model_lifetime, open_state
 from photosorter.cli.mail import build_mail, watch_replies
 from photosorter.cli.mqtt import open_publisher
+from photosorter.cli.web import start_web
 from photosorter.config import Settings
 from photosorter.daemon import HEARTBEAT_FILE, Daemon, SystemClock
 from photosorter.drift import check_drift
@@ -74,6 +75,9 @@ def run_daemon(args: argparse.Namespace, settings: Settings) -> int:
     daemon.publisher = _publisher(settings, daemon)  # MQTT commands call back into the daemon
     if mail is not None:
         mail.attention = daemon.attention  # the digest lists what the daemon sees failing
+    web = start_web(settings, sorter, daemon.submit, status=daemon.status,
+                    submit_code=daemon.submit_icloud_code if daemon.source is not None else None) \
+        if settings.web.enabled else None
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         log.info("received %s: finishing the current photo", signal.Signals(signum).name)
@@ -90,6 +94,8 @@ def run_daemon(args: argparse.Namespace, settings: Settings) -> int:
         return daemon.run()
     finally:
         watchers_stop.set()
+        if web is not None:
+            web.stop()
         sorter.index.save(sorter.index_path)
         if daemon.publisher is not None:
             daemon.publisher.close()

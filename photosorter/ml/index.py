@@ -57,7 +57,7 @@ class UsearchIndex:
         matches = self._index.search(np.asarray(vector, dtype=np.float32).reshape(self.dim), wanted,
                                      exact=len(self._categories) < EXACT_BELOW)
         found = [
-            Neighbour(self._categories[int(key)], 1.0 - float(distance))
+            Neighbour(self._categories[int(key)], 1.0 - float(distance), int(key))
             for key, distance in zip(matches.keys, matches.distances, strict=True)
             if int(key) != exclude and int(key) in self._categories
         ]

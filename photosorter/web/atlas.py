@@ -1,0 +1,64 @@
+"""The map's points: every library photo's embedding in 2D (``core.projection``), made in the background
+and kept until photos or labels change; a stale map is served while the new one is made."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import time
+from concurrent.futures import Executor
+from typing import Protocol
+
+import numpy as np
+
+from photosorter.core.projection import project_2d
+
+log = logging.getLogger(__name__)
+
+
+class EmbeddingSource(Protocol):
+    def library_embeddings(self, model: str) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray]: ...
+
+
+class Atlas:
+    def __init__(self, source: EmbeddingSource, model: str, names: tuple[str, ...], pool: Executor) -> None:
+        self.source = source
+        self.model = model
+        self.folders = (*names, "_unsure")
+        self.pool = pool
+        self._lock = threading.Lock()
+        self._payload: bytes | None = None
+        self._stamp: tuple[int, int] | None = None
+        self._task: asyncio.Future[bytes] | None = None
+
+    async def payload(self, stamp: tuple[int, int]) -> bytes:
+        """The map as JSON for ``stamp`` (a cheap fingerprint of photos and labels). When a map exists but is
+        older, it is returned at once and a fresh one is made in the background."""
+        if self._payload is not None and self._stamp == stamp:
+            return self._payload
+        if self._task is None or self._task.done():
+            loop = asyncio.get_running_loop()
+            self._task = asyncio.ensure_future(loop.run_in_executor(self.pool, self._build, stamp))
+        if self._payload is not None:
+            return self._payload
+        return await asyncio.shield(self._task)
+
+    def _build(self, stamp: tuple[int, int]) -> bytes:
+        started = time.monotonic()
+        ids, vectors, folders, labelled = self.source.library_embeddings(self.model)
+        points = project_2d(vectors) if len(ids) else np.zeros((0, 2), np.float32)
+        index = {name: i for i, name in enumerate(self.folders)}
+        payload = json.dumps({
+            "folders": list(self.folders),
+            "ids": ids.tolist(),
+            "x": np.round(points[:, 0].astype(float), 4).tolist(),
+            "y": np.round(points[:, 1].astype(float), 4).tolist(),
+            "folder": [index.get(f, len(self.folders) - 1) for f in folders],
+            "labelled": labelled.astype(int).tolist(),
+        }, separators=(",", ":")).encode()
+        with self._lock:
+            self._payload, self._stamp = payload, stamp
+        log.info("map of %d photos made in %.1f s", len(ids), time.monotonic() - started)
+        return payload

@@ -1,0 +1,181 @@
+"""The web page over HTTP (no browser): relabel, undo, the queue's order, and bad input changing nothing."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from photosorter.adapters.state import SqliteState
+from photosorter.config import Settings
+from photosorter.core.digest import DigestPhoto, pick_for_review
+from tests.test_sort_folder import files_under
+from tests.webpage import Page, library_settings, serving, sort_photos
+
+
+@pytest.fixture
+def settings(tmp_path: Path, tiny_model: Path) -> Settings:
+    settings = library_settings(tmp_path, tiny_model)
+    sort_photos(settings, tmp_path / "inbox")
+    return settings
+
+
+def library_files(settings: Settings) -> list[str]:
+    return [p.relative_to(settings.library.path).as_posix() for p in files_under(settings.library.path)]
+
+
+def labels(settings: Settings) -> list[tuple[int, str, str]]:
+    with sqlite3.connect(settings.library.data / "state.sqlite3") as db:
+        return [tuple(row) for row in db.execute("SELECT photo_id, category, source FROM labels ORDER BY id")]
+
+
+def first_in_queue(page: Page) -> dict[str, object]:
+    status, queue = page.get_json("/api/queue?limit=5")
+    assert status == 200 and queue["items"], queue
+    return queue["items"][0]  # type: ignore[no-any-return]
+
+
+def test_the_queue_asks_about_unsure_and_least_sure_photos_first_like_the_digest(settings: Settings) -> None:
+    with serving(settings) as page:
+        status, queue = page.get_json("/api/queue?limit=60")
+    state = SqliteState(settings.library.data / "state.sqlite3")
+    photos = [state.photo(i) for i in range(1, 13)]
+    state.close()
+    expected = pick_for_review(DigestPhoto(p.id, "", p.category or "", p.score or 0, p.margin or 0,
+                                           p.status.value == "unsure") for p in photos if p)
+    assert status == 200 and queue["total"] == 12
+    assert [item["id"] for item in queue["items"]] == [p.photo_id for p in expected]
+    assert any(item["unsure"] for item in queue["items"]) and queue["items"][0]["unsure"]
+
+
+def test_a_relabel_moves_the_file_records_the_label_and_leaves_the_queue(settings: Settings) -> None:
+    with serving(settings) as page:
+        photo = first_in_queue(page)
+        status, done = page.post("/api/label", {"id": photo["id"], "category": "beer", "version": photo["version"]})
+        assert status == 200, done
+        assert done["folder"] == "beer" and done["label"] == "beer"
+        _, queue = page.get_json("/api/queue?limit=60")
+    assert photo["id"] not in [item["id"] for item in queue["items"]] and queue["total"] == 11
+    assert labels(settings) == [(photo["id"], "beer", "web")]
+    assert sum(name.startswith("beer/") for name in library_files(settings)) == 1
+
+
+def test_undo_puts_the_photo_back_where_it_was_and_forgets_the_label(settings: Settings) -> None:
+    before = library_files(settings)
+    with serving(settings) as page:
+        photo = first_in_queue(page)
+        _, done = page.post("/api/label", {"id": photo["id"], "category": "beer", "version": photo["version"]})
+        status, undone = page.post("/api/undo", {"action": done["action"]})
+        assert status == 200, undone
+        assert undone["folder"] == photo["folder"] and undone["label"] is None
+        again, _ = page.post("/api/undo", {"action": done["action"]})
+        assert again == 404
+        assert first_in_queue(page)["id"] == photo["id"]
+    assert library_files(settings) == before and labels(settings) == []
+
+
+def test_a_double_click_or_a_second_tab_labels_once_and_the_second_gets_409(settings: Settings) -> None:
+    with serving(settings) as page:
+        photo = first_in_queue(page)
+        first, _ = page.post("/api/label", {"id": photo["id"], "category": "food", "version": photo["version"]})
+        second, answer = page.post("/api/label", {"id": photo["id"], "category": "beer", "version": photo["version"]})
+    assert (first, second) == (200, 409) and "changed meanwhile" in answer["error"]
+    assert labels(settings) == [(photo["id"], "food", "web")]
+
+
+@pytest.mark.parametrize("payload, status", [
+    ({"id": 9999, "category": "food"}, 404),
+    ({"id": 1, "category": "../../etc"}, 400),
+    ({"id": 1, "category": "Food!"}, 400),
+    ({"id": "1; DROP TABLE photos", "category": "food"}, 400),
+    ({"id": True, "category": "food"}, 400),
+    ({"id": 1}, 400),
+    (b"not json", 400),
+    ([1, "food"], 400),
+])
+def test_bad_labels_get_a_4xx_and_change_nothing(settings: Settings, payload: object, status: int) -> None:
+    before = library_files(settings)
+    with serving(settings) as page:
+        got, answer = page.post("/api/label", payload)
+    assert got == status and answer["error"]
+    assert library_files(settings) == before and labels(settings) == []
+
+
+def test_a_post_without_the_page_token_is_refused(settings: Settings) -> None:
+    with serving(settings) as page:
+        photo = first_in_queue(page)
+        for token in ("", "guessed"):
+            status, answer = page.post("/api/label", {"id": photo["id"], "category": "beer"}, token=token)
+            assert status == 403 and "token" in answer["error"]
+    assert labels(settings) == []
+
+
+@pytest.mark.parametrize("path", ["/photo/../../etc/passwd", "/thumb/../../etc/passwd", "/static/../../../etc/passwd",
+                                  "/thumb/%2e%2e%2fstate.sqlite3", "/image/-1", "/thumb/99999", "/api/photo/abc",
+                                  "/static/../../adapters/state.py", "/image/1/../../../../etc/passwd"])
+def test_paths_instead_of_ids_serve_nothing(settings: Settings, path: str) -> None:
+    with serving(settings) as page:
+        status, _, body = page.request("GET", path)
+    assert 400 <= status < 500 and b"root:" not in body and b"SQLite" not in body and b"import" not in body
+
+
+def test_thumbnails_are_made_once_and_served_by_id_with_caching_headers(settings: Settings) -> None:
+    with serving(settings) as page:
+        status, headers, body = page.request("GET", "/thumb/1")
+        assert status == 200 and headers["Content-Type"] == "image/jpeg" and body[:2] == b"\xff\xd8"
+        assert "immutable" in headers["Cache-Control"]
+        cached = list((settings.library.data / "thumbs").rglob("*.jpg"))
+        assert len(cached) == 1 and cached[0].stat().st_mode & 0o077 == 0
+        mtime = cached[0].stat().st_mtime_ns
+        again, _, same = page.request("GET", "/thumb/1")
+        unchanged, _, _ = page.request("GET", "/thumb/1", headers={"If-None-Match": headers["ETag"]})
+    assert (again, same, unchanged) == (200, body, 304) and cached[0].stat().st_mtime_ns == mtime
+
+
+def test_links_follow_the_ingress_prefix_and_a_strange_prefix_is_ignored(settings: Settings) -> None:
+    with serving(settings) as page:
+        ingress = page.open({"X-Ingress-Path": "/api/hassio_ingress/AbC-12_x"})
+        strange = page.open({"X-Ingress-Path": '/x"><script>alert(1)</script>'})
+    assert '<base href="/api/hassio_ingress/AbC-12_x/">' in ingress
+    assert '<base href="/">' in strange and "<script>alert" not in strange
+    rest = ingress.replace('<base href="/', "")
+    assert 'src="/' not in rest and 'href="/' not in rest  # every link is relative to the prefix
+
+
+def test_standalone_says_anyone_on_the_port_can_relabel(settings: Settings) -> None:
+    with serving(settings) as page:
+        assert "anyone who can reach this port can relabel" in page.open()
+
+
+def test_under_the_addon_only_the_ingress_proxy_may_connect(settings: Settings,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SUPERVISOR_TOKEN", "token-of-the-addon")
+    with serving(settings, open_page=False) as page:  # this test connects from 127.0.0.1, not 172.30.32.2
+        statuses = [page.request("GET", path)[0] for path in ("/", "/thumb/1", "/api/queue", "/static/app.js")]
+        posted, answer = page.post("/api/label", {"id": 1, "category": "beer"})
+    assert statuses == [403] * 4 and posted == 403 and "ingress" in answer["error"]
+    assert labels(settings) == []
+
+
+def test_the_map_has_a_point_per_photo_and_box_labelling_labels_each(settings: Settings) -> None:
+    with serving(settings) as page:
+        status, points = page.get_json("/api/map")
+        assert status == 200 and len(points["ids"]) == len(points["x"]) == 12
+        assert all(0 <= v <= 1 for v in points["x"] + points["y"])
+        status, done = page.post("/api/label-many", {"ids": [*points["ids"][:3], 9999], "category": "scenery"})
+    assert status == 200 and (done["labelled"], done["missing"]) == (3, 1)
+    assert sorted(p for p, c, s in labels(settings) if c == "scenery") == sorted(points["ids"][:3])
+
+
+def test_the_health_page_counts_photos_labels_and_corrections(settings: Settings) -> None:
+    runs = settings.library.data / "evaluations.jsonl"
+    runs.write_text(json.dumps({"date": "2026-11-30T10:00:00", "model": "tiny", "blend": 0.8}) + "\n")
+    with serving(settings) as page:
+        photo = first_in_queue(page)
+        page.post("/api/label", {"id": photo["id"], "category": "beer", "version": photo["version"]})
+        status, health = page.get_json("/api/health")
+    assert status == 200 and sum(health["counts"].values()) == 12 and health["labels"] == {"beer": 1}
+    assert health["corrections"] == {"labels": 1, "changed": 1}
+    assert health["runs"][0]["blend"] == 0.8 and health["problems"] == []
