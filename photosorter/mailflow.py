@@ -35,7 +35,8 @@ from photosorter.core.digest import (
     render_html,
     render_text,
 )
-from photosorter.core.replies import parse_reply, read_reply_text
+from photosorter.core.replies import parse_reply
+from photosorter.core.reply_text import read_reply_text
 from photosorter.core.schedule import parse_clock
 from photosorter.errors import ConfigError, ImageError, PhotosorterError, SinkError
 from photosorter.ports import Decoder, Labeller, Mailer, MailLedger, ReplyInbox
@@ -240,7 +241,7 @@ class MailFlow:
         key = str(headers.get("Message-ID", "")).strip()
         try:
             raw = self.inbox.fetch_message(message.uid)
-            key = key or "sha256:" + hashlib.sha256(raw).hexdigest()
+            key = key or content_key(raw)
             state = self.ledger.reply_state(key)
             if state != "done":
                 self._apply(key, digest_id, raw, headers, state)
@@ -326,6 +327,23 @@ class MailFlow:
         message["Auto-Submitted"] = "auto-replied"
         message.set_content(render_confirmation(applied, problems, ignored))
         return message
+
+
+SENDER_HEADERS = ("From", "To", "Cc", "Date", "Subject", "In-Reply-To", "References")
+
+
+def content_key(raw: bytes) -> str:
+    """The key of a reply without a Message-ID: what the sender wrote (their client's headers and the
+    body), never the headers servers add on the way (Received, Delivered-To, Return-Path, X-…), which
+    differ between two deliveries of the same mail."""
+    head, _, body = raw.replace(b"\r\n", b"\n").partition(b"\n\n")
+    headers = BytesHeaderParser(policy=policy.compat32).parsebytes(head + b"\n\n")
+    digest = hashlib.sha256()
+    for name in SENDER_HEADERS:
+        for value in headers.get_all(name) or []:
+            digest.update(f"{name}: {' '.join(str(value).split())}\n".encode("utf-8", "replace"))
+    digest.update(b"\n" + body.rstrip(b"\n"))
+    return "sha256:" + digest.hexdigest()
 
 
 def reply_text(message: EmailMessage) -> str:

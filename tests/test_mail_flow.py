@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import datetime as dt
 import email
+import random
+import string
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from email import policy
 from email.message import EmailMessage
+from email.mime.text import MIMEText
 from pathlib import Path
 
 import pytest
@@ -84,6 +87,9 @@ class World:
 
     def labels(self) -> dict[int, str]:
         return self.state.current_labels()
+
+    def label_count(self) -> int:
+        return int(self.state._db.execute("SELECT COUNT(*) FROM labels").fetchone()[0])
 
 
 @pytest.fixture
@@ -239,3 +245,76 @@ def test_a_reply_days_later_after_a_restart_still_matches(world: World, tmp_path
     assert world.flow.poll_replies() == 1
     assert "text/blue.jpg" in world.files()
     reopened.close()
+
+
+# replies that must not label what the person did not mean (each through dovecot) ---------------------------
+def test_a_number_on_a_line_not_understood_is_not_confirmed_by_all_ok(world: World) -> None:
+    red = world.numbers()["red.jpg"]
+    world.append(write_reply("gmail", f"{red} food - café photo\nall ok", world.digest_message))
+    assert world.flow.poll_replies() == 1
+    assert "food/red.jpg" in world.files() and world.label_count() == 2  # green and blue only
+    body = confirmation(world)
+    assert f"#{red} confirmed" not in body and "café photo" in body
+
+
+def test_a_long_run_of_digits_labels_nothing(world: World) -> None:
+    red = world.numbers()["red.jpg"]
+    world.append(write_reply("apple", f"12345678900{red} beer", world.digest_message))  # was split: ...00{red}
+    world.flow.poll_replies()
+    assert world.labels() == {} and "food/red.jpg" in world.files()
+
+
+@pytest.mark.parametrize("how", ["html under an hr", "plain text"])
+def test_a_digest_pasted_without_quote_markers_is_not_read_as_instructions(world: World, how: str) -> None:
+    numbers = world.numbers()
+    instruction = f"{numbers['green.jpg']} people"
+    if how == "html under an hr":
+        html = world.digest_message.get_body(("html",))
+        assert html is not None
+        reply = MIMEText(f"<html><body><div>{instruction}</div><hr>{html.get_content()}</body></html>",  # type: ignore[attr-defined]
+                         "html", "utf-8")
+    else:  # copied in, as when threading it into a reply to another digest
+        plain = world.digest_message.get_body(("plain",))
+        assert plain is not None
+        reply = MIMEText(f"{instruction}\n\n{plain.get_content()}", "plain", "utf-8")  # type: ignore[attr-defined]
+    reply["Subject"], reply["From"] = f"Re: {world.digest_message['Subject']}", "Me <me@example.com>"
+    reply["In-Reply-To"] = str(world.digest_message["Message-ID"])
+    reply["Message-ID"] = f"<pasted-{how.replace(' ', '-')}@example.com>"
+    world.append(reply.as_bytes())
+    assert world.flow.poll_replies() == 1
+    assert list(world.labels().values()) == ["people"] and "people/green.jpg" in world.files()
+
+
+def test_five_megabytes_of_random_text_label_nothing(world: World) -> None:
+    rng = random.Random(5)
+    alphabet = string.ascii_letters + string.digits + string.punctuation + "     "
+    lines = ["".join(rng.choices(alphabet, k=rng.randint(1, 120))) for _ in range(85_000)]
+    world.append(write_reply("outlook", "\n".join(lines)[:5_000_000], world.digest_message))
+    world.flow.poll_replies()
+    assert world.labels() == {}  # was 9 extra labels
+
+
+def test_the_same_reply_without_a_message_id_delivered_twice_is_applied_once(world: World) -> None:
+    reply = email.message_from_bytes(write_reply("gmail", f"{world.numbers()['red.jpg']} beer",
+                                                 world.digest_message), policy=policy.default)
+    del reply["Message-ID"]
+    for relay in ("mx1.example.com", "mx2.example.com"):  # each delivery gets its own server headers
+        world.append(f"Received: from {relay} by imap.example.com; Tue, 25 Nov 2026 20:01:00 +0000\r\n"
+                     f"Delivered-To: me@example.com\r\n".encode() + reply.as_bytes())
+    assert world.flow.poll_replies() == 1
+    assert world.label_count() == 1
+    assert len(world.smtp.inbox.messages) == 2  # the digest and one confirmation
+
+
+def test_a_german_gmail_reply_is_read_without_its_quote_header(world: World) -> None:
+    plain = world.digest_message.get_body(("plain",))
+    assert plain is not None
+    quoted = "\n".join("> " + line for line in str(plain.get_content()).splitlines())  # type: ignore[attr-defined]
+    reply = MIMEText(f"{world.numbers()['blue.jpg']} text\n\nAm Di., 25. Nov. 2026 um 05:42 Uhr schrieb "
+                     f"Photosorter <photos@example.com>:\n\n{quoted}\n", "plain", "utf-8")
+    reply["Subject"], reply["From"] = f"Re: {world.digest_message['Subject']}", "Me <me@example.com>"
+    reply["In-Reply-To"] = str(world.digest_message["Message-ID"])
+    world.append(reply.as_bytes())
+    assert world.flow.poll_replies() == 1
+    body = confirmation(world)
+    assert "Not understood" not in body and "Ignored" not in body and "text/blue.jpg" in world.files()

@@ -6,13 +6,15 @@ from __future__ import annotations
 import email
 from email import policy
 from email.message import EmailMessage
+from html import escape as html_escape
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from photosorter.core.categories import DEFAULT_CATEGORIES
-from photosorter.core.replies import parse_reply, read_reply_text, strip_quoted
+from photosorter.core.replies import parse_reply
+from photosorter.core.reply_text import MAX_TEXT_LINES, html_to_text, is_digest_line, read_reply_text, strip_quoted
 from photosorter.mailflow import reply_text
 from tests.mailclients import STYLES, write_reply
 from tests.mailfakes import sent_digest
@@ -60,7 +62,8 @@ def test_a_later_instruction_for_the_same_photo_wins() -> None:
 
 
 @pytest.mark.parametrize(("text", "why"), [
-    ("6 sc", "could be scenery or screenshot"),
+    ("6 sc", "no category 'sc'"),  # prefixes need 3 letters
+    ("6 i", "no category 'i'"),  # "i" was a synonym of me
     ("12 fod", "no category 'fod'"),
     ("8 not food", "no category 'not food'"),
     ("99 food", "#99 not in this digest"),
@@ -82,7 +85,8 @@ def test_five_hundred_lines_of_garbage_change_nothing_and_report_a_bounded_list(
     garbage = "\n".join(f"{i} lorem ipsum dolor {i * 7} sit amet ::: -> {i}" for i in range(500))
     result = parse_reply(garbage, SHOWN, DEFAULT_CATEGORIES)
     assert result.empty
-    assert len(result.problems) == 21 and "more lines not understood" in result.problems[-1]
+    assert "more lines not understood" in result.problems[-2] and "440 more lines were not" in result.problems[-1]
+    assert len(result.problems) == 22
 
 
 @settings(max_examples=300, deadline=None)
@@ -181,3 +185,83 @@ def test_any_corrections_survive_every_client_style(case: tuple[int, dict[int, s
         result = parse_reply(reply_text(parsed(write_reply(style, text, digest))), items, DEFAULT_CATEGORIES)
         assert (result.labels, set(result.confirmed), result.problems) == \
             (expected_labels, expected_confirmed, ()), style
+
+
+# what the person did not mean --------------------------------------------------------------------------------
+def test_a_number_on_a_line_not_understood_is_not_confirmed_by_all_ok() -> None:
+    labels, confirmed, problems = plan("1 food - café photo\nall ok")
+    assert labels == {} and confirmed == set(SHOWN) - {1}
+    assert len(problems) == 1 and problems[0].startswith("'1 food - café photo'")
+
+
+def test_a_long_run_of_digits_is_not_split_into_photo_numbers() -> None:
+    labels, confirmed, problems = plan("123456789012 food")
+    assert (labels, confirmed) == ({}, set())  # was {12: "food"}: 123456789 + 012
+    assert "123456789012 is not a photo number" in problems[0]
+
+
+def test_a_reply_asking_for_more_changes_than_the_digest_showed_is_quoted_back() -> None:
+    result = parse_reply("1-20 food\n5-25 beer", range(1, 21), DEFAULT_CATEGORIES)
+    assert result.empty and "asks for 41 changes but the digest showed 20 photos" in result.problems[0]
+
+
+def test_only_the_first_lines_of_new_text_are_instructions() -> None:
+    text = "\n".join(["thanks"] * MAX_TEXT_LINES + ["3 food"])
+    result = parse_reply(text, SHOWN, DEFAULT_CATEGORIES)
+    assert result.empty and "1 more lines were not" in result.problems[-1]
+
+
+def test_every_line_of_a_digest_is_recognised_as_the_digest(digest: EmailMessage) -> None:
+    """Keeps core.reply_text in step with core.digest: a digest pasted without quote markers, as plain
+    text or as HTML, leaves nothing to read."""
+    plain, html = digest.get_body(("plain",)), digest.get_body(("html",))
+    assert plain is not None and html is not None
+    assert strip_quoted(str(plain.get_content())) == ""  # type: ignore[attr-defined]
+    assert strip_quoted(html_to_text(str(html.get_content()))) == ""  # type: ignore[attr-defined]
+    for row in str(plain.get_content()).splitlines():  # type: ignore[attr-defined]
+        if row.strip().startswith("#"):
+            assert is_digest_line(row), row
+
+
+JUNK_LINES = st.text(alphabet=st.sampled_from(list("abcdefghij klmnop!?,.'éü")), max_size=40)
+SIGNATURES = ("-- \nMe", "Sent from my iPhone", "Von meinem iPhone gesendet", "Envoyé de mon iPhone",
+              "Get Outlook for Android", "Verstuurd vanaf mijn iPhone")
+QUOTE_HEADERS = ("On Tue, 25 Nov 2026 at 20:00, Photosorter <p@example.com> wrote:",
+                 "Am Di., 25. Nov. 2026 um 05:42 Uhr schrieb Photosorter <p@example.com>:",
+                 "Le mar. 25 nov. 2026 à 20:00, Photosorter a écrit :", "Op di 25 nov 2026 om 20:00 schreef P:")
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(corrections(), st.data())
+def test_instructions_wrapped_in_digests_quotes_signatures_and_junk_give_exactly_their_labels(
+        case: tuple[int, dict[int, str | None]], data: st.DataObject) -> None:
+    count, wanted = case
+    digest_message, items, _ = sent_digest(count)
+    plain, html = digest_message.get_body(("plain",)), digest_message.get_body(("html",))
+    assert plain is not None and html is not None
+    digest_text = str(plain.get_content())  # type: ignore[attr-defined]
+    other_digest = str(sent_digest(data.draw(st.integers(1, 40)))[0].get_body(("plain",)).get_content())  # type: ignore[union-attr]
+    lines = [data.draw(JUNK_LINES) for _ in range(data.draw(st.integers(0, 3)))]
+    lines.append(instructions_text(wanted, data.draw))
+    lines += [data.draw(JUNK_LINES) for _ in range(data.draw(st.integers(0, 3)))]
+    pasted = data.draw(st.sampled_from(["none", "before", "after"]))
+    if pasted == "before":  # a digest pasted above the instructions, without quote markers
+        lines.insert(0, other_digest)
+    elif pasted == "after":
+        lines.append(data.draw(st.sampled_from([digest_text, other_digest])))
+    if data.draw(st.booleans()):
+        lines.append(data.draw(st.sampled_from(SIGNATURES)))
+    ending = data.draw(st.sampled_from(["quoted", "html", "none"]))
+    text = "\n".join(lines)
+    if ending == "quoted":
+        quoted = "\n".join("> " + line for line in digest_text.splitlines())
+        text += f"\n\n{data.draw(st.sampled_from(QUOTE_HEADERS))}\n{quoted}\n"
+        result = parse_reply(read_reply_text(text, None), items, DEFAULT_CATEGORIES)
+    elif ending == "html":  # the person's lines, then the digest under an <hr> (no client marker)
+        top = "".join(f"<div>{html_escape(line)}</div>" for line in text.splitlines())
+        page = f"<html><body>{top}<hr>{html.get_content()}</body></html>"  # type: ignore[attr-defined]
+        result = parse_reply(read_reply_text(None, page), items, DEFAULT_CATEGORIES)
+    else:
+        result = parse_reply(read_reply_text(text, None), items, DEFAULT_CATEGORIES)
+    assert result.labels == {n: c for n, c in wanted.items() if c is not None}
+    assert set(result.confirmed) == {n for n, c in wanted.items() if c is None}

@@ -1,7 +1,9 @@
-"""Reading a reply to the digest: what the person wrote (without quotes and signatures), then the grammar.
+"""The grammar of a reply to the digest (``core.reply_text`` first finds what the person wrote).
 
-Pure and total: ``read_reply_text`` and ``parse_reply`` never raise on any input. Unknown numbers or
-categories are reported back as problems, never guessed.
+Pure and total: ``parse_reply`` never raises on any input. Unknown numbers or categories are reported
+back as problems, never guessed; a number on a line not understood is not confirmed by ``all ok``; a
+category is named in full, by a synonym or by a prefix of at least ``MIN_PREFIX`` letters; a reply that
+asks for more changes than the digest showed photos is quoted back and nothing of it applied.
 
 Grammar (case-insensitive; one instruction per line or comma-separated)::
 
@@ -15,16 +17,17 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from html.parser import HTMLParser
 
+from photosorter.core.reply_text import MAX_TEXT_CHARS, MAX_TEXT_LINES, limit_text
 from photosorter.records import Category
 
-MAX_LINES = 1000
 MAX_LINE_CHARS = 1000
 MAX_RANGE = 500
 MAX_PROBLEMS = 20
+MAX_NUMBER_DIGITS = 6  # digest numbers are small; a longer run of digits is a phone number or junk
+MIN_PREFIX = 3  # "scr" -> screenshot; "sc", "i" and the like resolve to nothing
 
-CONFIRM_WORDS = frozenset({"ok", "okay", "k", "correct", "right", "yes", "yep", "good", "fine", "fine.", "✓", "✔",
+CONFIRM_WORDS = frozenset({"ok", "okay", "correct", "right", "yes", "yep", "good", "fine", "fine.", "✓", "✔",
                            "👍", "confirmed", "confirm"})
 ALL_WORDS = frozenset({"all", "everything", "rest", "others"})
 FILLER = frozenset({"is", "are", "should", "be", "to", "as", "a", "an", "the", "it", "its", "it's", "this", "that",
@@ -33,7 +36,7 @@ FILLER = frozenset({"is", "are", "should", "be", "to", "as", "a", "an", "the", "
                     "image", "images", "shot", "actually", "really", "just", "=", "thanks"})
 # A few everyday words for the default categories; used only when that category is configured.
 SYNONYMS: dict[str, str] = {
-    "me": "me", "selfie": "me", "selfies": "me", "myself": "me", "i": "me",
+    "me": "me", "selfie": "me", "selfies": "me", "myself": "me",
     "person": "people", "persons": "people", "friends": "people", "family": "people", "group": "people",
     "pet": "animal", "pets": "animal", "dog": "animal", "dogs": "animal", "cat": "animal", "cats": "animal",
     "bird": "animal", "birds": "animal",
@@ -47,149 +50,6 @@ SYNONYMS: dict[str, str] = {
     "inside": "indoors", "indoor": "indoors", "room": "indoors", "interior": "indoors",
     "misc": "other", "miscellaneous": "other", "something else": "other",
 }
-
-_QUOTE_HEADER_START = re.compile(r"^\s*(on|am|le|el|op|il|den|på)\b", re.IGNORECASE)
-_QUOTE_HEADER_END = re.compile(r"(wrote|schrieb|a écrit|escribió|schreef|ha scritto|skrev)\s*:\s*$", re.IGNORECASE)
-_CUT_LINES = re.compile(
-    r"^\s*(-{2,}\s*original message\s*-{2,}|-{3,}\s*forwarded message\s*-{3,}|begin forwarded message:|"
-    r"_{20,}|-{20,}|={20,})\s*$", re.IGNORECASE)
-_HEADER_FIELD = re.compile(r"^\s*\*?(from|sent|date|to|cc|subject|von|gesendet|an|betreff|de|envoyé|objet)\*?\s*:",
-                           re.IGNORECASE)
-_SIGNATURE = re.compile(
-    r"^\s*(--\s*|—|sent from my .*|sent from mail for windows.*|get outlook for .*|sent from (yahoo|outlook).*|"
-    r"von meinem .* gesendet|envoyé de mon .*|sent via .*|sent with .*)$", re.IGNORECASE)
-
-
-# reading only what the person wrote --------------------------------------------------------------------
-class _HtmlText(HTMLParser):
-    """HTML to lines of text: blocks become lines, blockquotes become '>' lines, and everything after a
-    client's reply marker (Gmail ``gmail_quote``, Outlook ``divRplyFwdMsg``/``appendonsend``,
-    Thunderbird ``moz-cite-prefix``, Yahoo ``yahoo_quoted``) is dropped."""
-
-    BLOCKS = frozenset({"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "table", "ul", "ol",
-                        "blockquote", "pre", "hr"})
-    SKIP = frozenset({"script", "style", "head", "title"})
-    CUT_MARKERS = ("gmail_quote", "divrplyfwdmsg", "appendonsend", "moz-cite-prefix", "yahoo_quoted",
-                   "gmail_attr", "protonmail_quote", "replyforwardmessage")
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.lines: list[str] = []
-        self.current = ""
-        self.quote_depth = 0
-        self.skip_depth = 0
-        self.cut = False
-
-    def _break(self) -> None:
-        self.lines.append(self.current.rstrip())
-        self.current = ""
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if self.cut:
-            return
-        marker = " ".join(value or "" for name, value in attrs if name in ("class", "id", "name")).lower()
-        if any(m in marker for m in self.CUT_MARKERS):
-            self.cut = True
-            return
-        if tag in self.SKIP:
-            self.skip_depth += 1
-        if tag in self.BLOCKS:
-            self._break()
-        if tag == "blockquote":
-            self.quote_depth += 1
-
-    def handle_endtag(self, tag: str) -> None:
-        if self.cut:
-            return
-        if tag in self.SKIP and self.skip_depth:
-            self.skip_depth -= 1
-        if tag in self.BLOCKS:
-            self._break()
-        if tag == "blockquote" and self.quote_depth:
-            self.quote_depth -= 1
-
-    def handle_data(self, data: str) -> None:
-        if self.cut or self.skip_depth:
-            return
-        text = re.sub(r"\s+", " ", data)
-        if not self.current.strip(" >"):
-            text = text.lstrip()
-            if not text:
-                return
-            self.current = "> " * self.quote_depth
-        self.current += text
-
-    def text(self) -> str:
-        self._break()
-        return "\n".join(self.lines)
-
-
-def html_to_text(html: str) -> str:
-    """The visible text of an HTML mail body, quoted parts marked with '>' or dropped. Never raises."""
-    parser = _HtmlText()
-    try:
-        parser.feed(html)
-        parser.close()
-    except Exception:  # html.parser is lenient, but a reply must never crash the poller
-        pass
-    return parser.text()
-
-
-def _is_quote_header(lines: list[str], index: int) -> int:
-    """How many lines an 'On … wrote:' header starting at ``index`` spans (0: none). Gmail wraps it."""
-    if not _QUOTE_HEADER_START.match(lines[index]):
-        return 0
-    joined = ""
-    for span in range(3):
-        if index + span >= len(lines):
-            return 0
-        joined += " " + lines[index + span].strip()
-        if _QUOTE_HEADER_END.search(joined):
-            return span + 1
-    return 0
-
-
-def _is_header_block(lines: list[str], index: int) -> bool:
-    """An Outlook-style 'From: … / Sent: … / To: … / Subject: …' block quoting the original."""
-    if not re.match(r"^\s*\*?(from|von|de)\*?\s*:", lines[index], re.IGNORECASE):
-        return False
-    following = [line for line in lines[index + 1:index + 5] if line.strip()]
-    return sum(bool(_HEADER_FIELD.match(line)) for line in following) >= 2
-
-
-def strip_quoted(text: str) -> str:
-    """The part of a plain-text reply the person wrote: quoted lines, quote headers, forwarded or
-    original-message blocks and signatures removed. Inline answers between '>' lines are kept."""
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")[:MAX_LINES * 4]
-    kept: list[str] = []
-    index = 0
-    while index < len(lines):
-        line = lines[index]
-        if line.lstrip().startswith(">"):
-            index += 1
-            continue
-        span = _is_quote_header(lines, index)
-        if span:
-            rest = [x for x in lines[index + span:] if x.strip()]
-            if rest and rest[0].lstrip().startswith(">"):  # bottom-posting: drop the header, read on
-                index += span
-                continue
-            break
-        if _CUT_LINES.match(line) or _SIGNATURE.match(line) or _is_header_block(lines, index):
-            break
-        kept.append(line)
-        index += 1
-    return "\n".join(kept).strip()
-
-
-def read_reply_text(plain: str | None, html: str | None) -> str:
-    """What the person wrote, from the text/plain part when there is one, else from the HTML part."""
-    if plain and plain.strip():
-        return strip_quoted(plain)
-    if html:
-        return strip_quoted(html_to_text(html))
-    return ""
-
 
 # the grammar ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -209,7 +69,7 @@ class ReplyPlan:
 
 
 _TOKEN = re.compile(
-    r"(?P<range>\d{1,9}\s*(?:-|–|—|\.\.|to)\s*\d{1,9})(?![\d.])|(?P<num>\d{1,9})|(?P<sep>[,;&/+|])|"
+    r"(?P<range>(?<!\d)\d+\s*(?:-|–|—|\.\.|to)\s*\d+)(?![\d.])|(?P<num>(?<!\d)\d+)|(?P<sep>[,;&/+|])|"
     r"(?P<emoji>[✓✔👍])|(?P<word>[^\W\d_]+(?:['’.][^\W\d_]+)*\.?)", re.IGNORECASE)
 
 
@@ -242,7 +102,7 @@ class CategoryNames:
             if candidate in self.by_phrase:
                 return self.by_phrase[candidate], ""
         compact = phrase.replace(" ", "")
-        matches = sorted({n for n in self.names if len(compact) >= 2 and n.startswith(compact)})
+        matches = sorted({n for n in self.names if len(compact) >= MIN_PREFIX and n.startswith(compact)})
         if len(matches) == 1:
             return matches[0], ""
         if matches:
@@ -257,9 +117,12 @@ def _singular(phrase: str) -> str:
 
 
 def _numbers(token: re.Match[str]) -> list[int] | str:
+    runs = re.findall(r"\d+", token.group(0))
+    if any(len(run) > MAX_NUMBER_DIGITS for run in runs):
+        return f"{_clip(max(runs, key=len), 16)} is not a photo number"
     if token.group("num"):
         return [int(token.group("num"))]
-    first, last = (int(n) for n in re.findall(r"\d+", token.group("range")))
+    first, last = (int(n) for n in runs)
     if first > last:
         first, last = last, first
     if last - first >= MAX_RANGE:
@@ -289,6 +152,8 @@ def parse_reply(text: str, shown: Iterable[int], categories: Iterable[Category])
 
 def _parse(text: str, shown: frozenset[int], names: CategoryNames) -> ReplyPlan:
     wanted: dict[int, str | None] = {}  # number -> category, None = confirm
+    held: set[int] = set()  # numbers on a part not understood: "all ok" must not confirm them
+    mentions = 0  # photo numbers given a category, each time: more than the digest showed is no correction
     all_ok = False
     problems: dict[str, list[str]] = {}  # line -> why, in order
     ignored: list[str] = []
@@ -299,7 +164,7 @@ def _parse(text: str, shown: frozenset[int], names: CategoryNames) -> ReplyPlan:
             reasons.append(why)
 
     def flush(line: str, pending: _Line) -> None:
-        nonlocal all_ok
+        nonlocal all_ok, mentions
         if not pending.numbers and not pending.words:
             return
         words = _words_of(pending.words)
@@ -309,6 +174,7 @@ def _parse(text: str, shown: frozenset[int], names: CategoryNames) -> ReplyPlan:
             else:
                 problem(line, "which photo? (start with its number)")
             return
+        held.update(pending.numbers)  # until the part is understood
         if not words:
             if pending.words:
                 problem(line, f"no category after {_list(pending.numbers)}")
@@ -322,15 +188,18 @@ def _parse(text: str, shown: frozenset[int], names: CategoryNames) -> ReplyPlan:
             if category is None:
                 problem(line, why)
                 return
+        mentions += len(pending.numbers)
         unknown = [n for n in pending.numbers if n not in shown]
         if unknown:
             problem(line, f"{_list(unknown)} not in this digest")
+        held.difference_update(pending.numbers)
         for number in pending.numbers:
             if number in shown:
                 wanted.pop(number, None)
                 wanted[number] = category
 
-    for raw in text.split("\n")[:MAX_LINES]:
+    limited = limit_text(text)
+    for raw in limited.text.split("\n"):
         line = raw[:MAX_LINE_CHARS].strip()
         if not line:
             continue
@@ -369,10 +238,17 @@ def _parse(text: str, shown: frozenset[int], names: CategoryNames) -> ReplyPlan:
     labels = {n: c for n, c in wanted.items() if c is not None}
     confirmed = {n for n, c in wanted.items() if c is None}
     if all_ok:
-        confirmed |= {n for n in shown if n not in wanted}
+        confirmed |= {n for n in shown if n not in wanted and n not in held}
     lines = [f"'{line}': {'; '.join(reasons)}" for line, reasons in problems.items()]
     if len(lines) > MAX_PROBLEMS:
         lines = [*lines[:MAX_PROBLEMS], f"… and {len(lines) - MAX_PROBLEMS} more lines not understood"]
+    if limited.dropped_lines:
+        lines.append(f"only the first {MAX_TEXT_LINES} lines ({MAX_TEXT_CHARS} characters) of a reply are read; "
+                     f"{limited.dropped_lines} more lines were not")
+    if mentions > len(shown):
+        lines.insert(0, f"this reply asks for {mentions} changes but the digest showed {len(shown)} photos: nothing "
+                        "was changed (was a digest pasted in?); reply with one line per photo to change")
+        return ReplyPlan(problems=tuple(lines), ignored=tuple(ignored[:MAX_PROBLEMS]))
     return ReplyPlan(labels=labels, confirmed=frozenset(confirmed), problems=tuple(lines),
                      ignored=tuple(ignored[:MAX_PROBLEMS]))
 
