@@ -87,4 +87,4 @@ def test_a_photo_interrupted_mid_run_is_resumed_not_filed_as_its_own_duplicate(t
     state.close()
     subprocess.run(sort_command(tmp_path, tiny_model), check=True, capture_output=True, timeout=120)
     assert [p.relative_to(tmp_path / "library").as_posix() for p in (tmp_path / "library").rglob("*.jpg")] == [
-        "food/odd\nname.jpg"]
+        "food/odd_name.jpg"]  # control characters never reach library names

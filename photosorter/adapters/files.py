@@ -24,23 +24,33 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from photosorter.adapters.filesystem import fsync_dir
-from photosorter.core.companions import companions_of, renamed
+from photosorter.core.companions import companions_of, extension, is_video, renamed
 from photosorter.core.naming import numbered_name
 
 log = logging.getLogger(__name__)
 
 PARTIAL_PREFIX = ".photosorter-partial-"
 CHUNK_BYTES = 1 << 20
+PHOTO_EXTENSIONS = frozenset({".jpg", ".jpeg", ".heic", ".heif", ".png", ".gif", ".webp", ".tif", ".tiff", ".bmp",
+                              ".avif", ".dng"})
 # Larger than any photo a phone or camera makes (a 100 MP RAW is ~150 MB): a 2 GB file named .jpg is
 # refused before a byte of it is read, so it never costs its size in memory.
 MAX_PHOTO_BYTES = 300_000_000
 
 
+def _hidden_photo(name: str) -> bool:
+    """A hidden file that looks like a photo or video (``..jpg``, ``.IMG_1.HEIC``): worth a word, unlike
+    macOS's ``._*`` resource forks, ``.DS_Store`` or partial files (ours and other programs')."""
+    if name.startswith(("._", ".photosorter")) or name.endswith((".part", ".tmp", ".partial", ".crdownload")):
+        return False
+    return extension(name) in PHOTO_EXTENSIONS or is_video(name)
+
+
 def list_inbox(inbox: Path, skip: tuple[Path, ...] = ()) -> Iterator[tuple[Path, str | None]]:
     """Regular files below ``inbox`` in name order; yields (path, None) or (path, why it is skipped).
 
-    Symlinks are never followed (a link in the inbox may point anywhere); hidden files and our
-    own partial files are passed over silently.
+    Symlinks are never followed (a link in the inbox may point anywhere); hidden files are passed over,
+    silently unless they look like photos (``..jpg``).
     """
     skipped = {os.path.realpath(p) for p in skip}
     stack = [inbox]
@@ -53,9 +63,11 @@ def list_inbox(inbox: Path, skip: tuple[Path, ...] = ()) -> Iterator[tuple[Path,
             continue
         subfolders = []
         for entry in entries:
-            if entry.name.startswith("."):
-                continue
             path = Path(entry.path)
+            if entry.name.startswith("."):
+                if _hidden_photo(entry.name):
+                    yield path, "hidden name (it starts with a dot): rename it to have it sorted"
+                continue
             if entry.is_symlink():
                 yield path, "symlink (not followed)"
             elif entry.is_dir(follow_symlinks=False):

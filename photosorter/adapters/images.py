@@ -43,6 +43,27 @@ def _heif_thumbnail(image: Image.Image, min_side: int) -> Image.Image | None:
     return best.to_pillow() if best is not None else None
 
 
+def _heif_cut_short(data: bytes) -> str | None:
+    """Why a HEIF file's top-level boxes say it is incomplete, or None. A HEIC cut short can still hold its
+    embedded thumbnail whole, which would decode fine and be sorted as if it were the photo."""
+    offset = 0
+    while offset + 8 <= len(data):
+        size = int.from_bytes(data[offset:offset + 4], "big")
+        header = 8
+        if size == 1:
+            if offset + 16 > len(data):
+                break
+            size, header = int.from_bytes(data[offset + 8:offset + 16], "big"), 16
+        elif size == 0:
+            return None  # the last box runs to the end of the file
+        if size < header:
+            return f"broken box at byte {offset}"
+        if offset + size > len(data):
+            return f"cut short: {len(data)} of at least {offset + size} bytes"
+        offset += size
+    return None
+
+
 def decode_image(data: bytes, min_side: int) -> Image.Image:
     """Decode ``data`` to an upright RGB image whose short side is at least ``min_side`` when possible.
 
@@ -65,6 +86,8 @@ def decode_image(data: bytes, min_side: int) -> Image.Image:
             if image.format in ("JPEG", "MPO"):
                 image.draft("RGB", (min_side, min_side))
             elif image.format == "HEIF":
+                if (short := _heif_cut_short(data)) is not None:
+                    raise ImageError(f"damaged HEIF file ({short})", reason="corrupt")
                 image = _heif_thumbnail(image, min_side) or image
             if image.format not in ("JPEG", "MPO") and image.width * image.height > MAX_FULL_DECODE_PIXELS:
                 raise ImageError(f"too large to decode safely ({width}x{height} {image.format})", reason="too-large")

@@ -195,7 +195,9 @@ def run_label(args: argparse.Namespace, settings: Settings) -> int:
         raise ConfigError(["label: give PHOTO... CATEGORY or --folder DIR CATEGORY"])
     state = open_state(settings)
     try:
-        count = build_sorter(settings, state).label(paths, category.lower())
+        sorter = build_sorter(settings, state)
+        sorter.recover()  # a move a killed run left half done is settled before a label moves anything
+        count = sorter.label(paths, category.lower())
     finally:
         state.close()
     print(f"labelled {count} of {len(paths)} photos as {category.lower()}")

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-VIDEO_EXTENSIONS = frozenset({".mov", ".mp4", ".m4v", ".3gp", ".avi", ".mkv", ".webm"})
+# Camcorders (AVCHD .mts/.m2ts), DVDs and older cameras (.mpg/.mpeg/.vob), Windows (.wmv/.asf), Flash (.flv).
+VIDEO_EXTENSIONS = frozenset({".mov", ".mp4", ".m4v", ".3gp", ".3g2", ".avi", ".mkv", ".webm", ".mts", ".m2ts",
+                              ".mpg", ".mpeg", ".vob", ".wmv", ".asf", ".flv"})
 SIDECAR_EXTENSIONS = frozenset({".aae", ".xmp"})
 LIVE_EXTENSIONS = frozenset({".mov", ".mp4", ".m4v"})  # the movie half of a live / motion photo
 VIDEOS_FOLDER = "videos"

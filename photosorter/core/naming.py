@@ -10,15 +10,15 @@ MAX_NAME_BYTES = 180  # well under the 255-byte limit, leaving room for a collis
 def safe_name(raw: str | bytes) -> str:
     """The photo's own name, kept as given where the library can hold it.
 
-    Only what cannot be stored is changed: bytes that are not UTF-8 become ``_``, ``/`` and NUL become
-    ``_``, leading dots go (a hidden file would vanish from view), and the length is bounded. Other
-    characters, even control characters, stay: they are legal in file names, and log lines escape them
-    (see ``printable``).
+    Only what cannot be stored or shown is changed: bytes that are not UTF-8, ``/``, NUL and control
+    characters (a newline, ESC or BEL in a name breaks scripts, listings and terminals) become ``_``,
+    leading dots go (a hidden file would vanish from view), and the length is bounded.
     """
     text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
     text = text.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
     text = unicodedata.normalize("NFC", text)
-    cleaned = "".join("_" if ch in "/\0\ufffd" else ch for ch in text).lstrip(".").strip(" ") or "photo"
+    cleaned = "".join("_" if ch in "/\ufffd" or unicodedata.category(ch) == "Cc" else ch
+                      for ch in text).lstrip(".").strip(" ") or "photo"
     stem, dot, ext = cleaned.rpartition(".")
     if not dot or not stem or len(ext) > 8:
         stem, ext = cleaned, ""
