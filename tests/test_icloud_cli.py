@@ -1,4 +1,4 @@
-"""``photosorter icloud sync`` end to end against the fake iCloud, the code drop to a running daemon, and
+"""``photosorter sync`` end to end against the fake iCloud, the code drop to a running daemon, and
 the pure sync decisions."""
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def test_icloud_sync_fetches_and_sorts_into_the_library(fake: FakeICloud, tmp_pa
     env = {**os.environ, **settings_env(tmp_path / "library", tmp_path / "data", tiny_model),
            "APPLE_ID": fake.apple_id, "APPLE_PASSWORD": fake.password, "PHOTOSORTER_ICLOUD_SERVER": fake.url,
            "REQUESTS_CA_BUNDLE": str(fake.cert), "CURL_CA_BUNDLE": str(fake.cert), "PYTHONPATH": str(ROOT)}
-    result = subprocess.run([sys.executable, "-m", "photosorter", "icloud", "sync"], cwd=tmp_path, env=env,
+    result = subprocess.run([sys.executable, "-m", "photosorter", "sync"], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "iCloud: 6 new files" in result.stdout

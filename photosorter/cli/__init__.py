@@ -1,48 +1,58 @@
 """Composition root: argv -> Settings -> adapters -> run. The only package that wires things together.
 
-Each module here owns a group of subcommands: ``register(commands, common)`` adds them to the parser
-and sets ``handler(args, settings) -> exit status`` on each.
+Each module here owns a group of subcommands: ``register(commands, options)`` adds them to the parser
+(with the option groups of ``commands.Options`` that apply) and sets ``handler(args, settings) -> exit
+status`` on each. Only the chosen command's module is imported (``commands.COMMANDS`` says which).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from photosorter import __version__
 from photosorter.adapters.filesystem import PRIVATE_UMASK, make_private
-from photosorter.cli import evaluate, faces, icloud, library, mail, model, mqtt, run, setup, web
+from photosorter.cli.commands import COMMANDS, Options
 from photosorter.config import Settings, load_settings
 from photosorter.errors import ConfigError, PhotosorterError
 
 log = logging.getLogger("photosorter")
 
-COMMAND_GROUPS = (setup, library, run, web, mqtt, model, evaluate, icloud, faces, mail)
+
+def _chosen(argv: Sequence[str]) -> str | None:
+    """The command named in ``argv`` (its first word that is not an option), if it is one."""
+    first = next((word for word in argv if not word.startswith("-")), None)
+    return first if first in COMMANDS else None
 
 
-def _parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--library", help="sorted library folder (PHOTOSORTER_LIBRARY)")
-    common.add_argument("--data", help="state, index and model cache folder (PHOTOSORTER_DATA)")
-    common.add_argument("--model", help="model folder or built-in model name (PHOTOSORTER_MODEL)")
-    common.add_argument("--face-model", help="face models folder or built-in set (PHOTOSORTER_FACE_MODEL)")
-    common.add_argument("--options", type=Path, help="add-on options JSON file (e.g. /data/options.json)")
-    common.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
-    parser = argparse.ArgumentParser(prog="photosorter", description="Sort a photo library into categories.")
+def _parser(argv: Sequence[str]) -> argparse.ArgumentParser:
+    """The full parser of the chosen command's module; the other commands only as names with a summary, so
+    their modules (and what they import) stay unloaded."""
+    parser = argparse.ArgumentParser(
+        prog="photosorter", description="Sort a photo library into categories on the CPU.",
+        epilog="first run: photosorter sort INBOX --library LIBRARY\n"
+               "photosorter COMMAND --help shows a command's options and examples",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"photosorter {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
-    for group in COMMAND_GROUPS:
-        group.register(commands, common)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    chosen = _chosen(argv)
+    loaded = COMMANDS[chosen].module if chosen else None
+    options = Options()
+    for name, command in COMMANDS.items():
+        if command.module != loaded:
+            commands.add_parser(name, help=command.summary)
+        elif name == next(n for n, c in COMMANDS.items() if c.module == loaded):
+            importlib.import_module(f"photosorter.cli.{loaded}").register(commands, options)
     return parser
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    return load_settings({"library": args.library, "data": args.data, "model": args.model,
-                          "face_model": args.face_model, "log_level": args.log_level}, options_path=args.options)
+    given = {key: getattr(args, key, None) for key in ("library", "data", "model", "face_model", "log_level")}
+    return load_settings(given, options_path=getattr(args, "options", None))
 
 
 def setup_logging(level: str) -> None:
@@ -52,7 +62,8 @@ def setup_logging(level: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = _parser(argv).parse_args(argv)
     try:
         settings = _settings(args)
     except ConfigError as exc:

@@ -15,6 +15,7 @@ from PIL import Image
 from photosorter import __version__, scorecard
 from photosorter.adapters.files import LocalFiles
 from photosorter.adapters.images import decode_image
+from photosorter.cli.commands import Options, described
 from photosorter.config import CROP_MODES, Settings
 from photosorter.core.faces import judge_faces
 from photosorter.core.signals import Signals
@@ -37,10 +38,10 @@ from photosorter.ml.prior import ZeroShotPrior
 log = logging.getLogger(__name__)
 
 
-def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
-    evaluate = commands.add_parser("evaluate", parents=[common],
-                                   help="score zero-shot, kNN and blend on DIR/<category>/* photos")
-    evaluate.add_argument("folder", type=Path, nargs="?", help="folder with one subfolder of photos per category")
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], options: Options) -> None:
+    evaluate = commands.add_parser("evaluate", parents=options.only("data", "model"), **described("evaluate"))
+    evaluate.add_argument("folder", type=Path, nargs="?", metavar="DIR",
+                          help="folder with one subfolder of photos per category")
     evaluate.add_argument("--json", type=Path, help="write the results here (and a PNG next to it)")
     evaluate.add_argument("--compare", action="store_true", help="print every run in the runs log")
     evaluate.add_argument("--folds", type=int, default=5,

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from photosorter.adapters.files import LocalFiles
 from photosorter.adapters.images import decode_image
-from photosorter.cli.library import build_face_stage, build_sorter, open_state
+from photosorter.cli.commands import CATEGORY_HELP, Options, described
+from photosorter.cli.library import build_face_stage, build_sorter, category_named, open_state
 from photosorter.config import Settings
 from photosorter.core.faces import ME, PEOPLE
 from photosorter.errors import ConfigError
@@ -25,32 +26,46 @@ log = logging.getLogger(__name__)
 THRESHOLDS = [0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7]
 
 
-def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
-    me = commands.add_parser("me", parents=[common], help="teach photosorter your face; list, remove, forget it")
-    actions = me.add_subparsers(dest="action", required=True)
-    add = actions.add_parser("add", parents=[common], help="label PHOTO as me and add one of its faces")
-    add.add_argument("photo", type=Path)
-    add.add_argument("--face", type=int, help="which face, numbered left to right from 1 (default: the largest)")
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], options: Options) -> None:
+    me = commands.add_parser("me", **described("me"))
+    actions = me.add_subparsers(dest="action", required=True, metavar="ACTION", help="what to do")
+    add = actions.add_parser("add", parents=options.everything,
+                             **described("me add", summary="label PHOTO as me and keep one of its faces as yours",
+                                         examples=("photosorter me add portrait.jpg",
+                                                   "photosorter me add group.jpg --face 2")))
+    add.add_argument("photo", type=Path, metavar="PHOTO", help="a photo with your face in it")
+    add.add_argument("--face", type=int, metavar="N",
+                     help="which face, numbered left to right from 1 (default: the largest)")
     add.set_defaults(handler=run_me_add)
-    show = actions.add_parser("show", parents=[common], help="list your reference faces")
+    show = actions.add_parser("show", parents=options.only("data"),
+                              **described("me show", summary="list your reference faces with their numbers",
+                                          examples=("photosorter me show",)))
     show.set_defaults(handler=run_me_show)
-    remove = actions.add_parser("remove", parents=[common], help="take reference faces out (numbers from me show)")
-    remove.add_argument("ids", type=int, nargs="+")
+    remove = actions.add_parser("remove", parents=options.only("data"),
+                                **described("me remove", summary="take reference faces out (numbers from me show)",
+                                            examples=("photosorter me remove 3",)))
+    remove.add_argument("ids", type=int, nargs="+", metavar="N", help="reference face numbers, as me show lists them")
     remove.set_defaults(handler=run_me_remove)
-    forget = actions.add_parser("forget", parents=[common],
-                                help="delete your reference faces and every stored face embedding")
+    forget = actions.add_parser("forget", parents=options.only("data"),
+                                **described("me forget", summary="delete your reference faces and every stored face",
+                                            examples=("photosorter me forget --yes",)))
     forget.add_argument("--yes", action="store_true", help="do not ask")
     forget.set_defaults(handler=run_me_forget)
-    evaluate = actions.add_parser("evaluate", parents=[common],
-                                  help="accuracy and ROC AUC on FOLDER/me, FOLDER/others (, FOLDER/none)")
-    evaluate.add_argument("folder", type=Path)
-    evaluate.add_argument("--references", type=int, default=3, help="reference photos per choice (default 3)")
-    evaluate.add_argument("--choices", type=int, default=200, help="how many reference choices at most")
+    evaluate = actions.add_parser(
+        "evaluate", parents=options.only("data", "model"),
+        **described("me evaluate", summary="accuracy and ROC AUC on FOLDER/me, FOLDER/others (, FOLDER/none)",
+                    examples=("photosorter me evaluate ../shared/faces",)))
+    evaluate.add_argument("folder", type=Path, metavar="FOLDER",
+                          help="folder with me/ (photos of you), others/ and optionally none/ (no faces)")
+    evaluate.add_argument("--references", type=int, default=3, metavar="N",
+                          help="reference photos per choice (default 3)")
+    evaluate.add_argument("--choices", type=int, default=200, metavar="N",
+                          help="how many reference choices at most (default 200)")
     evaluate.set_defaults(handler=run_me_evaluate)
-    resort = commands.add_parser("resort", parents=[common],
-                                 help="classify the photos in some category folders again (after teaching faces)")
-    resort.add_argument("--category", action="append", dest="categories",
-                        help=f"a category folder to reconsider (repeatable; default: {ME} and {PEOPLE})")
+    resort = commands.add_parser("resort", parents=options.everything, **described("resort"))
+    resort.add_argument("--category", action="append", dest="categories", metavar="CATEGORY",
+                        help=f"a category folder to reconsider (repeatable; default: {ME} and {PEOPLE}); "
+                             f"{CATEGORY_HELP}")
     resort.set_defaults(handler=run_resort)
 
 
@@ -141,7 +156,7 @@ def run_me_evaluate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_resort(args: argparse.Namespace, settings: Settings) -> int:
-    categories = [c.lower() for c in (args.categories or [ME, PEOPLE])]
+    categories = [category_named(settings, c) for c in (args.categories or [ME, PEOPLE])]
     state = open_state(settings)
     try:
         moved = build_sorter(settings, state).resort(categories)

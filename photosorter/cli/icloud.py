@@ -1,4 +1,4 @@
-"""``icloud login``, ``icloud code`` and ``icloud sync``; ``open_source`` and the code drop for the daemon.
+"""``icloud login``, ``icloud code`` and ``sync``; ``open_source`` and the code drop for the daemon.
 
 A code for a running daemon travels through two files in the data folder (mode 0600): the CLI writes
 ``icloud-code.request`` and waits for ``icloud-code.reply``, which the daemon's watcher writes after
@@ -18,8 +18,9 @@ import uuid
 from pathlib import Path
 
 from photosorter.adapters.icloud import IcloudSource
-from photosorter.cli.library import STATE_FILE, build_sorter, open_state, preview_folder, print_report
-from photosorter.config import Settings
+from photosorter.cli.commands import Options, described
+from photosorter.cli.library import build_sorter, open_state, preview_folder, print_report
+from photosorter.config import STATE_FILE, Settings
 from photosorter.core.companions import VIDEOS_FOLDER
 from photosorter.errors import ConfigError, SourceUnavailableError
 from photosorter.ports import Controls
@@ -34,19 +35,19 @@ CODE_WAIT_S = 30.0
 WATCH_INTERVAL_S = 0.5
 
 
-def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
-    icloud = commands.add_parser("icloud", parents=[common], help="log in to iCloud, enter a 2FA code, sync once")
-    sub = icloud.add_subparsers(dest="icloud_command", required=True)
-    login = sub.add_parser("login", parents=[common], help="log in, asking for the 2FA code on this terminal")
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], options: Options) -> None:
+    icloud = commands.add_parser("icloud", **described("icloud"))
+    sub = icloud.add_subparsers(dest="icloud_command", required=True, metavar="ACTION", help="what to do")
+    login = sub.add_parser("login", parents=options.only("data"),
+                           **described("icloud login", summary="sign in, asking for the 2FA code on this terminal",
+                                       examples=("photosorter icloud login   # APPLE_ID, APPLE_PASSWORD in .env",)))
     login.set_defaults(handler=run_login)
-    code = sub.add_parser("code", parents=[common], help="give a 2FA code to the running daemon")
-    code.add_argument("code", help="the 6-digit code Apple sent")
+    code = sub.add_parser("code", parents=options.only("data"),
+                          **described("icloud code", summary="give a 2FA code to the running daemon",
+                                      examples=("photosorter icloud code 123456",)))
+    code.add_argument("code", metavar="CODE", help="the 6-digit code Apple showed on your device")
     code.set_defaults(handler=run_code)
-    sync = sub.add_parser("sync", parents=[common], help="fetch new photos from iCloud once, then sort them")
-    sync.set_defaults(handler=run_sync)
-    # `photosorter sync`: the same one-shot sync, under the short name the docs use
-    commands.add_parser("sync", parents=[common], help="fetch new photos from iCloud once, then sort them"
-                        ).set_defaults(handler=run_sync)
+    commands.add_parser("sync", parents=options.everything, **described("sync")).set_defaults(handler=run_sync)
 
 
 def open_source(settings: Settings) -> IcloudSource | None:

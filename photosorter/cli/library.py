@@ -12,7 +12,9 @@ from photosorter.adapters.files import LocalFiles
 from photosorter.adapters.images import decode_image
 from photosorter.adapters.previews import PreviewFolder
 from photosorter.adapters.state import SqliteState
-from photosorter.config import DEFAULT_SOURCE, Settings, read_saved, save_settings, saved_path
+from photosorter.cli.commands import CATEGORY_HELP, Options, described
+from photosorter.config import DEFAULT_SOURCE, STATE_FILE, Settings, read_saved, save_settings, saved_path
+from photosorter.core.replies import CategoryNames
 from photosorter.errors import ConfigError, ModelError
 from photosorter.facestage import FaceStage
 from photosorter.ml.catalogue import DEFAULT_MODEL, EMBEDDED_MODEL
@@ -29,16 +31,17 @@ from photosorter.records import PhotoEvent, RunReport
 
 log = logging.getLogger(__name__)
 
-STATE_FILE = "state.sqlite3"
 
 
-def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
-    sort = commands.add_parser("sort", parents=[common], help="move every photo from INBOX into the library")
-    sort.add_argument("inbox", type=Path, nargs="?")
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], options: Options) -> None:
+    sort = commands.add_parser("sort", parents=options.everything, **described("sort"))
+    sort.add_argument("inbox", type=Path, nargs="?", metavar="INBOX",
+                      help="folder of photos to sort (they are moved; default: the saved or configured inbox)")
     sort.set_defaults(handler=run_sort)
-    label = commands.add_parser("label", parents=[common], help="teach a category with example photos")
-    label.add_argument("items", nargs="+", help="PHOTO... CATEGORY (or --folder DIR CATEGORY)")
-    label.add_argument("--folder", type=Path, help="label every photo in this folder")
+    label = commands.add_parser("label", parents=options.everything, **described("label"))
+    label.add_argument("photos", nargs="*", type=Path, metavar="PHOTO", help="photos that show CATEGORY")
+    label.add_argument("category", metavar="CATEGORY", help=CATEGORY_HELP)
+    label.add_argument("--folder", type=Path, metavar="DIR", help="also label every photo in DIR (and its subfolders)")
     label.set_defaults(handler=run_label)
 
 
@@ -148,6 +151,15 @@ def print_report(report: RunReport) -> None:
             print(f"    {failure.name}: {failure.reason}")
 
 
+def category_named(settings: Settings, typed: str) -> str:
+    """The category a person typed: its name, title, plural, a synonym or an unambiguous prefix (the same
+    matching as email replies); a ``ConfigError`` listing the categories otherwise."""
+    name, why = CategoryNames(settings.classify.categories).resolve(typed)
+    if name is None:
+        raise ConfigError([f"category: {why}; the categories are {', '.join(settings.classify.names)}"])
+    return name
+
+
 def chosen_values(settings: Settings, **given: str | Path | None) -> dict[str, str]:
     """The settings worth saving: ``given`` ones, and those the person set (not defaults); paths made absolute."""
     current = {"library": settings.library.path, "inbox": settings.library.inbox, "model": settings.model.name,
@@ -187,18 +199,18 @@ def run_sort(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_label(args: argparse.Namespace, settings: Settings) -> int:
-    *photos, category = args.items
-    paths = [Path(p) for p in photos]
+    paths = list(args.photos)
     if args.folder:
         paths += sorted(p for p in args.folder.rglob("*") if p.is_file() and not p.name.startswith("."))
     if not paths:
         raise ConfigError(["label: give PHOTO... CATEGORY or --folder DIR CATEGORY"])
+    category = category_named(settings, args.category)
     state = open_state(settings)
     try:
         sorter = build_sorter(settings, state)
         sorter.recover()  # a move a killed run left half done is settled before a label moves anything
-        count = sorter.label(paths, category.lower())
+        count = sorter.label(paths, category)
     finally:
         state.close()
-    print(f"labelled {count} of {len(paths)} photos as {category.lower()}")
+    print(f"labelled {count} of {len(paths)} photos as {category}")
     return 0 if count == len(paths) else 1

@@ -15,8 +15,9 @@ from photosorter.adapters.images import decode_image
 from photosorter.adapters.imap import ImapInbox
 from photosorter.adapters.mailstate import SqliteMailLedger
 from photosorter.adapters.smtp import SmtpMailer
-from photosorter.cli.library import STATE_FILE, build_sorter, open_state
-from photosorter.config import Settings
+from photosorter.cli.commands import Options, described
+from photosorter.cli.library import build_sorter, open_state
+from photosorter.config import STATE_FILE, Settings
 from photosorter.errors import ConfigError, PhotosorterError
 from photosorter.mailflow import MailFlow
 from photosorter.ports import Labeller
@@ -28,14 +29,14 @@ IDLE_S = 240.0  # re-issue IDLE well within the 29 minutes RFC 2177 allows, and 
 IDLE_RETRY_S = 60.0
 
 
-def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
-    digest = commands.add_parser("digest", parents=[common], help="send the daily digest now, or write it to a file")
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], options: Options) -> None:
+    digest = commands.add_parser("digest", parents=options.everything, **described("digest"))
     how = digest.add_mutually_exclusive_group(required=True)
     how.add_argument("--send-now", action="store_true", help="send a digest of everything since the last one")
     how.add_argument("--dry-run", action="store_true", help="write the digest as an .eml file, send nothing")
     digest.add_argument("--out", type=Path, help="folder for --dry-run (default: <data>/digests)")
     digest.set_defaults(handler=run_digest)
-    replies = commands.add_parser("replies", parents=[common], help="apply email replies to the digest")
+    replies = commands.add_parser("replies", parents=options.everything, **described("replies"))
     replies.add_argument("--once", action="store_true", help="read the reply folder once and exit")
     replies.set_defaults(handler=run_replies)
 

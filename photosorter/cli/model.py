@@ -9,6 +9,7 @@ from PIL import Image
 
 from photosorter.adapters.files import LocalFiles
 from photosorter.adapters.images import decode_image
+from photosorter.cli.commands import Options, described
 from photosorter.config import Settings
 from photosorter.errors import ConfigError, ImageError
 from photosorter.ml.quantize import DEFAULT_OPS, quantize_onnx
@@ -16,12 +17,15 @@ from photosorter.ml.quantize import DEFAULT_OPS, quantize_onnx
 AGREEMENT_PHOTOS = 8
 
 
-def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
-    model = commands.add_parser("model", help="export and quantize models")
-    actions = model.add_subparsers(dest="model_command", required=True)
-    export = actions.add_parser("export", parents=[common],
-                                help="export a Hugging Face CLIP or image model to an int8 ONNX model folder "
-                                     "(needs photosorter[export])")
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], options: Options) -> None:
+    model = commands.add_parser("model", **described("model"))
+    actions = model.add_subparsers(dest="model_command", required=True, metavar="ACTION", help="what to do")
+    export = actions.add_parser(
+        "export", parents=options.only("data"),
+        **described("model export", summary="export a Hugging Face CLIP or image model to an int8 ONNX model "
+                                            "folder (needs photosorter[export])",
+                    examples=("photosorter model export openai/clip-vit-base-patch32 models/clip-b32 --images ~/p",
+                              "photosorter model export google/vit-base-patch16-224 models/vit")))
     export.add_argument("source", help="hub id (e.g. openai/clip-vit-base-patch32) or local model folder")
     export.add_argument("out", type=Path, help="model folder to write (must be new or empty)")
     export.add_argument("--images", type=Path,
@@ -30,21 +34,29 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], comm
     export.add_argument("--no-quantize", dest="quantize", action="store_false", help="keep float32 weights")
     export.add_argument("--keep-float", action="store_true", help="also keep the float32 graphs in the folder")
     export.set_defaults(handler=run_export)
-    quantize = actions.add_parser("quantize", parents=[common], help="int8-quantize an exported ONNX file")
+    quantize = actions.add_parser(
+        "quantize", parents=options.only("data"),
+        **described("model quantize", summary="int8-quantize an exported ONNX file",
+                    examples=("photosorter model quantize model.onnx model_quantized.onnx --ops MatMul",)))
     quantize.add_argument("source", type=Path, help="float ONNX file")
     quantize.add_argument("target", type=Path, nargs="?", help="output file (default: <source>_quantized.onnx)")
     quantize.add_argument("--ops", default=",".join(DEFAULT_OPS),
                           help="operator types to quantize (default: %(default)s; see photosorter/ml/quantize.py)")
     quantize.add_argument("--per-tensor", action="store_true", help="one scale per weight tensor, not per channel")
     quantize.set_defaults(handler=run_quantize)
-    reference = actions.add_parser("reference", parents=[common],
-                                   help="write the self-check references of a model folder from its float32 graph")
+    reference = actions.add_parser(
+        "reference", parents=options.only("data"),
+        **described("model reference", summary="write the self-check references of a model folder from its "
+                                               "float32 graph",
+                    examples=("photosorter model reference models/clip-b32 vision_model.onnx",)))
     reference.add_argument("folder", type=Path, help="model folder (its manifest gets the references)")
     reference.add_argument("float_graph", help="the float32 image graph in that folder, e.g. vision_model.onnx")
     reference.add_argument("--output", type=Path, help="write the entry to this JSON file instead of the manifest")
     reference.set_defaults(handler=run_reference)
-    check = actions.add_parser("check", parents=[common],
-                               help="run the model's self-check on this CPU now and print the figure")
+    check = actions.add_parser(
+        "check", parents=options.only("data", "model"),
+        **described("model check", summary="run the model's self-check on this CPU now and print the figure",
+                    examples=("photosorter model check --model mobilenet-v2",)))
     check.set_defaults(handler=run_check)
 
 

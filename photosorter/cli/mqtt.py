@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from photosorter import __version__
 from photosorter.adapters.mqtt import MqttPublisher, probe_broker
 from photosorter.adapters.supervisor import resolve_broker
+from photosorter.cli.commands import Options, described
 from photosorter.config import Settings
 from photosorter.core.discovery import Topics, build_discovery, topic_problems
 from photosorter.errors import ConfigError
@@ -18,9 +19,8 @@ from photosorter.ports import Controls
 log = logging.getLogger(__name__)
 
 
-def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
-    mqtt = commands.add_parser("mqtt", parents=[common],
-                               help="check the MQTT broker settings and list the topics and entities")
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], options: Options) -> None:
+    mqtt = commands.add_parser("mqtt", parents=options.only(), **described("mqtt"))
     mqtt.set_defaults(handler=run_mqtt)
 
 

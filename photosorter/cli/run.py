@@ -13,6 +13,7 @@ from pathlib import Path
 from types import FrameType
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from photosorter.cli.commands import Options, described
 from photosorter.cli.icloud import open_source, watch_codes
 from photosorter.cli.library import build_sorter, model_lifetime, open_state
 from photosorter.cli.mail import build_mail, watch_replies
@@ -29,10 +30,10 @@ log = logging.getLogger(__name__)
 HEALTHY_WITHIN_S = 300.0
 
 
-def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
-    run = commands.add_parser("run", parents=[common], help="run continuously: sync, sort, publish, mail")
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], options: Options) -> None:
+    run = commands.add_parser("run", parents=options.everything, **described("run"))
     run.set_defaults(handler=run_daemon)
-    health = commands.add_parser("health", parents=[common], help="exit 0 when the daemon's loop is alive")
+    health = commands.add_parser("health", parents=options.only("data"), **described("health"))
     health.set_defaults(handler=run_health)
 
 

@@ -7,9 +7,9 @@ import datetime as dt
 import logging
 from pathlib import Path
 
-from photosorter.cli.library import STATE_FILE, chosen_values, open_model, open_state
-from photosorter.config import Settings, read_saved, save_settings, saved_path
-from photosorter.ml.selfcheck import last_check
+from photosorter.adapters.state import SqliteState
+from photosorter.cli.commands import Options, described
+from photosorter.config import STATE_FILE, Settings, read_saved, save_settings, saved_path
 
 log = logging.getLogger(__name__)
 
@@ -17,24 +17,21 @@ SHOWN = (("library", "library"), ("data", "data"), ("inbox", "inbox"), ("model",
          ("face_model", "face model"))
 
 
-def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
-    init = commands.add_parser("init", parents=[common], help="save library, inbox and model for later commands",
-                               description="Save the given choices in <data>/settings.json; every later command "
-                                           "reads them (a flag or PHOTOSORTER_ variable still wins). The model is "
-                                           "fetched now, so a download happens once, here.",
-                               epilog="example: photosorter init --library ~/Pictures/sorted --inbox ~/Downloads/"
-                                      "photos --model clip-vit-b32")
-    init.add_argument("--inbox", type=Path, help="folder photosorter sort (with no argument) and run sort from")
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], options: Options) -> None:
+    init = commands.add_parser("init", parents=options.everything, **described("init"))
+    init.description = ("Save the given choices in <data>/settings.json; every later command reads them (a flag "
+                        "or PHOTOSORTER_ variable still wins). A model given here is fetched now, so its "
+                        "download happens once, here.")
+    init.add_argument("--inbox", type=Path, metavar="DIR",
+                      help="folder that photosorter sort (with no INBOX) and photosorter run sort from")
     init.set_defaults(handler=run_init)
-    status = commands.add_parser("status", parents=[common], help="settings and where they come from, counts",
-                                 description="The settings that matter first, each with where its value came "
-                                             "from (command line, environment, .env, options, saved, default), "
-                                             "then photo and label counts and the last run.",
-                                 epilog="example: photosorter status --library ~/Pictures/sorted")
+    status = commands.add_parser("status", parents=options.everything, **described("status"))
     status.set_defaults(handler=run_status)
 
 
 def run_init(args: argparse.Namespace, settings: Settings) -> int:
+    from photosorter.cli.library import chosen_values, open_model  # the model stack, only when needed
+
     values = chosen_values(settings, inbox=args.inbox)
     if "model" in values:
         open_model(settings)  # download (or check) now; a chosen model that cannot be had is an error here
@@ -65,7 +62,9 @@ def run_status(args: argparse.Namespace, settings: Settings) -> int:
         print(f"nothing sorted yet with the data folder {settings.library.data} "
               f"(settings saved: {'yes' if saved_path(settings.library.data).is_file() else 'no'})")
         return 0
-    state = open_state(settings)
+    from photosorter.ml.selfcheck import last_check  # numpy and Pillow: after the settings are printed
+
+    state = SqliteState(settings.library.data / STATE_FILE)
     try:
         if library_exists:
             counts = state.library_counts()

@@ -15,10 +15,11 @@ from photosorter.adapters.catalog import SqliteCatalog
 from photosorter.adapters.images import decode_image
 from photosorter.adapters.state import SqliteState
 from photosorter.adapters.thumbnails import ThumbnailFolder
+from photosorter.cli.commands import Options, described
 from photosorter.cli.evaluate import runs_log
 from photosorter.cli.icloud import hand_code_to_daemon
-from photosorter.cli.library import STATE_FILE, build_sorter, open_state
-from photosorter.config import Settings
+from photosorter.cli.library import build_sorter, open_state
+from photosorter.config import STATE_FILE, Settings
 from photosorter.errors import ConfigError
 from photosorter.pipeline import Sorter
 from photosorter.records import AuthState, StatusSnapshot
@@ -31,9 +32,8 @@ log = logging.getLogger(__name__)
 DEFAULT_PORT = 8099
 
 
-def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
-    web = commands.add_parser("web", parents=[common],
-                              help="serve the web page (review, library, map, health) without the daemon")
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], options: Options) -> None:
+    web = commands.add_parser("web", parents=options.everything, **described("web"))
     web.add_argument("--port", type=int, help=f"port (default: the web_port setting, else {DEFAULT_PORT})")
     web.set_defaults(handler=run_web)
 
