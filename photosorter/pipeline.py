@@ -251,7 +251,8 @@ class Sorter:
 
     def _file_duplicate(self, photo_id: int, loaded: Loaded, original: PhotoRecord, report: RunReport) -> None:
         self.state.record_outcome(photo_id, category=original.category, duplicate_of=original.id)
-        log.info("duplicate: %s has the same bytes as photo %d", printable(loaded.path), original.id)
+        log.info("duplicate: %s has the same bytes as %s", printable(loaded.path),
+                 original.library_path or printable(Path(original.source_path)))
         if self._place(photo_id, loaded.path, DUPLICATES_FOLDER, PhotoStatus.DUPLICATE, report, loaded.companions):
             report.duplicates += 1
         self._done_with(loaded)
@@ -273,8 +274,10 @@ class Sorter:
             placed = self._place(photo_id, loaded.path, folder, status, report, loaded.companions)
             self._done_with(loaded)
             if placed is not None:
-                report.placed[prediction.category] = report.placed.get(prediction.category, 0) + 1
-                report.unsure += status is PhotoStatus.UNSURE
+                if status is PhotoStatus.UNSURE:  # counted once: in _unsure, not also in its best guess
+                    report.unsure += 1
+                else:
+                    report.placed[prediction.category] = report.placed.get(prediction.category, 0) + 1
                 if self.on_sorted is not None:
                     self.on_sorted(PhotoEvent(photo_id, prediction.category, prediction.score, prediction.margin,
                                                status is PhotoStatus.UNSURE, placed.name,
@@ -429,7 +432,8 @@ class Sorter:
         self.knn.labels_changed()
         if move and record and record.library_path and record.library_path.split("/")[0] != category:
             self.state.record_outcome(photo_id, category=category, score=1.0, margin=1.0)
-            self._place(photo_id, self.library / record.library_path, category, PhotoStatus.PLACED)
+            if self._place(photo_id, self.library / record.library_path, category, PhotoStatus.PLACED):
+                log.info("moved %s to %s/ (labelled %s)", record.library_path, category, category)
 
     def _photo_for_label(self, path: Path) -> tuple[int | None, np.ndarray | None, bool]:
         """(photo id, embedding, whether it is in the library) for a photo to be labelled."""

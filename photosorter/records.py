@@ -133,7 +133,7 @@ class RunReport:
 
     @property
     def handled(self) -> int:
-        return sum(self.placed.values()) + self.duplicates + len(self.failed)
+        return sum(self.placed.values()) + self.unsure + self.duplicates + len(self.failed)
 
     def add(self, other: RunReport) -> None:
         """Fold a later run into this one (a sync sorts a first sync chunk by chunk)."""

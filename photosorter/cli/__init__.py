@@ -19,6 +19,7 @@ from photosorter.adapters.filesystem import PRIVATE_UMASK, make_private
 from photosorter.cli.commands import COMMANDS, Options
 from photosorter.config import Settings, load_settings
 from photosorter.errors import ConfigError, PhotosorterError
+from photosorter.progress import BarAwareHandler
 
 log = logging.getLogger("photosorter")
 
@@ -57,7 +58,8 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def setup_logging(level: str) -> None:
     """One line per event, readable in the add-on log panel."""
-    logging.basicConfig(level=level.upper(), stream=sys.stderr, force=True,
+    handler = BarAwareHandler(sys.stderr)  # a progress bar on the terminal steps aside for log lines
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%Y-%m-%d %H:%M:%S")
 
 

@@ -209,8 +209,14 @@ def run_label(args: argparse.Namespace, settings: Settings) -> int:
     try:
         sorter = build_sorter(settings, state)
         sorter.recover()  # a move a killed run left half done is settled before a label moves anything
+        before = state.library_counts()
         count = sorter.label(paths, category)
+        after = state.library_counts()
     finally:
         state.close()
     print(f"labelled {count} of {len(paths)} photos as {category}")
+    left = {folder: n - after.get(folder, 0) for folder, n in before.items() if n > after.get(folder, 0)}
+    if left:  # library photos the labels moved, also those with the same bytes as a labelled file elsewhere
+        print(f"moved {sum(left.values())} library photos into {category}/ (from "
+              + ", ".join(f"{folder}/ {n}" for folder, n in sorted(left.items())) + ")")
     return 0 if count == len(paths) else 1
