@@ -6,6 +6,7 @@ Entry points for the daemon (``ports.MailWork``): ``send_digest_if_due(now)`` an
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import io
@@ -97,6 +98,8 @@ class MailFlow:
         """Build and send a digest now; a scheduled one with nothing to tell is skipped (and recorded)."""
         if self.mailer is None:
             raise ConfigError(["smtp_host: set an SMTP server to send the digest"])
+        if not self.settings.recipient:
+            raise ConfigError(["mail_to: set the address the digest goes to"])
         built = self.build_digest(now, kind=kind)
         if built.digest.empty and kind == "scheduled" and not self.settings.digest_when_empty:
             self.ledger.record_digest(SentDigest(built.record.digest_id, None, built.record.sent, built.record.day,
@@ -109,17 +112,18 @@ class MailFlow:
                  len(built.digest.entries))
         return True
 
-    def write_digest(self, now: dt.datetime, folder: Path) -> Path:
-        """``--dry-run``: the digest as an .eml file in ``folder``; nothing is sent or recorded."""
+    def write_digest(self, now: dt.datetime, folder: Path) -> tuple[Path, Path]:
+        """``--dry-run``: the digest as an .eml file and as an .html page to open in a browser (thumbnails
+        inline) in ``folder``; nothing is sent or recorded, and no mail setting is needed."""
         built = self.build_digest(now, kind="manual")
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"digest-{built.digest.digest_id}.eml"
         path.write_bytes(built.message.as_bytes())
-        return path
+        page = path.with_suffix(".html")
+        page.write_text(standalone_html(built.message), encoding="utf-8")
+        return path, page
 
     def build_digest(self, now: dt.datetime, *, kind: str) -> BuiltDigest:
-        if not self.settings.recipient:
-            raise ConfigError(["mail_to: set the address the digest goes to"])
         window_end = self.wall()
         since = self.ledger.last_digest_time() or 0.0
         photos = self.ledger.photos_for_digest(since)
@@ -146,8 +150,8 @@ class MailFlow:
                         tuple(failures), tuple(self.attention()), more=len(review) - len(picked))
         message = EmailMessage()
         message["Subject"] = digest_subject(digest)
-        message["From"] = self.settings.sender or self.settings.recipient
-        message["To"] = self.settings.recipient
+        message["From"] = self.settings.sender or self.settings.recipient or f"photosorter@{domain}"
+        message["To"] = self.settings.recipient or "undisclosed-recipients:;"  # a dry run needs no mail_to
         message["Date"] = format_datetime(local)
         message["Message-ID"] = make_msgid("digest", domain=domain)
         message["Auto-Submitted"] = "auto-generated"
@@ -370,3 +374,16 @@ def _bodies(message: EmailMessage) -> tuple[str | None, str | None]:
         elif kind == "text/html" and html is None:
             html = str(text)
     return plain, html
+
+
+def standalone_html(message: EmailMessage) -> str:
+    """The digest's HTML part with its inline thumbnails (``cid:`` references) turned into data URLs."""
+    html_part = message.get_body(("html",))
+    assert isinstance(html_part, EmailMessage)
+    html = str(html_part.get_content())
+    for part in message.walk():
+        cid = str(part.get("Content-ID", "")).strip("<>")
+        if cid and part.get_content_maintype() == "image":
+            data = base64.b64encode(part.get_payload(decode=True) or b"").decode("ascii")  # type: ignore[arg-type]
+            html = html.replace(f"cid:{cid}", f"data:{part.get_content_type()};base64,{data}")
+    return html

@@ -92,3 +92,18 @@ def test_a_log_line_never_lands_on_the_progress_bar() -> None:
     lines = [part.rsplit("\r", 1)[-1] for part in screen.replace("\033[K", "").split("\n")]
     assert lines[0] == "cannot read broken.jpg"  # the bar's line was cleared first
     assert lines[1].startswith("[") and "4/4 photos" in lines[1]  # the bar again, below the log line
+
+
+def test_digest_dry_run_needs_no_mail_settings_and_writes_a_page_to_open(tmp_path: Path, tiny_clip: Path) -> None:
+    inbox, library, data = tmp_path / "inbox", tmp_path / "library", tmp_path / "data"
+    for i, colour in enumerate([(220, 20, 20), (20, 220, 20)]):
+        write_photo(inbox, f"{i}.jpg", colour, size=(200, 150))
+    common = ("--library", library, "--data", data, "--model", tiny_clip)
+    assert run_cli("sort", inbox, *common, env={"PHOTOSORTER_UNSURE_MARGIN": "0.99"}).returncode == 0
+    result = run_cli("digest", "--dry-run", *common, env={"PHOTOSORTER_MAIL_TO": "", "PHOTOSORTER_SMTP_HOST": ""})
+    assert result.returncode == 0, result.stderr
+    (page,) = (data / "digests").glob("digest-*.html")
+    (eml,) = (data / "digests").glob("digest-*.eml")
+    assert str(page) in result.stdout and str(eml) in result.stdout
+    html = page.read_text()
+    assert html.count("data:image/jpeg;base64,") == 2 and "cid:" not in html

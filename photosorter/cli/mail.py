@@ -33,8 +33,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], opti
     digest = commands.add_parser("digest", parents=options.everything, **described("digest"))
     how = digest.add_mutually_exclusive_group(required=True)
     how.add_argument("--send-now", action="store_true", help="send a digest of everything since the last one")
-    how.add_argument("--dry-run", action="store_true", help="write the digest as an .eml file, send nothing")
-    digest.add_argument("--out", type=Path, help="folder for --dry-run (default: <data>/digests)")
+    how.add_argument("--dry-run", action="store_true",
+                     help="write the digest as an HTML page and an .eml file, send nothing (needs no mail settings)")
+    digest.add_argument("--out", type=Path, metavar="DIR", help="folder for --dry-run (default: <data>/digests)")
     digest.set_defaults(handler=run_digest)
     replies = commands.add_parser("replies", parents=options.everything, **described("replies"))
     replies.add_argument("--once", action="store_true", help="read the reply folder once and exit")
@@ -102,8 +103,8 @@ def run_digest(args: argparse.Namespace, settings: Settings) -> int:
     flow = build_mail(settings, zone=zone, attention=lambda: attention)
     try:
         if args.dry_run:
-            path = flow.write_digest(now, args.out or settings.library.data / "digests")
-            print(f"digest written to {path}")
+            eml, page = flow.write_digest(now, args.out or settings.library.data / "digests")
+            print(f"digest written to {page} (open it in a browser) and {eml} (as it would be mailed)")
             return 0
         if not settings.mail.smtp_host:
             raise ConfigError(["smtp_host: set an SMTP server to send the digest"])
