@@ -18,7 +18,7 @@ from tests.tinymodels import build_tiny_classifier, build_tiny_clip
 
 pillow_heif.register_heif_opener()
 
-pytest_plugins = ["tests.servers.mosquitto", "tests.filesystems", "tests.icloudfixtures"]
+pytest_plugins = ["tests.servers.mosquitto", "tests.filesystems", "tests.icloudfixtures", "tests.browser"]
 
 SHARED = Path(os.environ.get("PHOTOSORTER_SHARED", Path(__file__).resolve().parents[1] / ".." / "shared")).resolve()
 

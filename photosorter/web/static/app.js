@@ -58,7 +58,7 @@ function categoryButtons(onPick, withKeys) {
 
 // Review queue ------------------------------------------------------------------------------------------
 function reviewView() {
-  const state = { items: [], selected: 0, total: 0, history: [], busy: false };
+  const state = { items: [], selected: 0, total: 0, history: [], done: new Set() };
   const grid = el("div", { class: "grid", id: "queue" });
   const count = el("span", { class: "muted" });
   main.replaceChildren(
@@ -80,7 +80,7 @@ function reviewView() {
   async function refill() {
     const data = await api("api/queue?limit=24");
     const shown = new Set(state.items.map((p) => p.id));
-    state.items.push(...data.items.filter((p) => !shown.has(p.id)));
+    state.items.push(...data.items.filter((p) => !shown.has(p.id) && !state.done.has(p.id)));
     state.total = data.total;
     state.selected = Math.min(state.selected, Math.max(0, state.items.length - 1));
     render();
@@ -90,37 +90,39 @@ function reviewView() {
     }
   }
 
-  async function act(category) {
+  // Keys are acted on one after another, each on the photo selected when its turn comes: typing ahead
+  // of the server never loses a key nor labels a photo twice.
+  let chain = Promise.resolve();
+  const enqueue = (work) => { chain = chain.then(work).catch((error) => flash(error.message, true)); return chain; };
+
+  const act = (category) => enqueue(async () => {
     const photo = state.items[state.selected];
-    if (!photo || state.busy) return;
-    state.busy = true;
+    if (!photo) return;
     try {
       const done = await api("api/label", { id: photo.id, category: category || photo.category, version: photo.version });
-      state.history.push(done.action);
-      state.items.splice(state.selected, 1);
+      state.history.push({ action: done.action, id: photo.id });
+      state.done.add(photo.id);
+      state.items = state.items.filter((p) => p.id !== photo.id);
       flash(`photo ${photo.id}: ${done.label} (in ${done.folder})`);
       render();
-      await refill();
+      refill().catch((error) => flash(error.message, true));
     } catch (error) {
       flash(error.message, true);
-      if (error.status === 409) { state.items = []; await refill(); }
-    } finally {
-      state.busy = false;
+      if (error.status === 409 || error.status === 404) { state.items = []; await refill(); }
     }
-  }
+  });
   const accept = () => act(null);
   const relabel = (name) => act(name);
 
-  async function undo() {
-    const action = state.history.pop();
-    if (!action) { flash("nothing to undo"); return; }
-    try {
-      const photo = await api("api/undo", { action });
-      flash(`photo ${photo.id} is back in ${photo.folder}`);
-      state.items = [];
-      await refill();
-    } catch (error) { flash(error.message, true); }
-  }
+  const undo = () => enqueue(async () => {
+    const last = state.history.pop();
+    if (!last) { flash("nothing to undo"); return; }
+    const photo = await api("api/undo", { action: last.action });
+    state.done.delete(last.id);
+    flash(`photo ${photo.id} is back in ${photo.folder}`);
+    state.items = [];
+    await refill();
+  });
 
   function onKey(event) {
     if (event.target.tagName === "INPUT" || event.ctrlKey || event.metaKey || event.altKey) return;
