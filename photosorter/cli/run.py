@@ -103,6 +103,8 @@ def run_daemon(args: argparse.Namespace, settings: Settings) -> int:
         if mail is not None:
             mail.close()
         state.close()
+        # a clean stop is not a live daemon: health says so at once, not after HEALTHY_WITHIN_S
+        (settings.library.data / HEARTBEAT_FILE).unlink(missing_ok=True)
         log.info("stopped")
 
 
@@ -111,7 +113,7 @@ def run_health(args: argparse.Namespace, settings: Settings) -> int:
     try:
         age = time.time() - heartbeat.stat().st_mtime
     except OSError:
-        print(f"unhealthy: no heartbeat at {heartbeat}")
+        print(f"unhealthy: no heartbeat at {heartbeat}: the daemon (photosorter run) is not running")
         return 1
     if age > HEALTHY_WITHIN_S:
         print(f"unhealthy: last heartbeat {age:.0f} s ago")
