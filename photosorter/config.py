@@ -228,7 +228,7 @@ OPTIONS: tuple[Option, ...] = (
       "How many labelled neighbours vote for a photo's category."),
     _("knn_trust_labels", "classify", "knn_trust_labels", 2, _int_between(1, 1000),
       "Labels a category needs before kNN and the zero-shot prior count equally."),
-    _("unsure_margin", "classify", "unsure_margin", 0.1, _fraction,
+    _("unsure_margin", "classify", "unsure_margin", 0.05, _fraction,
       "A photo whose two best categories are closer than this goes to _unsure."),
     _("other_min_score", "classify", "other_min_score", 0.25, _fraction,
       "A photo whose best category scores below this is filed as other."),

@@ -187,7 +187,8 @@ def cross_set(train: Sortable, test: Sortable, categories: Sequence[str], knn_k:
     chosen = inner_thresholds(train, categories, knn_k, trust_labels, scale, with_labels=True)
     zero = distributions(test, None, categories, knn_k, trust_labels, scale)
     zero_chosen = inner_thresholds(train, categories, knn_k, trust_labels, scale, with_labels=False)
-    return {"blend": scores(test.labels, decisions(dists, categories, configured), categories),
+    return {"zero_shot": scores(test.labels, decisions(zero, categories, configured), categories),
+            "blend": scores(test.labels, decisions(dists, categories, configured), categories),
             "blend_thresholds_from_train": scores(test.labels, decisions(dists, categories, chosen), categories),
             "zero_shot_thresholds_from_train": scores(test.labels, decisions(zero, categories, zero_chosen),
                                                       categories),

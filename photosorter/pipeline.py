@@ -21,6 +21,7 @@ from photosorter.core.classify import decide
 from photosorter.core.companions import VIDEOS_FOLDER, group_folder
 from photosorter.core.faces import ME, FaceVerdict
 from photosorter.core.placement import DUPLICATES_FOLDER, FAILED_FOLDER, plan_folder
+from photosorter.core.signals import FileHints, Signals, apply_signals
 from photosorter.core.similarity import NEAR_DUPLICATE_BITS, dhash, nearest_hash
 from photosorter.errors import ConfigError, ImageError
 from photosorter.facestage import FaceStage
@@ -52,6 +53,7 @@ class Loaded:
     pixels: np.ndarray | None = None
     gray: np.ndarray | None = None
     faces: tuple[list[Face], np.ndarray] | None = None  # the face stage's scan (faces, embeddings)
+    hints: FileHints | None = None  # what the file's header says (screenshot or camera)
     companions: list[Path] | None = None  # files that go where the photo goes (live-photo movie, sidecars)
     error: ImageError | None = None
     unreadable: str | None = None
@@ -61,7 +63,8 @@ class Sorter:
     def __init__(self, *, settings: Settings, state: StateStore, files: PhotoFiles, decoder: Decoder,
                  embedder: Embedder, prior: Prior, index: VectorIndex, index_path: Path,
                  decode_workers: int = 2, on_sorted: Callable[[PhotoEvent], None] | None = None,
-                 faces: FaceStage | None = None, previews: Previews | None = None) -> None:
+                 faces: FaceStage | None = None, previews: Previews | None = None,
+                 file_hints: Callable[[bytes], FileHints] | None = None) -> None:
         self.settings = settings
         self.state = state
         self.files = files
@@ -78,6 +81,7 @@ class Sorter:
         self.on_corrected: Callable[[CorrectionEvent], None] | None = None  # a person relabelled a photo
         self.faces = faces  # optional face stage: me / people from faces, adjusts the distribution
         self.previews = previews  # small renditions a source saved beside the originals (decoded instead)
+        self.file_hints = file_hints  # reads a file's header for screenshot / camera hints
         self.placer = Placer(state, files, self.library)
         self._reported_skips: set[Path] = set()
         ids, groups, hashes = state.perceptual_hashes()
@@ -92,11 +96,12 @@ class Sorter:
 
     # classification -------------------------------------------------------------------------------
     def predict(self, embedding: np.ndarray, class_probs: np.ndarray | None, *,
-                exclude: int | None = None, faces: FaceVerdict | None = None) -> Prediction:
+                exclude: int | None = None, faces: FaceVerdict | None = None,
+                hints: FileHints | None = None) -> Prediction:
         prior = self.prior(embedding, class_probs)
         neighbours = self.index.search(embedding, self.settings.classify.knn_k, exclude=exclude)
         distribution = self.knn.distribution(prior, neighbours)
-        distribution = FaceStage.adjust(distribution, self.names, faces)
+        distribution = apply_signals(distribution, self.names, Signals(faces=faces, file=hints))
         return decide(distribution, self.names, unsure_margin=self.settings.classify.unsure_margin,
                       other_min_score=self.settings.classify.other_min_score, fallback=FALLBACK)
 
@@ -107,6 +112,8 @@ class Sorter:
         except OSError as exc:
             return Loaded(path, unreadable=f"cannot read ({exc.strerror or exc})")
         loaded = Loaded(path, hashlib.sha256(data).hexdigest(), len(data))
+        if self.file_hints is not None:
+            loaded.hints = self.file_hints(data)
         preprocess = self.embedder.spec.preprocess
         try:
             image = self._decode(loaded.sha256, data, preprocess.size)
@@ -265,7 +272,8 @@ class Sorter:
         embeddings, probs = self.embedder.embed_images([loaded.pixels for _, loaded in batch])  # type: ignore[misc]
         for row, (photo_id, loaded) in enumerate(batch):
             verdict = self.faces.verdict(photo_id, loaded.faces) if self.faces is not None else None
-            prediction = self.predict(embeddings[row], probs[row] if probs is not None else None, faces=verdict)
+            prediction = self.predict(embeddings[row], probs[row] if probs is not None else None, faces=verdict,
+                                      hints=loaded.hints)
             assert loaded.gray is not None
             self._analyse(photo_id, embeddings[row], dhash(loaded.gray), prediction)
             folder, status = plan_folder(prediction)
@@ -411,7 +419,8 @@ class Sorter:
                 continue
             embeddings, probs = self.embedder.embed_images([loaded.pixels])
             verdict = self.faces.verdict(record.id, loaded.faces) if self.faces is not None else None
-            prediction = self.predict(embeddings[0], probs[0] if probs is not None else None, faces=verdict)
+            prediction = self.predict(embeddings[0], probs[0] if probs is not None else None, faces=verdict,
+                                      hints=loaded.hints)
             folder, status = plan_folder(prediction)
             self.state.record_outcome(record.id, category=prediction.category, score=prediction.score,
                                       margin=prediction.margin)

@@ -24,6 +24,7 @@ from tests.conftest import shared_path
 
 ZERO_SHOT_FLOOR = 0.85  # ../shared/eval/README.md (zero-shot, no labels)
 KNN_FLOOR = 0.80  # ../shared/eval/README.md (kNN k=5 leave-one-out, near-duplicates held out)
+ZERO_SHOT_WILD_FLOOR = 0.80  # issue 12: zero-shot with signals on ../shared/eval-wild
 CROSS_SET_FLOOR = 0.85  # issue 12: label ../shared/eval, sort ../shared/eval-wild
 USER_LOOP_FLOOR = 0.85  # issue 12: 5 labels per category, sort the rest
 
@@ -52,6 +53,13 @@ def test_labelling_eval_sorts_the_wild_photos_above_the_floor(shared_run: tuple[
     cross = shared_run[0]["cross_set"]["label_this_sort_other"]  # type: ignore[index]
     assert cross["blend"]["accuracy"] >= CROSS_SET_FLOOR  # configured thresholds
     assert cross["blend_thresholds_from_train"]["accuracy"] >= CROSS_SET_FLOOR  # chosen on eval alone
+
+
+def test_zero_shot_with_signals_sorts_the_wild_photos_above_the_floor(
+        shared_run: tuple[dict[str, object], Path, Path]) -> None:
+    cross = shared_run[0]["cross_set"]["label_this_sort_other"]  # type: ignore[index]
+    assert cross["zero_shot"]["accuracy"] >= ZERO_SHOT_WILD_FLOOR  # defaults (chosen on ../shared/eval)
+    assert cross["zero_shot_thresholds_from_train"]["accuracy"] >= ZERO_SHOT_WILD_FLOOR  # chosen on eval alone
 
 
 def test_the_user_loop_with_five_labels_per_category_reaches_the_floor(

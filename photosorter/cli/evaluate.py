@@ -13,6 +13,7 @@ import numpy as np
 from PIL import Image
 
 from photosorter import __version__, scorecard
+from photosorter.adapters.filemeta import read_file_hints
 from photosorter.adapters.files import LocalFiles
 from photosorter.adapters.images import decode_image
 from photosorter.cli.commands import Options, described
@@ -134,22 +135,24 @@ def evaluate_folder(folder: Path, settings: Settings, folds: int = 5, seed: int 
     return result
 
 
-def build_scan(settings: Settings) -> tuple[Scan | None, list[str]]:
-    """The sorter's signal stages for an evaluation (faces when on and their models are found)."""
-    if not settings.faces.enabled:
-        return None, []
-    try:
-        faces = OnnxFaces(resolve_face_models(settings.faces.model, settings.model_cache_dir,
-                                              settings.model.base_url), threads=settings.model.threads)
-    except ModelError as exc:
-        log.warning("evaluation without faces: %s", exc.message)
-        return None, []
+def build_scan(settings: Settings) -> tuple[Scan, list[str]]:
+    """The sorter's signal stages for an evaluation: what the file says, and faces when on and found."""
+    faces: OnnxFaces | None = None
+    if settings.faces.enabled:
+        try:
+            faces = OnnxFaces(resolve_face_models(settings.faces.model, settings.model_cache_dir,
+                                                  settings.model.base_url), threads=settings.model.threads)
+        except ModelError as exc:
+            log.warning("evaluation without faces: %s", exc.message)
 
     def scan(data: bytes, image: Image.Image) -> Signals:
-        found, _ = faces.analyse(np.asarray(image.convert("RGB")))
-        return Signals(faces=judge_faces(found, [-1.0] * len(found), me_threshold=settings.faces.me_threshold))
+        verdict = None
+        if faces is not None:
+            found, _ = faces.analyse(np.asarray(image.convert("RGB")))
+            verdict = judge_faces(found, [-1.0] * len(found), me_threshold=settings.faces.me_threshold)
+        return Signals(faces=verdict, file=read_file_hints(data))
 
-    return scan, ["faces"]
+    return scan, ["file"] + (["faces"] if faces is not None else [])
 
 
 def git_revision() -> str:

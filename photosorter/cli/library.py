@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from photosorter.adapters.filemeta import read_file_hints
 from photosorter.adapters.files import LocalFiles
 from photosorter.adapters.images import decode_image
 from photosorter.adapters.previews import PreviewFolder
@@ -129,7 +130,7 @@ def build_sorter(settings: Settings, state: SqliteState,
                   decoder=decode_image, embedder=embedder,
                   prior=prior, index=index, index_path=index_path, on_sorted=on_sorted,
                   faces=build_face_stage(settings, state, required=faces_required, lifetime=lifetime),
-                  previews=PreviewFolder(preview_folder(settings)))
+                  previews=PreviewFolder(preview_folder(settings)), file_hints=read_file_hints)
 
 
 def print_report(report: RunReport) -> None:

@@ -22,9 +22,16 @@ def class_map_matrix(labels: Sequence[str], class_map: Mapping[str, Sequence[str
     return np.asarray([owner.get(label, position[fallback]) for label in labels], dtype=np.int64)
 
 
-def prior_from_class_probs(probs: np.ndarray, class_to_category: np.ndarray, n_categories: int) -> np.ndarray:
-    """Sum each category's share of the classifier's probability mass."""
-    return np.bincount(class_to_category, weights=probs, minlength=n_categories).astype(np.float64)
+def prior_from_class_probs(probs: np.ndarray, class_to_category: np.ndarray, n_categories: int,
+                           weights: np.ndarray | None = None) -> np.ndarray:
+    """Sum each category's share of the classifier's probability mass; ``weights`` (per category) then
+    correct a category whose mass is inflated (``other`` collects every unmapped class), renormalised."""
+    prior = np.bincount(class_to_category, weights=probs, minlength=n_categories).astype(np.float64)
+    if weights is None:
+        return prior
+    weighted = prior * weights
+    total = float(weighted.sum())
+    return weighted / total if total > 0 else prior
 
 
 def softmax(values: np.ndarray) -> np.ndarray:

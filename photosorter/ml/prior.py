@@ -7,6 +7,7 @@ import json
 import logging
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -21,6 +22,23 @@ log = logging.getLogger(__name__)
 
 def read_class_map(reference: str, folder: Path) -> dict[str, list[str]]:
     """``builtin:<file>`` (shipped in photosorter/data) or a file in the model folder."""
+    categories = _map_file(reference, folder).get("categories")
+    if categories is None:
+        categories = _map_file(reference, folder)
+    return {str(k): [str(v) for v in values] for k, values in categories.items()
+            if not k.startswith("_") and isinstance(values, list)}
+
+
+def read_class_weights(reference: str, folder: Path) -> dict[str, float]:
+    """The map's per-category prior weights (``"weights": {"other": 0.25}``); none: every weight is 1."""
+    weights = _map_file(reference, folder).get("weights", {})
+    try:
+        return {str(k): float(v) for k, v in weights.items()}
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise ModelError(f"class map {reference}: weights must map category names to numbers") from exc
+
+
+def _map_file(reference: str, folder: Path) -> dict[str, Any]:
     try:
         if reference.startswith("builtin:"):
             text = resources.files("photosorter.data").joinpath(reference.removeprefix("builtin:")).read_text("utf-8")
@@ -29,8 +47,9 @@ def read_class_map(reference: str, folder: Path) -> dict[str, list[str]]:
         data = json.loads(text)
     except (OSError, ValueError) as exc:
         raise ModelError(f"class map {reference} unreadable: {exc}") from exc
-    categories = data.get("categories", data)
-    return {str(k): [str(v) for v in values] for k, values in categories.items() if not k.startswith("_")}
+    if not isinstance(data, dict):
+        raise ModelError(f"class map {reference}: not a JSON object")
+    return data
 
 
 class ZeroShotPrior:
@@ -40,6 +59,7 @@ class ZeroShotPrior:
         spec = embedder.spec
         self.names = tuple(c.name for c in categories)
         self._class_index: np.ndarray | None = None
+        self._weights: np.ndarray | None = None
         self._prompts: np.ndarray | None = None
         self._prompt_index: np.ndarray | None = None
         self._logit_scale = 100.0
@@ -47,11 +67,13 @@ class ZeroShotPrior:
             if not spec.labels_file or not spec.class_map:
                 raise ModelError(f"classifier {spec.name} needs labels and a class map in its manifest")
             labels = (spec.folder / spec.labels_file).read_text(encoding="utf-8").splitlines()
-            class_map = read_class_map(spec.class_map, spec.folder)
-            override = spec.folder / "categories.json"
-            if override.is_file():  # a person's own edited map beside the model wins
-                class_map = read_class_map("categories.json", spec.folder)
+            reference = spec.class_map
+            if (spec.folder / "categories.json").is_file():  # a person's own edited map beside the model wins
+                reference = "categories.json"
+            class_map = read_class_map(reference, spec.folder)
             self._class_index = class_map_matrix(labels, class_map, self.names, FALLBACK)
+            weights = read_class_weights(reference, spec.folder)
+            self._weights = np.asarray([weights.get(name, 1.0) for name in self.names], dtype=np.float64)
         else:
             assert spec.text is not None
             self._logit_scale = spec.text.logit_scale
@@ -82,6 +104,6 @@ class ZeroShotPrior:
         if self._class_index is not None:
             if class_probs is None:
                 raise ModelError("classifier model returned no class probabilities")
-            return prior_from_class_probs(class_probs, self._class_index, len(self.names))
+            return prior_from_class_probs(class_probs, self._class_index, len(self.names), self._weights)
         assert self._prompts is not None and self._prompt_index is not None
         return prior_from_prompts(embedding, self._prompts, self._prompt_index, len(self.names), self._logit_scale)

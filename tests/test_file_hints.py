@@ -1,0 +1,69 @@
+"""What the file says: screenshots by iOS's comment or a device screen's exact size without camera EXIF,
+camera photos by their EXIF; and how that moves the category distribution."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image
+
+from photosorter.adapters.filemeta import read_file_hints
+from photosorter.core.faces import FaceKind, FaceVerdict
+from photosorter.core.signals import FileHints, Signals, adjust_for_file, apply_signals
+
+NAMES = ("screenshot", "people", "text", "myfitnesspal", "other")
+
+
+def _image(size: tuple[int, int], fmt: str, exif: dict[int, object] | None = None,
+           user_comment: bytes | None = None) -> bytes:
+    image = Image.new("RGB", size, (240, 240, 240))
+    tags = Image.Exif()
+    for key, value in (exif or {}).items():
+        tags[key] = value
+    if user_comment is not None:
+        tags.get_ifd(0x8769)[0x9286] = user_comment
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, exif=tags.tobytes()) if (exif or user_comment) else image.save(buffer, fmt)
+    return buffer.getvalue()
+
+
+def test_an_iphone_sized_png_without_camera_exif_is_a_screenshot() -> None:
+    hints = read_file_hints(_image((1170, 2532), "PNG"))
+    assert hints == FileHints(screen_size=True, png=True)
+    assert hints.screenshot_weight() > 0
+
+
+def test_ios_screenshot_comment_is_read_from_exif() -> None:
+    hints = read_file_hints(_image((1179, 2556), "JPEG", user_comment=b"ASCII\x00\x00\x00Screenshot"))
+    assert hints.screenshot_comment and hints.screenshot_weight() >= 0.8
+
+
+def test_a_camera_photo_says_it_is_not_a_screenshot() -> None:
+    hints = read_file_hints(_image((1080, 1920), "JPEG", exif={0x010F: "Apple", 0x0110: "iPhone 15"}))
+    assert hints.camera and hints.screenshot_weight() == 0.0
+    dist = np.asarray([0.5, 0.2, 0.1, 0.1, 0.1])
+    assert adjust_for_file(dist, NAMES, hints)[0] < 0.2
+
+
+def test_a_photo_of_another_size_says_nothing() -> None:
+    hints = read_file_hints(_image((1280, 853), "JPEG"))
+    dist = np.asarray([0.1, 0.5, 0.2, 0.1, 0.1])
+    assert hints == FileHints() and np.array_equal(apply_signals(dist, NAMES, Signals(file=hints)), dist)
+
+
+def test_a_screenshot_moves_toward_the_screen_categories_as_the_model_shares_them() -> None:
+    dist = np.asarray([0.1, 0.1, 0.4, 0.3, 0.1])  # a MyFitnessPal screen the model read as text
+    moved = adjust_for_file(dist, NAMES, FileHints(screen_size=True, png=True))
+    assert abs(moved.sum() - 1) < 1e-9 and moved.argmax() == NAMES.index("myfitnesspal")
+    assert moved[0] > dist[0] and moved[2] < dist[2]
+
+
+def test_unreadable_bytes_say_nothing() -> None:
+    assert read_file_hints(b"not an image") == FileHints()
+
+
+def test_prominent_faces_outweigh_a_screenshot_comment() -> None:
+    dist = np.asarray([0.05, 0.9, 0.02, 0.01, 0.02])  # a macOS screenshot of a portrait
+    signals = Signals(faces=FaceVerdict(FaceKind.PEOPLE, -1.0, 0.1), file=FileHints(screenshot_comment=True))
+    assert apply_signals(dist, NAMES, signals).argmax() == NAMES.index("people")
