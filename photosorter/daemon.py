@@ -245,7 +245,12 @@ class Daemon:
         if not self._auth.ok:
             raise AuthRequiredError(self._auth.message or "iCloud login needed")
         self.incoming.mkdir(parents=True, exist_ok=True)
-        fetched = self.source.fetch_new(self.incoming, self._on_sync_progress, self._between_photos)
+        try:
+            fetched = self.source.fetch_new(self.incoming, self._on_sync_progress, self._between_photos)
+        except PhotosorterError:
+            if not self._paused:  # what arrived before the failure is sorted now, not after the next success
+                self._sort(self.incoming)
+            raise
         more = self.source.more_pending()
         if not more:
             self._sync = None
@@ -308,6 +313,8 @@ class Daemon:
         counts = self.state.library_counts()
         today = local_day_start(self.clock.now(), self.zone).timestamp()
         problems = tuple(f"{name}: {p.problem}" for name, p in self.parts.items() if p.problem)
+        if self.source is not None:
+            problems += tuple(self.source.problems())
         return StatusSnapshot(
             library_counts={name: counts.get(name, 0) for name in self.settings.classify.names},
             sorted_today=self.state.sorted_since(today), unsure=counts.get("_unsure", 0),

@@ -184,6 +184,11 @@ class PhotoSource(Protocol):
         """True when ``fetch_new`` stopped after a chunk of a big first sync: sort, then call it again."""
         ...
 
+    def problems(self) -> list[str]:
+        """Photos the source skipped that a person should know of (an unreadable record, a download that
+        keeps failing): one line each, for the MQTT problem sensor and the digest."""
+        ...
+
 
 class Publisher(Protocol):
     """Where status and events go (MQTT for Home Assistant)."""

@@ -46,6 +46,8 @@ class FakeSource:
         self.fetches = 0
         self.queue: list[bytes] = []
         self.fail_with: Exception | None = None
+        self.fail_after_one = False  # deliver one photo, then fail (iCloud going away mid-sync)
+        self.skipped: list[str] = []  # the source's own problems (skipped records, stuck downloads)
         self.auth = AuthState(ok=True)
         self.codes: list[str] = []
         self.chunk: int | None = None  # deliver at most this many per fetch, like a big first sync
@@ -64,12 +66,14 @@ class FakeSource:
     def fetch_new(self, inbox: Path, on_progress: Callable[[SyncProgress], None] | None = None,
                   stop: Callable[[], bool] | None = None) -> int:
         self.fetches += 1
-        if self.fail_with is not None:
+        if self.fail_with is not None and not self.fail_after_one:
             raise self.fail_with
         done = 0
         while self.queue and (self.chunk is None or done < self.chunk) and not (stop and stop()):
             (inbox / f"icloud_{self.fetches}_{done}.jpg").write_bytes(self.queue.pop(0))
             done += 1
+            if self.fail_with is not None:
+                raise self.fail_with
             self.on_photo(done)
             if on_progress:
                 on_progress(SyncProgress(done, None))
@@ -77,6 +81,9 @@ class FakeSource:
 
     def more_pending(self) -> bool:
         return bool(self.queue)
+
+    def problems(self) -> list[str]:
+        return list(self.skipped)
 
 
 class FakeMail:
@@ -163,6 +170,27 @@ def test_a_big_first_sync_is_fetched_and_sorted_chunk_by_chunk_without_waiting_f
     assert inbox_sizes == [0, 0, 0]  # each chunk was sorted before the next was fetched
     daemon.run_due_parts()
     assert source.fetches == 3  # done: back to the poll interval
+    state.close()
+
+
+def test_photos_that_arrived_before_icloud_failed_are_sorted_at_once(settings: Settings) -> None:
+    clock, source = FakeClock(), FakeSource()
+    source.queue = [jpeg_bytes((220, 20, 20), noise_seed=i) for i in range(3)]
+    source.fail_with, source.fail_after_one = SourceUnavailableError("iCloud answered HTTP 503"), True
+    daemon, state, publisher = make_daemon(settings, clock, source)
+    daemon.run_due_parts()
+    assert len(publisher.events) == 1 and not list(daemon.incoming.iterdir())  # was: waiting unsorted
+    assert "icloud: iCloud answered HTTP 503" in daemon.status().problems
+    state.close()
+
+
+def test_photos_the_source_skipped_are_problems_on_mqtt_and_in_the_digest(settings: Settings) -> None:
+    clock, source = FakeClock(), FakeSource()
+    source.skipped = ["iCloud photo ABC-123 could not be read (its CPLMaster record is malformed); skipped"]
+    daemon, state, publisher = make_daemon(settings, clock, source)
+    daemon.run_due_parts()
+    assert publisher.statuses[-1].problems == tuple(source.skipped)
+    assert daemon.attention() == source.skipped
     state.close()
 
 

@@ -7,7 +7,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from photosorter.core.companions import extension, stem
+from photosorter.core.companions import VIDEO_EXTENSIONS, extension, stem
 from photosorter.core.naming import safe_name
 from photosorter.records import SyncProgress
 
@@ -17,6 +17,21 @@ FIRST_SYNC_CHUNK = 500  # files one call downloads during a first sync; the rest
 BACKOFF_FIRST_S = 60.0
 BACKOFF_CAP_S = 3600.0
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# bidi controls (a right-to-left override makes "gpj.exe" look like "exe.jpg") and zero-width characters
+_INVISIBLE = re.compile("[\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
+_PLAIN_EXTENSION = re.compile(r"\.[a-z][a-z0-9]{0,4}")
+# the file type iCloud gives (a UTI) -> the extension a file of that type gets
+TYPE_EXTENSIONS = {
+    "public.jpeg": ".jpg", "public.heic": ".heic", "public.heif": ".heif", "public.png": ".png",
+    "com.compuserve.gif": ".gif", "public.tiff": ".tiff", "org.webmproject.webp": ".webp",
+    "com.apple.quicktime-movie": ".mov", "public.mpeg-4": ".mp4", "com.apple.m4v-video": ".m4v",
+    "com.adobe.raw-image": ".dng", "com.canon.cr2-raw-image": ".cr2", "com.canon.cr3-raw-image": ".cr3",
+    "com.canon.crw-raw-image": ".crw", "com.fuji.raw-image": ".raf", "com.nikon.nrw-raw-image": ".nrw",
+    "com.nikon.raw-image": ".nef", "com.olympus.or-raw-image": ".orf", "com.olympus.raw-image": ".orf",
+    "com.panasonic.rw2-raw-image": ".rw2", "com.pentax.raw-image": ".pef", "com.sony.arw-raw-image": ".arw",
+}
+_SAME_TYPE = {".jpg": {".jpg", ".jpeg", ".jpe"}, ".tiff": {".tif", ".tiff"}, ".heic": {".heic", ".hif"},
+              ".heif": {".heif", ".hif", ".heic"}, ".mp4": {".mp4", ".m4v"}, ".m4v": {".m4v", ".mp4"}}
 
 
 @dataclass(frozen=True)
@@ -87,21 +102,63 @@ def describe_progress(progress: SyncProgress) -> str:
     return ", ".join(parts)
 
 
-def local_name(filename: str, asset_id: str) -> str:
-    """A file name for an iCloud asset: no path separators, no ``..``, no control characters."""
-    text = unicodedata.normalize("NFC", filename)
+def local_name(filename: str, asset_id: str, file_type: str | None = None) -> str:
+    """A file name for an iCloud asset: no path separators, no ``..``, no control, bidi or zero-width
+    characters, and the extension of the file type iCloud gives (``file_type``, a UTI), whatever the
+    name says (``IMG_1.exe`` of a JPEG is ``IMG_1.jpg``; a nameless one gets its asset id and ``.jpg``)."""
+    text = _INVISIBLE.sub("", unicodedata.normalize("NFC", filename))
     text = _CONTROL.sub("_", text).replace("\\", "_").replace("/", "_").replace(":", "_")
     while ".." in text:
         text = text.replace("..", ".")
     name = safe_name(text.strip(". ")) if text.strip(". ") else ""
     if not name or name == "photo":
-        name = safe_name(_CONTROL.sub("_", asset_id).replace("/", "_")) or "photo"
-    return name
+        name = safe_name(_CONTROL.sub("_", _INVISIBLE.sub("", asset_id)).replace("/", "_")) or "photo"
+    return typed_name(name, file_type)
 
 
-def companion_name(photo_name: str, movie_filename: str) -> str:
-    """The live-photo movie's name: the still's stem with the movie's extension."""
-    return stem(photo_name) + (extension(movie_filename) or ".mov")
+def typed_name(name: str, file_type: str | None) -> str:
+    """``name`` with the extension of ``file_type``: kept when it already says that type (any case or
+    spelling), replaced when it is a plain extension that says another, else appended. An unknown type
+    leaves the name as it is."""
+    wanted = TYPE_EXTENSIONS.get(file_type or "")
+    if wanted is None:
+        return name
+    current = extension(name)
+    if current in _SAME_TYPE.get(wanted, {wanted}):
+        return name
+    base = stem(name) if _PLAIN_EXTENSION.fullmatch(current) else name
+    return base + wanted
+
+
+def companion_name(photo_name: str, movie_filename: str, file_type: str | None = None) -> str:
+    """The live-photo movie's name: the still's stem with the movie's extension (from its file type, else
+    a video extension of its name, else ``.mov``): never a path or a still's name, whatever iCloud sends
+    (pyicloud names the movie of an unknown type like its still)."""
+    wanted = TYPE_EXTENSIONS.get(file_type or "")
+    if wanted not in VIDEO_EXTENSIONS:
+        given = extension(_INVISIBLE.sub("", movie_filename))
+        wanted = given if given in VIDEO_EXTENSIONS else ".mov"
+    return stem(photo_name) + wanted
+
+
+MAX_DOWNLOAD_TRIES = 3  # syncs in a row that try an asset whose files do not arrive; then once a day
+STUCK_RETRY_S = 86400.0
+RECORD_PROBLEM_SHOWN_S = 86400.0  # an unreadable record is a problem for a day (the log says it once)
+
+
+def retry_due(tries: int, last_s: float, now_s: float) -> bool:
+    """Whether an asset whose download failed ``tries`` times, the last at ``last_s``, is tried again now."""
+    return tries < MAX_DOWNLOAD_TRIES or now_s - last_s >= STUCK_RETRY_S
+
+
+def asset_problem_line(kind: str, name: str, detail: str, tries: int, first_s: float, now_s: float) -> str | None:
+    """What the status (MQTT problem, digest) says about an asset photosorter could not take, or None
+    while it is not worth a person's attention (a download still being retried, an old bad record)."""
+    if kind == "download" and tries >= MAX_DOWNLOAD_TRIES:
+        return f"iCloud photo {name} did not download {tries} times ({detail}); skipped, tried again daily"
+    if kind == "record" and now_s - first_s < RECORD_PROBLEM_SHOWN_S:
+        return f"iCloud photo {name} could not be read ({detail}); skipped"
+    return None
 
 
 def backoff_s(failures: int, retry_after_s: float | None = None) -> float:

@@ -103,6 +103,7 @@ def movie_for(seed: str) -> bytes:
 class FakePhoto:
     master: dict[str, Any]
     asset: dict[str, Any]
+    content_keys: dict[str, str] = field(default_factory=dict)  # resource prefix -> its /content/B/<key>
 
     @property
     def id(self) -> str:
@@ -209,6 +210,7 @@ class FakeICloud:
 
     def _adopt(self, master: dict[str, Any], asset: dict[str, Any], tag: str) -> FakePhoto:
         master, asset = copy.deepcopy(master), copy.deepcopy(asset)
+        keys: dict[str, str] = {}
         master_name = f"{master['recordName']}-{tag}"
         master["recordName"] = master_name
         asset["recordName"] = f"{asset['recordName']}-{tag}"
@@ -227,7 +229,23 @@ class FakeICloud:
             token["fileChecksum"] = base64.b64encode(hashlib.sha1(content).digest()).decode()
             if "downloadURL" in token:
                 token["downloadURL"] = f"{self.url}/content/B/{key}/${{f}}?o=x&v=1"
-        return FakePhoto(master, asset)
+            keys[prefix] = key
+        return FakePhoto(master, asset, keys)
+
+    def break_download(self, photo: FakePhoto, status: int = 404) -> None:
+        """Every download of the photo's original answers ``status`` from now on."""
+        self.inject(f"/content/B/{photo.content_keys['resOriginal']}/", status, times=10**6, content_type="text/plain",
+                    body=b"gone")
+
+    def lookup(self, body: dict[str, Any], photos: list[FakePhoto]) -> tuple[int, dict[str, Any], dict[str, str]]:
+        """records/lookup: the asked-for CPLAsset or CPLMaster records, NOT_FOUND for the others."""
+        by_name = {p.id: p.asset for p in photos} | {p.master["recordName"]: p.master for p in photos}
+        records = []
+        for wanted in body.get("records", []):
+            name = wanted.get("recordName", "")
+            records.append(by_name.get(name) or {"recordName": name, "reason": "Record not found",
+                                                  "serverErrorCode": "NOT_FOUND"})
+        return 200, {"records": records}, {}
 
     # sessions ------------------------------------------------------------------------------------
     def expire_sessions(self) -> None:
@@ -458,6 +476,8 @@ class _Handler(BaseHTTPRequestHandler):
         elif path.endswith("/shared/zones/list"):
             zones = [fake.zone(SHARED_ZONE)] if fake.shared_photos is not None else []
             self._json(200, {"zones": zones, "moreComing": False}, {})
+        elif path.endswith("/records/lookup"):
+            self._json(*fake.lookup(body, fake.library(path.split("/")[-3])))
         elif path.endswith("/records/query"):
             self._json(*fake.query(body, fake.library(path.split("/")[-3])))
         elif path.endswith("/internal/records/query/batch"):

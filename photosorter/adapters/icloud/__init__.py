@@ -4,20 +4,21 @@ One ``PyiCloudService`` lives as long as the process (cookies and session in the
 ``refresh_interval=None``), built without a network call. Its state is probed with
 ``get_auth_status()``. A password login (which may make Apple send a 2FA code) happens only on the
 first check after start, when an earlier login succeeded and the session later expired, or when a person
-asks (``login()``, or a code submitted while none is pending): never from a retry loop, and never again
-after a rejected password. Errors are translated at this boundary.
+asks (``login()``): never from a retry loop, never again after a rejected password, and not while a code
+Apple sent is still pending (remembered in the state file, so a cron ``sync`` does not ask again until a
+code arrives or a day passes). Errors are translated at this boundary.
 
-Assets are tracked by iCloud asset id in the state database (table ``icloud_assets``), never by file
-name or place, so moving photos into category folders never causes a download again.
+Assets are tracked by iCloud asset id in the state database (``assets``), never by file name or place,
+so moving photos into category folders never causes a download again. A record that cannot be read
+(``records``) or an asset whose files do not arrive is skipped and listed as a problem by its id; the
+others arrive all the same.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
+import json
 import logging
-import os
-import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -34,72 +35,29 @@ from pyicloud.exceptions import (
     PyiCloudFailedLoginException,
     PyiCloudServiceNotActivatedException,
 )
-from pyicloud.services.photos_cloudkit import DirectionEnum
 
-from photosorter.adapters.filesystem import fsync_dir, remove_stale
-from photosorter.adapters.sqlite import connect
+from photosorter.adapters.icloud.assets import DOWNLOAD, RECORD, IcloudAssets
+from photosorter.adapters.icloud.files import (
+    PARTIAL_PREFIX,
+    AssetDownloadError,
+    download,
+    link_into_place,
+    sweep_partials,
+)
+from photosorter.adapters.icloud.records import lookup_asset, read_page
 from photosorter.core import sync as plan
-from photosorter.core.naming import numbered_name
 from photosorter.errors import AuthRequiredError, SourceUnavailableError
 from photosorter.records import AuthState, SyncProgress
 
+__all__ = ["PARTIAL_PREFIX", "IcloudAssets", "IcloudSource"]
+
 log = logging.getLogger(__name__)
 
-CHUNK_BYTES = 1 << 20
-DOWNLOAD_TIMEOUT_S = (10.0, 120.0)
-PARTIAL_PREFIX = ".photosorter-icloud-"
 STALE_PARTIAL_S = 3600.0  # a partial download this old belongs to no running download
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS icloud_assets (
-    asset_id TEXT PRIMARY KEY,
-    checksum TEXT,
-    filename TEXT NOT NULL,
-    local_name TEXT,
-    sha256 TEXT,
-    size INTEGER,
-    item_type TEXT,
-    added REAL,
-    fetched REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS icloud_sync (key TEXT PRIMARY KEY, value TEXT);
-"""
-
-
-class IcloudAssets:
-    """Which iCloud assets photosorter already has (state database, table ``icloud_assets``)."""
-
-    def __init__(self, path: Path) -> None:
-        self._db = connect(path, SCHEMA, "the iCloud state")
-
-    def close(self) -> None:
-        self._db.close()
-
-    def known(self, asset_id: str) -> bool:
-        return self._db.execute("SELECT 1 FROM icloud_assets WHERE asset_id=?", (asset_id,)).fetchone() is not None
-
-    def count(self, library: str = "") -> int:
-        """Assets known from one library: the personal one (ids without a ``/``) or ``<zone>/``."""
-        if not library:
-            row = self._db.execute("SELECT COUNT(*) FROM icloud_assets WHERE instr(asset_id, '/') = 0").fetchone()
-        else:
-            row = self._db.execute("SELECT COUNT(*) FROM icloud_assets WHERE substr(asset_id, 1, ?) = ?",
-                                   (len(library), library)).fetchone()
-        return int(row[0])
-
-    def remember(self, asset_id: str, *, checksum: str | None, filename: str, local_name: str | None,
-                 sha256: str | None, size: int | None, item_type: str, added: float) -> None:
-        self._db.execute("INSERT OR REPLACE INTO icloud_assets (asset_id, checksum, filename, local_name, sha256, "
-                         "size, item_type, added, fetched) VALUES (?,?,?,?,?,?,?,?,?)",
-                         (asset_id, checksum, filename, local_name, sha256, size, item_type, added, time.time()))
-
-    def get(self, key: str) -> str | None:
-        row = self._db.execute("SELECT value FROM icloud_sync WHERE key=?", (key,)).fetchone()
-        return str(row[0]) if row else None
-
-    def put(self, key: str, value: str) -> None:
-        self._db.execute("INSERT OR REPLACE INTO icloud_sync (key, value) VALUES (?,?)", (key, value))
-
+PROMPT_PENDING_S = 86400.0  # a code Apple sent is awaited this long before a new login may ask again
+PROMPT_KEY = "prompt_pending"  # icloud_sync: when the last code was sent and not yet answered
+# what a malformed record makes pyicloud's asset properties raise
+_RECORD_ERRORS = (ValueError, TypeError, KeyError, AttributeError, UnicodeError)
 
 class _Service(PyiCloudService):  # type: ignore[misc]  # pyicloud is untyped for mypy here
     """pyicloud's service; ``server`` moves every Apple endpoint under one base URL (tests, mirrors)."""
@@ -155,11 +113,14 @@ class IcloudSource:
     def auth_state(self) -> AuthState:
         """Whether syncing can run; may log in once (see the module docstring), never raises."""
         with self._lock:
+            if self._challenge is None:
+                self._challenge = self._pending_prompt()
             if self._challenge is not None or self._blocked is not None:
                 return self._challenge or self._blocked  # type: ignore[return-value]
             try:
                 if self._session_ok():
                     self._state = AuthState(ok=True)
+                    self.assets.delete(PROMPT_KEY)
                 elif self._auto_login:
                     self._auto_login = False
                     self._state = self._login()
@@ -168,6 +129,20 @@ class IcloudSource:
             except SourceUnavailableError as exc:
                 log.debug("iCloud status unknown: %s", exc.message)
             return self._state
+
+    def _pending_prompt(self) -> AuthState | None:
+        """The code request an earlier run (a cron ``sync``, the daemon before a restart) left open, for a
+        day: Apple is not asked again meanwhile; the code it sent is checked with the saved session."""
+        try:
+            pending = json.loads(self.assets.get(PROMPT_KEY) or "null")
+            at, message, method = float(pending["at"]), str(pending["message"]), str(pending["method"])
+        except (TypeError, ValueError, KeyError):
+            return None
+        if not 0 <= self._clock() - at < PROMPT_PENDING_S:
+            self.assets.delete(PROMPT_KEY)
+            return None
+        return AuthState(ok=False, message=f"{message} (asked at {time.strftime('%H:%M', time.localtime(at))}; a new "
+                         "code is asked for only after a day or by: photosorter icloud login)", method=method)
 
     def login(self) -> AuthState:
         """A person asked to log in (``photosorter icloud login``): at most one code is sent."""
@@ -217,6 +192,7 @@ class IcloudSource:
                                         message="Wrong code: enter the code shown on your device again.")
                 return self._state
             self._challenge = None
+            self.assets.delete(PROMPT_KEY)
             self._code_tries.clear()
             self._auto_login = True
             self._state = AuthState(ok=True, message="iCloud login complete")
@@ -254,6 +230,7 @@ class IcloudSource:
             message, method = plan.describe_code_request(self._api.two_factor_delivery_method,
                                                          self._api.two_factor_delivery_notice)
             self._challenge = AuthState(ok=False, message=message, method=method)
+            self.assets.put(PROMPT_KEY, json.dumps({"at": self._clock(), "message": message, "method": method}))
             log.warning("iCloud: %s", message)
             return self._challenge
         if self._api.requires_2sa:
@@ -340,14 +317,23 @@ class IcloudSource:
         """Whether the last ``fetch_new`` stopped after a chunk of a first sync, with more to come."""
         return self.more
 
+    def problems(self) -> list[str]:
+        """Assets photosorter could not take and a person should know of (MQTT problem, digest)."""
+        now = self._clock()
+        with self._lock:
+            found = self.assets.problems()
+        lines = [plan.asset_problem_line(p.kind, p.name, p.detail, p.tries, p.first, now) for p in found]
+        return [line for line in lines if line]
+
     def _fetch(self, inbox: Path, on_progress: Callable[[SyncProgress], None] | None,
                stop: Callable[[], bool]) -> int:
         self.more = False
         for folder in (inbox, self.previews, self.media_folder):
             if folder is not None:
-                _sweep_partials(folder, self._clock() - STALE_PARTIAL_S)
+                sweep_partials(folder, self._clock() - STALE_PARTIAL_S)
         fetched = 0
         for prefix, library in self._chosen_libraries():
+            fetched += self._retry_stuck(prefix, library, inbox, stop)
             fetched += self._fetch_library(prefix, library, inbox, on_progress, stop)
             if self.more or stop():
                 break
@@ -368,7 +354,7 @@ class IcloudSource:
         started = time.monotonic()
         if walk.head:
             known_run = 0
-            for _, photos in _pages(album, 0):
+            for _, photos in self._pages(prefix, album, 0):
                 for photo in photos:
                     if stop():
                         return fetched  # the cursor stays unsaved: the next sync walks again
@@ -378,7 +364,7 @@ class IcloudSource:
                             break
                         continue
                     known_run = 0
-                    fetched += self._fetch_asset(prefix, photo, inbox)
+                    fetched += self._take(prefix, photo, inbox)
                     if fetched >= self.chunk:  # back from a long time offline: sort these first
                         self.more = True
                         return fetched  # the cursor stays unsaved; the next walk skips what came
@@ -389,12 +375,12 @@ class IcloudSource:
             total = len(album)  # one count query: the first sync's progress has a total and an ETA
             log.info("iCloud: listing %s from position %d of %d", prefix or "the personal library",
                      walk.backfill_from, total)
-            for next_rank, photos in _pages(album, walk.backfill_from):
+            for next_rank, photos in self._pages(prefix, album, walk.backfill_from):
                 for photo in photos:
                     if stop():
                         return fetched  # resumes from the last saved page
                     if not self.assets.known(prefix + photo.id):
-                        fetched += self._fetch_asset(prefix, photo, inbox)
+                        fetched += self._take(prefix, photo, inbox)
                 self.assets.put(f"{prefix}backfill_rank", str(next_rank))
                 progress = plan.sync_progress(next_rank, total, fetched, first_done=walk.backfill_from,
                                               elapsed_s=time.monotonic() - started)
@@ -409,15 +395,80 @@ class IcloudSource:
         self.assets.put(f"{prefix}cursor", cursor)
         return fetched
 
+    def _pages(self, prefix: str, album: Any, start_rank: int) -> Iterator[tuple[int, list[Any]]]:
+        """The recently-added index newest-first from ``start_rank``: (rank after the page, photos).
+
+        pyicloud's own pager (``_iter_added_desc_photos``) always starts at the newest photo; this is the
+        same trailing-window walk with a start, so a first sync can resume where it stopped. Records that
+        cannot be read are set aside as problems (``records.read_page``)."""
+        page = int(album.page_size)
+        rank = start_rank
+        seen: set[str] = set()
+        while True:
+            read = read_page(album, rank + page - 1, page)
+            for asset_id, why in read.bad:
+                self._record_problem(prefix, asset_id, asset_id, why)
+            window = [p for p in read.photos if p.id not in seen]
+            seen.update(p.id for p in window)
+            size = len(window) + len(read.bad)
+            if not size:
+                return
+            rank += size
+            yield rank, list(reversed(window))
+            if read.size < page:
+                return
+
+    def _record_problem(self, prefix: str, asset_id: str, name: str, why: str) -> None:
+        """An asset whose record cannot be read: skipped, logged and shown once (by its id)."""
+        if self.assets.problem(prefix + asset_id) is None:
+            log.warning("iCloud: skipped photo %s: %s", asset_id, why)
+            self.assets.add_problem(prefix + asset_id, RECORD, name, why, self._clock())
+
+    def _take(self, prefix: str, photo: Any, inbox: Path) -> int:
+        """Fetch one asset from a walk; a malformed record or files that do not arrive set it aside (the
+        walk goes on with the others), a failure of iCloud itself ends the sync."""
+        try:
+            return self._fetch_asset(prefix, photo, inbox)
+        except AssetDownloadError as exc:
+            self._download_failed(prefix + photo.id, str(getattr(photo, "filename", photo.id)), exc.message)
+            return 0
+        except _RECORD_ERRORS as exc:
+            self._record_problem(prefix, photo.id, photo.id, f"its record is malformed ({type(exc).__name__})")
+            return 0
+
+    def _download_failed(self, key: str, name: str, why: str) -> None:
+        problem = self.assets.add_problem(key, DOWNLOAD, name, why, self._clock())
+        level = logging.WARNING if problem.tries in (1, plan.MAX_DOWNLOAD_TRIES) else logging.DEBUG
+        log.log(level, "iCloud: %s (try %d); the other photos go on, it is tried again later", why, problem.tries)
+
+    def _retry_stuck(self, prefix: str, library: Any, inbox: Path, stop: Callable[[], bool]) -> int:
+        """Try again the assets of ``library`` whose files did not arrive, when due (``core.sync``)."""
+        fetched = 0
+        for problem in self.assets.problems(prefix):
+            if problem.kind != DOWNLOAD or stop() or not plan.retry_due(problem.tries, problem.last, self._clock()):
+                continue
+            photo = lookup_asset(library, problem.asset_id.removeprefix(prefix))
+            if photo is None:
+                log.info("iCloud: %s is no longer in the library; no more retries", problem.name)
+                self.assets.forget_problem(problem.asset_id)
+                continue
+            try:
+                fetched += self._fetch_asset(prefix, photo, inbox)
+            except AssetDownloadError as exc:
+                self._download_failed(problem.asset_id, problem.name, exc.message)
+            else:
+                log.info("iCloud: %s arrived after %d failed tries", problem.name, problem.tries)
+        return fetched
+
     def _fetch_asset(self, prefix: str, photo: Any, inbox: Path) -> int:
         """Download an asset's files (still, live movie, preview; or a video) and only when every one has
         arrived whole put them in place, the still first: an asset is delivered complete or not at all."""
         original = photo.resources.get("original")
         wanted = plan.plan_downloads(photo.item_type, photo.is_live_photo, tuple(photo.versions),
                                      videos=self.videos, previews=self.previews is not None)
-        name = plan.local_name(photo.filename, photo.id)
+        name = plan.local_name(photo.filename, photo.id, original.type if original else None)
         folders = {"photo": inbox, "live": inbox, "preview": self.previews, "video": self.media_folder or inbox}
-        parts: list[tuple[str, Path, str, str]] = []  # (role, temporary file, sha256, iCloud's file name)
+        parts: list[tuple[str, Path, str, Any]] = []  # (role, temporary file, sha256, iCloud's resource)
         local = sha256 = None
         try:
             for key, role in wanted:
@@ -426,16 +477,16 @@ class IcloudSource:
                 if not resource.url:
                     log.warning("iCloud: %s has no download address for its %s; skipped", name, key)
                 elif folder is not None and (role != "live" or parts):  # a movie without its still: no
-                    temp, digest = _download(self._api.session, resource.url, folder, name, resource.size)
-                    parts.append((role, temp, digest, resource.filename))
+                    temp, digest = download(self._api.session, resource.url, folder, name, resource.size)
+                    parts.append((role, temp, digest, resource))
             taken = photo.asset_date.timestamp()
-            for role, temp, digest, filename in parts:
+            for role, temp, digest, resource in parts:
                 if role in ("photo", "video"):
-                    local, sha256 = _link_into_place(temp, name, taken).name, digest
+                    local, sha256 = link_into_place(temp, name, taken).name, digest
                 elif role == "live" and local is not None:
-                    _link_into_place(temp, plan.companion_name(local, filename), taken)
+                    link_into_place(temp, plan.companion_name(local, resource.filename, resource.type), taken)
                 elif role == "preview" and sha256 is not None:
-                    _link_into_place(temp, f"{sha256}.jpg", self._clock(), numbered=False)
+                    link_into_place(temp, f"{sha256}.jpg", self._clock(), numbered=False)
         finally:
             for _, temp, _, _ in parts:
                 with contextlib.suppress(FileNotFoundError):
@@ -444,75 +495,3 @@ class IcloudSource:
                              filename=photo.filename, local_name=local, sha256=sha256, size=photo.size,
                              item_type=photo.item_type, added=photo.added_date.timestamp())
         return sum(1 for role, *_ in parts if role in ("photo", "video"))
-
-
-def _pages(album: Any, start_rank: int) -> Iterator[tuple[int, list[Any]]]:
-    """The recently-added index newest-first from ``start_rank``: (rank after the page, photos).
-
-    pyicloud's own pager (``_iter_added_desc_photos``) always starts at the newest photo; this is the same
-    trailing-window walk with a start, so a first sync can resume where it stopped.
-    """
-    page = int(album.page_size)
-    rank = start_rank
-    seen: set[str] = set()
-    while True:
-        window = [p for p in album._get_photos_at(rank + page - 1, DirectionEnum.DESCENDING, page)
-                  if p.id not in seen]
-        seen.update(p.id for p in window)
-        if not window:
-            return
-        rank += len(window)
-        yield rank, list(reversed(window))
-        if len(window) < page:
-            return
-
-
-def _download(session: requests.Session, url: str, folder: Path, name: str, size: int | None) -> tuple[Path, str]:
-    """Stream ``url`` to a hidden temporary file in ``folder`` (the file system it will live on), check
-    its size and fsync it. Returns (temporary file, sha256); the caller links it into place."""
-    folder.mkdir(parents=True, exist_ok=True)
-    partial = folder / f"{PARTIAL_PREFIX}{os.getpid()}-{secrets.token_hex(6)}.part"
-    digest = hashlib.sha256()
-    written = 0
-    try:
-        response = session.get(url, stream=True, timeout=DOWNLOAD_TIMEOUT_S)
-        with response, open(partial, "wb") as handle:
-            for chunk in response.iter_content(chunk_size=CHUNK_BYTES):
-                handle.write(chunk)
-                digest.update(chunk)
-                written += len(chunk)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if size is not None and written != size:
-            raise SourceUnavailableError(f"download of {name} was cut off ({written} of {size} bytes); "
-                                         "it is fetched again on the next sync")
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            partial.unlink()
-        raise
-    return partial, digest.hexdigest()
-
-
-def _sweep_partials(folder: Path, older_than: float) -> None:
-    """Remove what a download killed midway (power cut, SIGKILL) left: hidden, never a photo yet."""
-    for name in remove_stale(folder, lambda n: n.startswith(PARTIAL_PREFIX), older_than):
-        log.info("removed %s, left by a download that was cut off", name)
-
-
-def _link_into_place(temp: Path, name: str, mtime: float, *, numbered: bool = True) -> Path:
-    """Give a downloaded file its name beside it, never overwriting: the first free numbered variant
-    (``IMG_1-2.jpg``), or, with ``numbered`` off, the file already there. ``mtime`` becomes its time."""
-    os.utime(temp, (mtime, mtime))
-    number = 1
-    while True:
-        target = temp.parent / numbered_name(name, number)
-        try:
-            os.link(temp, target)
-            break
-        except FileExistsError:
-            if not numbered:
-                return target
-            number += 1
-    fsync_dir(temp.parent)
-    return target
-

@@ -1,0 +1,100 @@
+"""Reading iCloud's photo records one by one, so that one malformed record costs only its own photo.
+
+pyicloud validates a whole page of the added-date index at once: one record with an undecodable
+``filenameEnc`` or a ``itemType`` without a value makes it reject the page (``CloudKitApiError``
+"Query response validation failed", with the raw page attached). Such a page is read again here from
+that raw page, record by record: the records that validate become photos as pyicloud would build them,
+and each bad one is named by its asset id. An asset on the retry list is looked up by id
+(``records/lookup``), since the listing walk may never come back to it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+from pyicloud.common.cloudkit.base import resolve_cloudkit_validation_extra
+from pyicloud.common.cloudkit.client import CloudKitApiError
+from pyicloud.common.cloudkit.models import CKQueryResponse, CKRecord, CKZoneIDReq
+from pyicloud.services.photos_cloudkit import DirectionEnum
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Page:
+    """One window of the added-date index: the photos read, the asset ids that could not be read (with
+    why), and how many assets the window held in all (the walk advances by that)."""
+
+    photos: list[Any]
+    bad: list[tuple[str, str]]
+    size: int
+
+
+def read_page(album: Any, rank: int, page_size: int) -> Page:
+    """The newest-first window of ``page_size`` assets ending at ``rank``, read record by record when
+    pyicloud rejects the page as a whole."""
+    try:
+        photos = list(album._get_photos_at(rank, DirectionEnum.DESCENDING, page_size))
+        return Page(photos, [], len(photos))
+    except CloudKitApiError as exc:
+        payload = getattr(exc, "payload", None)
+        if not isinstance(payload, dict) or not isinstance(payload.get("records"), list):
+            raise
+        return _read_records(album, payload["records"])
+
+
+def _validated(raw: object) -> CKRecord | None:
+    try:
+        response = CKQueryResponse.model_validate({"records": [raw]}, extra=resolve_cloudkit_validation_extra())
+    except ValidationError:
+        return None
+    record = response.records[0] if response.records else None
+    return record if isinstance(record, CKRecord) else None
+
+
+def _master_of(raw: dict[str, Any]) -> str:
+    ref = ((raw.get("fields") or {}).get("masterRef") or {}).get("value") or {}
+    return str(ref.get("recordName", "")) if isinstance(ref, dict) else ""
+
+
+def _read_records(album: Any, raws: list[Any]) -> Page:
+    good: list[CKRecord] = []
+    bad_masters: set[str] = set()
+    bad: list[tuple[str, str]] = []
+    assets = [r for r in raws if isinstance(r, dict) and r.get("recordType") == "CPLAsset"]
+    for raw in raws:
+        record = _validated(raw)
+        if record is not None:
+            good.append(record)
+            continue
+        kind = raw.get("recordType") if isinstance(raw, dict) else None
+        name = str(raw.get("recordName", "?")) if isinstance(raw, dict) else "?"
+        if kind == "CPLMaster":
+            bad_masters.add(name)
+        else:
+            bad.append((name, f"its {kind or 'unknown'} record is malformed"))
+    for raw in assets:  # an asset whose master cannot be read is lost with it
+        if _master_of(raw) in bad_masters:
+            bad.append((str(raw.get("recordName", "?")), "its CPLMaster record is malformed"))
+    photos = list(album._process_photo_list_response(good))
+    log.debug("iCloud: read a rejected page record by record: %d photos, %d unreadable", len(photos), len(bad))
+    return Page(photos, bad, len(assets))
+
+
+def lookup_asset(library: Any, asset_id: str) -> Any | None:
+    """The photo with iCloud asset id ``asset_id`` (``records/lookup``), or None when it is gone."""
+    client = library._client
+    zone = CKZoneIDReq(**library.zone_id)
+    asset = next((r for r in client.lookup(record_names=[asset_id], zone_id=zone).records
+                  if isinstance(r, CKRecord) and r.recordName == asset_id), None)
+    if asset is None:
+        return None
+    master_name = _master_of(asset.model_dump(mode="json"))
+    master = next((r for r in client.lookup(record_names=[master_name], zone_id=zone).records
+                   if isinstance(r, CKRecord) and r.recordName == master_name), None)
+    if master is None:
+        return None
+    return library.asset_type(library.service, master, asset, library=library)
