@@ -8,6 +8,7 @@ the pause switch, SIGTERM), and touches a heartbeat file that the container's HE
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import queue
@@ -15,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -62,8 +64,12 @@ class Daemon:
     def __init__(self, *, settings: Settings, sorter: Sorter, state: StateStore, clock: Clock, zone: ZoneInfo,
                  source: PhotoSource | None = None, publisher: Publisher | None = None,
                  mail: MailWork | None = None, incoming: Path | None = None,
-                 drift_check: Callable[[], DriftReport] | None = None, models: ModelLifetime | None = None) -> None:
+                 drift_check: Callable[[], DriftReport] | None = None, models: ModelLifetime | None = None,
+                 work_lock: Callable[[], AbstractContextManager[bool]] | None = None) -> None:
         self.settings = settings
+        # Held while the daemon works (not while it sleeps), so `photosorter sort` run by hand takes turns
+        # with it; yields False when another process holds it (the work waits for the next wake).
+        self.work_lock = work_lock or (lambda: contextlib.nullcontext(True))
         self.sorter = sorter
         self.state = state
         self.clock = clock
@@ -171,7 +177,9 @@ class Daemon:
     # the loop ---------------------------------------------------------------------------------------
     def run(self) -> int:
         log.info("photosorter running: %s", ", ".join(self.parts))
-        self.sorter.recover()
+        with self.work_lock() as free:
+            if free:
+                self.sorter.recover()
         if self.source is not None:
             self._auth = self.source.auth_state()
             if not self._auth.ok:
@@ -193,9 +201,11 @@ class Daemon:
     def run_due_parts(self) -> None:
         """Run every part whose time has come, then share the status (MQTT, and the state file for the
         digest command)."""
-        self._run_requests()
-        self._run_parts()
-        self._run_requests()
+        with self.work_lock() as free:
+            if free:
+                self._run_requests()
+                self._run_parts()
+                self._run_requests()
         status = self.status()  # one look at the state for both
         self._publish_status(status)
         self._remember_attention(status)

@@ -15,7 +15,7 @@ from pathlib import Path
 from photosorter.core.companions import renamed
 from photosorter.core.naming import printable as escape
 from photosorter.core.naming import safe_name
-from photosorter.errors import StateError
+from photosorter.errors import ConfigError, StateError
 from photosorter.ports import PhotoFiles, StateStore
 from photosorter.records import Move, PhotoStatus
 
@@ -27,6 +27,18 @@ MOVE_ATTEMPTS = 5
 def printable(path: Path) -> str:
     """A path for one log line (and as the state stores source paths), whatever bytes its name holds."""
     return escape(os.fsencode(path))
+
+
+def check_inbox(inbox: Path, library: Path, folders: tuple[str, ...]) -> None:
+    """Refuse an inbox that is the library itself or lies inside one of its ``folders`` (categories,
+    _unsure, ...): every run would file the library's photos again, as duplicates of themselves."""
+    real_inbox, real_library = Path(os.path.realpath(inbox)), Path(os.path.realpath(library))
+    if real_inbox == real_library:
+        raise ConfigError([f"inbox: {inbox} is the library itself; give a folder outside the library"])
+    if real_inbox.is_relative_to(real_library):
+        top = real_inbox.relative_to(real_library).parts[0]
+        if top in folders:
+            raise ConfigError([f"inbox: {inbox} is inside the library's {top} folder; give a folder outside it"])
 
 
 class Placer:

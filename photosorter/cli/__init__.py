@@ -16,12 +16,17 @@ from collections.abc import Sequence
 
 from photosorter import __version__
 from photosorter.adapters.filesystem import PRIVATE_UMASK, make_private
+from photosorter.adapters.locks import folder_locks
 from photosorter.cli.commands import COMMANDS, Options
 from photosorter.config import Settings, load_settings
 from photosorter.errors import ConfigError, PhotosorterError
 from photosorter.progress import BarAwareHandler
 
 log = logging.getLogger("photosorter")
+
+# Commands that change the state or the library: one at a time per data folder and per library (the daemon
+# takes the same locks while it works). The others only read and run beside them.
+WRITERS = frozenset({"sort", "label", "resort", "sync", "me", "replies", "digest"})
 
 
 def _chosen(argv: Sequence[str]) -> str | None:
@@ -85,7 +90,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if healed:
             log.info("made %d files and folders in %s private to photosorter (0600/0700)", healed,
                      settings.library.data)
-        return int(args.handler(args, settings))
+        if args.command not in WRITERS:
+            return int(args.handler(args, settings))
+        with folder_locks([settings.library.data, settings.library.path], args.command):
+            return int(args.handler(args, settings))
     except ConfigError as exc:
         for problem in exc.problems:
             log.error("%s", problem)

@@ -124,7 +124,10 @@ def run_me_remove(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_me_forget(args: argparse.Namespace, settings: Settings) -> int:
-    if not args.yes and sys.stdin.isatty():
+    if not args.yes:
+        if not sys.stdin.isatty():  # nobody to ask: deleting needs --yes
+            raise ConfigError(["me forget: deletes every stored face; nobody can confirm here (no terminal), so add "
+                               "--yes"])
         answer = input("Delete your reference faces and every stored face? [y/N] ")
         if answer.strip().lower() not in ("y", "yes"):
             return 1

@@ -15,6 +15,8 @@ from photosorter.adapters.previews import PreviewFolder
 from photosorter.adapters.state import SqliteState
 from photosorter.cli.commands import CATEGORY_HELP, Options, described
 from photosorter.config import DEFAULT_SOURCE, STATE_FILE, Settings, read_saved, save_settings, saved_path
+from photosorter.core.companions import VIDEOS_FOLDER
+from photosorter.core.placement import DUPLICATES_FOLDER, FAILED_FOLDER, UNSURE_FOLDER
 from photosorter.core.replies import CategoryNames
 from photosorter.errors import ConfigError, ModelError
 from photosorter.facestage import FaceStage
@@ -28,6 +30,7 @@ from photosorter.ml.modelspec import ModelSpec
 from photosorter.ml.prior import ZeroShotPrior
 from photosorter.ml.selfcheck import check_on_this_cpu
 from photosorter.pipeline import Sorter
+from photosorter.placing import check_inbox
 from photosorter.records import PhotoEvent, RunReport
 
 log = logging.getLogger(__name__)
@@ -44,6 +47,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], opti
     label.add_argument("category", metavar="CATEGORY", help=CATEGORY_HELP)
     label.add_argument("--folder", type=Path, metavar="DIR", help="also label every photo in DIR (and its subfolders)")
     label.set_defaults(handler=run_label)
+
+
+def library_folders(settings: Settings) -> tuple[str, ...]:
+    """The folders photosorter files photos into: an inbox may not lie inside one."""
+    return (*settings.classify.names, UNSURE_FOLDER, FAILED_FOLDER, DUPLICATES_FOLDER, VIDEOS_FOLDER)
 
 
 def open_state(settings: Settings) -> SqliteState:
@@ -185,6 +193,7 @@ def run_sort(args: argparse.Namespace, settings: Settings) -> int:
         raise ConfigError([f"inbox: {inbox} does not exist"])
     if not inbox.is_dir():
         raise ConfigError([f"inbox: {inbox} is a file, not a folder"])
+    check_inbox(inbox, settings.library.path, library_folders(settings))
     first = not saved_path(settings.library.data).exists()
     state = open_state(settings)
     try:

@@ -4,25 +4,30 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import logging
 import os
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from photosorter.adapters.locks import DAEMON_LOCK_FILE, LockBusyError, folder_locks
 from photosorter.cli.commands import Options, described
 from photosorter.cli.icloud import open_source, watch_codes
-from photosorter.cli.library import build_sorter, model_lifetime, open_state
+from photosorter.cli.library import build_sorter, library_folders, model_lifetime, open_state
 from photosorter.cli.mail import build_mail, watch_replies
 from photosorter.cli.mqtt import open_publisher
 from photosorter.cli.web import start_web
 from photosorter.config import Settings
 from photosorter.daemon import HEARTBEAT_FILE, Daemon, SystemClock
 from photosorter.drift import check_drift
+from photosorter.errors import StateError
 from photosorter.mailflow import MailFlow
+from photosorter.placing import check_inbox
 from photosorter.ports import Controls, Labeller, PhotoSource, Publisher
 
 log = logging.getLogger(__name__)
@@ -65,6 +70,32 @@ def _mail(settings: Settings, sorter: Labeller, zone: ZoneInfo) -> MailFlow | No
 
 
 def run_daemon(args: argparse.Namespace, settings: Settings) -> int:
+    """One daemon per data folder: a second one is refused, naming the first."""
+    if settings.library.inbox:
+        check_inbox(Path(settings.library.inbox), settings.library.path, library_folders(settings))
+    try:
+        with folder_locks([settings.library.data], "run", wait=False, name=DAEMON_LOCK_FILE):
+            return _run_daemon(settings)
+    except LockBusyError as exc:
+        raise StateError(f"{exc.holder} already runs on {settings.library.data}; stop it first") from exc
+
+
+@contextlib.contextmanager
+def _work_lock(settings: Settings, busy: list[str]) -> Iterator[bool]:
+    """The writers' lock for one round of the daemon's work, or False (said once) while another holds it."""
+    try:
+        with folder_locks([settings.library.data, settings.library.path], "run", wait=False):
+            if busy:
+                log.info("%s is done: the daemon's work goes on", busy.pop())
+            yield True
+    except LockBusyError as exc:
+        if not busy:
+            log.info("%s is using the library: the daemon's work waits for it", exc.holder)
+            busy.append(exc.holder)
+        yield False
+
+
+def _run_daemon(settings: Settings) -> int:
     state = open_state(settings)
     clock, zone = SystemClock(), local_zone()
     models = model_lifetime(settings, clock.monotonic)
@@ -72,7 +103,8 @@ def run_daemon(args: argparse.Namespace, settings: Settings) -> int:
     mail = _mail(settings, sorter, zone)
     daemon = Daemon(settings=settings, sorter=sorter, state=state, clock=clock, zone=zone,
                     source=_icloud_source(settings), mail=mail, models=models,
-                    drift_check=lambda: check_drift(state, sorter.model_id, clock.now(), zone))
+                    drift_check=lambda: check_drift(state, sorter.model_id, clock.now(), zone),
+                    work_lock=functools.partial(_work_lock, settings, []))
     daemon.publisher = _publisher(settings, daemon)  # MQTT commands call back into the daemon
     if mail is not None:
         mail.attention = daemon.attention  # the digest lists what the daemon sees failing

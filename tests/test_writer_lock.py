@@ -1,0 +1,116 @@
+"""Two runs at once never trample each other: writers take turns per data folder and library, a second daemon is
+refused, read-only commands still answer; an inbox that is (inside) the library is refused."""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from photosorter.cli import main
+from tests.conftest import jpeg_bytes
+
+PHOTOS = 150
+
+
+def cli(*args: str | Path, **popen: object) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "photosorter", *map(str, args)], text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen)  # type: ignore[call-overload]
+
+
+def contents(folder: Path) -> collections.Counter[str]:
+    return collections.Counter(hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.rglob("*")
+                               if p.is_file() and not p.name.startswith("."))
+
+
+def test_two_sorts_of_one_inbox_at_once_take_turns_and_file_each_photo_once(tmp_path: Path,
+                                                                            tiny_model: Path) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for i in range(PHOTOS):
+        (inbox / f"IMG_{i:04d}.jpg").write_bytes(jpeg_bytes((220, 20, 20), noise_seed=i))
+    expected = contents(inbox)
+    args = ("sort", inbox, "--library", tmp_path / "library", "--data", tmp_path / "data", "--model", tiny_model)
+    first = cli(*args)
+    time.sleep(0.3)
+    second = cli(*args)
+    outputs = [p.communicate(timeout=180) for p in (first, second)]
+    assert [first.returncode, second.returncode] == [0, 0], outputs
+    assert contents(tmp_path / "library") == expected
+    assert not (tmp_path / "library" / "_duplicates").exists()
+    errors = "".join(err for _, err in outputs)
+    assert "cannot move" not in errors
+    assert f"waiting for photosorter sort (pid {first.pid}" in outputs[1][1]
+
+
+@pytest.fixture
+def daemon(tmp_path: Path, tiny_model: Path) -> Iterator[subprocess.Popen[str]]:
+    env = {**os.environ, "PHOTOSORTER_INBOX": str(tmp_path / "inbox"), "PHOTOSORTER_LIBRARY": str(tmp_path / "library"),
+           "PHOTOSORTER_DATA": str(tmp_path / "data"), "PHOTOSORTER_MODEL": str(tiny_model),
+           "PHOTOSORTER_FACES": "false"}
+    (tmp_path / "inbox").mkdir()
+    process = cli("run", env=env, cwd=tmp_path)
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "data" / "heartbeat").exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert process.poll() is None, process.communicate()
+    yield process
+    if process.poll() is None:
+        process.kill()
+    process.communicate()
+
+
+def test_a_second_daemon_on_one_data_folder_is_refused_naming_the_first(tmp_path: Path,
+                                                                        daemon: subprocess.Popen[str]) -> None:
+    second = cli("run", env={**os.environ, "PHOTOSORTER_DATA": str(tmp_path / "data"),
+                             "PHOTOSORTER_LIBRARY": str(tmp_path / "library")}, cwd=tmp_path)
+    try:
+        _, err = second.communicate(timeout=60)
+    finally:
+        second.kill()
+    assert second.returncode == 1
+    assert f"photosorter run (pid {daemon.pid}, since" in err and "already runs on" in err
+
+
+def test_read_only_commands_answer_while_the_daemon_runs_and_health_fails_after_it_stops(
+        tmp_path: Path, daemon: subprocess.Popen[str]) -> None:
+    env = {**os.environ, "PHOTOSORTER_DATA": str(tmp_path / "data"), "PHOTOSORTER_LIBRARY": str(tmp_path / "library")}
+    status = cli("status", env=env, cwd=tmp_path)
+    assert status.communicate(timeout=60) and status.returncode == 0
+    health = cli("health", env=env, cwd=tmp_path)
+    assert health.communicate(timeout=60) and health.returncode == 0
+    daemon.send_signal(signal.SIGTERM)
+    daemon.communicate(timeout=60)
+    assert daemon.returncode == 0
+    health = cli("health", env=env, cwd=tmp_path)
+    out, _ = health.communicate(timeout=60)
+    assert health.returncode == 1 and out.startswith("unhealthy")
+
+
+@pytest.mark.parametrize("where", [".", "food", "food/new", "_unsure"])
+def test_an_inbox_that_is_the_library_or_inside_its_folders_is_refused(tmp_path: Path, tiny_model: Path,
+                                                                      capfd: pytest.CaptureFixture[str],
+                                                                      where: str) -> None:
+    library = tmp_path / "library"
+    inbox = library / where
+    inbox.mkdir(parents=True)
+    (inbox / "IMG_1.jpg").write_bytes(jpeg_bytes((220, 20, 20)))
+    assert main(["sort", str(inbox), "--library", str(library), "--data", str(tmp_path / "data"),
+                 "--model", str(tiny_model)]) == 1
+    assert "inbox: " in capfd.readouterr().err
+    assert (inbox / "IMG_1.jpg").exists()
+
+
+def test_me_forget_without_yes_and_without_a_terminal_deletes_nothing(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "photosorter", "me", "forget", "--data", str(tmp_path / "data")],
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "--yes" in done.stderr
+    assert "forgot" not in done.stdout
