@@ -68,38 +68,56 @@ def compare_table(runs: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+ZERO_SHOT_COLOUR = (0, 150, 70)
+CHAR_W = 6  # Pillow's default bitmap font: 6 px per character, 11 px per line
+
+
+def _vertical_text(image: Image.Image, xy: tuple[int, int], text: str, font: Any) -> None:
+    """``text`` written bottom-up with its last letter at ``xy`` (the top left of the rotated box)."""
+    box = Image.new("L", (CHAR_W * len(text) + 2, 12), 0)
+    ImageDraw.Draw(box).text((1, 0), text, fill=255, font=font)
+    rotated = box.rotate(90, expand=True)
+    image.paste((0, 0, 0), (xy[0], xy[1], xy[0] + rotated.width, xy[1] + rotated.height), rotated)
+
+
 def draw_png(result: dict[str, Any], path: Path) -> None:
-    """The blend's confusion matrix (left) and accuracy against labels per category (right)."""
+    """The blend's confusion matrix (left: true category in rows, predicted in columns, whole names) and
+    accuracy against labels per category (right, with axis titles and the zero-shot line drawn on top)."""
     confusion = result["blend"]["confusion"]
     names, matrix = confusion["categories"], confusion["matrix"]
     grid = CELL * len(names)
+    longest = max((len(n) for n in names), default=5)
+    left = max(MARGIN, CHAR_W * longest + 40)  # row names, and the "true" title beside them
+    top = CHAR_W * longest + 60  # column names, written upwards
     plot_w, plot_h = 360, 260
-    width, height = MARGIN + grid + 60 + plot_w + 40, MARGIN + max(grid, plot_h) + 40
+    width, height = left + grid + 90 + plot_w + 40, top + max(grid, plot_h) + 60
     image = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(image)
     font = ImageFont.load_default()
     title = (f"{result['run']['model']} on {result['run']['dataset']} "
              f"({result['split']['photos']} photos, {result['split']['folds']}-fold)")
     draw.text((10, 10), title, fill="black", font=font)
-    draw.text((MARGIN, MARGIN - 40), "blend: true (rows) vs predicted (columns)", fill="black", font=font)
+    draw.text((left, 30), "blend: predicted category (columns)", fill="black", font=font)
+    _vertical_text(image, (8, top), "true category (rows)", font)
     for i, name in enumerate(names):
-        draw.text((8, MARGIN + i * CELL + CELL // 3), name[:14], fill="black", font=font)
-        draw.text((MARGIN + i * CELL + 2, MARGIN - 18), name[:5], fill="black", font=font)
+        draw.text((24, top + i * CELL + CELL // 3), name, fill="black", font=font)
+        _vertical_text(image, (left + i * CELL + CELL // 2 - 6, top - 8 - CHAR_W * len(name) - 2), name, font)
         total = max(1, sum(matrix[i]))
         for j, count in enumerate(matrix[i]):
             shade = int(255 * (1 - count / total))
             colour = (shade, shade, 255) if i == j else (255, shade, shade)
-            box = (MARGIN + j * CELL, MARGIN + i * CELL, MARGIN + (j + 1) * CELL - 1, MARGIN + (i + 1) * CELL - 1)
+            box = (left + j * CELL, top + i * CELL, left + (j + 1) * CELL - 1, top + (i + 1) * CELL - 1)
             draw.rectangle(box, fill=colour, outline=(200, 200, 200))
             if count:
                 draw.text((box[0] + 8, box[1] + 10), str(count), fill="white" if shade < 128 else "black", font=font)
-    _draw_curve(draw, font, result["labels_curve"], MARGIN + grid + 60, MARGIN, plot_w, plot_h)
+    _draw_curve(image, font, result["labels_curve"], left + grid + 90, top, plot_w, plot_h)
     path.parent.mkdir(parents=True, exist_ok=True)
     image.save(path, "PNG")
 
 
-def _draw_curve(draw: ImageDraw.ImageDraw, font: ImageFont.ImageFont | ImageFont.FreeTypeFont, curve: dict[str, Any],
-                left: int, top: int, width: int, height: int) -> None:
+def _draw_curve(image: Image.Image, font: Any, curve: dict[str, Any], left: int, top: int, width: int,
+                height: int) -> None:
+    draw = ImageDraw.Draw(image)
     points = curve["labels_per_category"]
     draw.text((left, top - 40), "accuracy vs labels per category", fill="black", font=font)
     draw.rectangle((left, top, left + width, top + height), outline="black")
@@ -107,9 +125,11 @@ def _draw_curve(draw: ImageDraw.ImageDraw, font: ImageFont.ImageFont | ImageFont
         y = top + height - tick * height
         draw.line((left - 4, y, left, y), fill="black")
         draw.text((left - 30, y - 6), f"{tick:.2f}", fill="black", font=font)
+    _vertical_text(image, (left - 50, top + height // 2 - 30), "accuracy", font)
     step = width / max(1, len(points) - 1)
     for i, label in enumerate(points):
         draw.text((left + i * step - 6, top + height + 6), str(label), fill="black", font=font)
+    draw.text((left + width // 2 - 60, top + height + 24), "labels per category", fill="black", font=font)
     series = (("knn", (230, 120, 0)), ("blend", (0, 90, 200)))
     for row, (key, colour) in enumerate(series):
         xy = [(left + i * step, top + height - value * height) for i, value in enumerate(curve[key])]
@@ -117,9 +137,12 @@ def _draw_curve(draw: ImageDraw.ImageDraw, font: ImageFont.ImageFont | ImageFont
         for x, y in xy:
             draw.ellipse((x - 3, y - 3, x + 3, y + 3), fill=colour)
         draw.text((left + 10, top + 10 + 14 * row), key, fill=colour, font=font)
+    # Drawn last, dashed, in its own colour: where blend equals zero-shot the dashes still show.
     zero = top + height - curve["zero_shot"] * height
-    draw.line((left, zero, left + width, zero), fill=(120, 120, 120))
-    draw.text((left + 10, top + 38), "zero-shot (gray)", fill=(120, 120, 120), font=font)
+    for x in range(left, left + width, 12):
+        draw.line((x, zero, min(x + 7, left + width), zero), fill=ZERO_SHOT_COLOUR, width=2)
+    draw.text((left + 10, top + 38), f"zero-shot, no labels ({curve['zero_shot']:.2f}, dashed)", fill=ZERO_SHOT_COLOUR,
+              font=font)
 
 
 def log_to_mlflow(result: dict[str, Any], artifacts: list[Path]) -> bool:
