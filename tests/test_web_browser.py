@@ -4,17 +4,22 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from photosorter.cli.library import build_sorter, open_state
 from photosorter.config import Settings
+from tests.conftest import shared_path
+from tests.servers.fake_icloud import FakeICloud
 from tests.servers.ingress import IngressProxy
 from tests.servers.mosquitto import Listener, Mosquitto, free_port, wait_for_port
 from tests.test_sort_folder import files_under
@@ -23,30 +28,37 @@ from tests.webpage import library_settings, sort_photos
 pytestmark = pytest.mark.slow
 
 
+@contextmanager
+def running_daemon(settings: Settings, model: Path, broker: Mosquitto, **env_extra: str) -> Iterator[int]:
+    """``photosorter run`` with the web page on a free port; yields the port."""
+    port = free_port()
+    env = {**os.environ, "PHOTOSORTER_LIBRARY": str(settings.library.path),
+           "PHOTOSORTER_DATA": str(settings.library.data), "PHOTOSORTER_MODEL": str(model),
+           "PHOTOSORTER_FACES": "false", "PHOTOSORTER_UNSURE_MARGIN": "0.99",
+           "PHOTOSORTER_WEB_PORT": str(port), "PHOTOSORTER_MQTT_HOST": broker.host,
+           "PHOTOSORTER_MQTT_PORT": str(broker.port), **env_extra}
+    env.pop("SUPERVISOR_TOKEN", None)
+    log_path = settings.library.data / "daemon.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen([sys.executable, "-m", "photosorter", "run"], env=env, stdout=log,
+                                   stderr=subprocess.STDOUT, cwd=settings.library.data)
+        try:
+            assert wait_for_port(port, 60), log_path.read_text()
+            yield port
+        finally:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
 @pytest.fixture
 def daemon(tmp_path: Path, tiny_model: Path, anonymous_mosquitto: Mosquitto) -> Iterator[tuple[Settings, int]]:
     settings = library_settings(tmp_path, tiny_model)
     sort_photos(settings, tmp_path / "inbox")
-    port = free_port()
-    env = {**os.environ, "PHOTOSORTER_LIBRARY": str(settings.library.path),
-           "PHOTOSORTER_DATA": str(settings.library.data), "PHOTOSORTER_MODEL": str(tiny_model),
-           "PHOTOSORTER_FACES": "false", "PHOTOSORTER_UNSURE_MARGIN": "0.99",
-           "PHOTOSORTER_WEB_PORT": str(port), "PHOTOSORTER_MQTT_HOST": anonymous_mosquitto.host,
-           "PHOTOSORTER_MQTT_PORT": str(anonymous_mosquitto.port)}
-    env.pop("SUPERVISOR_TOKEN", None)
-    log = (tmp_path / "daemon.log").open("w")
-    process = subprocess.Popen([sys.executable, "-m", "photosorter", "run"], env=env, stdout=log,
-                               stderr=subprocess.STDOUT, cwd=tmp_path)
-    try:
-        assert wait_for_port(port, 60), (tmp_path / "daemon.log").read_text()
+    with running_daemon(settings, tiny_model, anonymous_mosquitto) as port:
         yield settings, port
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
 
 
 def library_files(settings: Settings) -> list[str]:
@@ -106,3 +118,89 @@ def test_label_three_photos_by_keyboard_undo_one_and_open_a_photo_under_ingress(
     assert state["library"][guess] == sum(folder == guess for folder in after.values())
     assert state["unsure"] == sum(folder == "_unsure" for folder in after.values())
     listener.close()
+
+
+def test_the_map_draws_every_photo_and_a_click_opens_one(daemon: tuple[Settings, int], chromium: Any) -> None:
+    _, port = daemon
+    proxy = IngressProxy(port).start()
+    page = chromium.new_page(viewport={"width": 1000, "height": 800})
+    try:
+        page.goto(proxy.url + "#/map")
+        page.wait_for_function("() => document.body.dataset.mapDrawn !== undefined")
+        assert "12 photos" in page.locator(".legend").inner_text()
+        points = page.evaluate("() => fetch('api/map').then((r) => r.json())")
+        box = page.locator("#map-canvas").bounding_box()
+        scale = box["width"] / page.evaluate("() => document.getElementById('map-canvas').width")
+        x = box["x"] + (8 + points["x"][0] * (box["width"] / scale - 16)) * scale
+        y = box["y"] + (8 + (1 - points["y"][0]) * (box["height"] / scale - 16)) * scale
+        page.mouse.move(x, y)
+        page.wait_for_selector("#tip img[src^='thumb/']")
+        hovered = page.locator("#tip").get_attribute("data-id")
+        page.mouse.down()
+        page.mouse.up()
+        page.wait_for_selector("#large")
+        assert hovered in {str(i) for i in points["ids"]} and page.url.endswith(f"#/photo/{hovered}")
+    finally:
+        page.close()
+        proxy.stop()
+
+
+def test_a_2fa_code_entered_on_the_health_page_signs_in_to_icloud(
+        tmp_path: Path, tiny_model: Path, anonymous_mosquitto: Mosquitto, fake: FakeICloud, chromium: Any) -> None:
+    settings = library_settings(tmp_path, tiny_model)
+    sort_photos(settings, tmp_path / "inbox", count=3)
+    env = {"APPLE_ID": fake.apple_id, "APPLE_PASSWORD": fake.password, "PHOTOSORTER_ICLOUD_SERVER": fake.url,
+           "REQUESTS_CA_BUNDLE": str(fake.cert), "CURL_CA_BUNDLE": str(fake.cert)}
+    with running_daemon(settings, tiny_model, anonymous_mosquitto, **env) as port:
+        proxy = IngressProxy(port).start()
+        page = chromium.new_page()
+        try:
+            page.goto(proxy.url + "#/health")
+            page.wait_for_selector("#icloud input[name=code]")
+            page.fill("#icloud input[name=code]", "000000")
+            page.click("#icloud button[type=submit]")
+            page.wait_for_selector("#flash.error")
+            page.fill("#icloud input[name=code]", fake.code)
+            page.click("#icloud button[type=submit]")
+            page.wait_for_selector("#icloud .ok")
+            assert "Signed in" in page.locator("#icloud").inner_text()
+        finally:
+            page.close()
+            proxy.stop()
+
+
+def test_a_face_marked_as_me_becomes_a_reference_face_and_can_be_removed(
+        tmp_path: Path, tiny_model: Path, anonymous_mosquitto: Mosquitto, chromium: Any) -> None:
+    faces_folder = shared_path("models", "faces")
+    portrait = shared_path("faces", "me", "deepface__tests_unit_dataset_img1.jpg")
+    settings = library_settings(tmp_path, tiny_model, faces=True, face_model=str(faces_folder))
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    shutil.copy(portrait, inbox / "portrait.jpg")
+    state = open_state(settings)
+    try:
+        build_sorter(settings, state).sort_folder(inbox)
+    finally:
+        state.close()
+    with running_daemon(settings, tiny_model, anonymous_mosquitto, PHOTOSORTER_FACES="true",
+                        PHOTOSORTER_FACE_MODEL=str(faces_folder)) as port:
+        proxy = IngressProxy(port).start()
+        page = chromium.new_page()
+        try:
+            page.goto(proxy.url + "#/photo/1")
+            page.wait_for_selector(".frame .face")
+            page.click("button[data-me-face='1']")
+            page.wait_for_selector("button[data-remove-reference]")
+            assert "me" in page.locator(".frame .face").first.inner_text()
+            with sqlite3.connect(settings.library.data / "state.sqlite3") as db:
+                assert db.execute("SELECT photo_id, number FROM me_faces").fetchall() == [(1, 1)]
+                assert db.execute("SELECT category FROM labels").fetchall() == [("me",)]
+            page.click("button[data-remove-reference]")
+            page.wait_for_selector("button[data-me-face='1']")
+        finally:
+            page.close()
+            proxy.stop()
+    with sqlite3.connect(settings.library.data / "state.sqlite3") as db:
+        assert db.execute("SELECT COUNT(*) FROM me_faces").fetchone() == (0,)
+    assert [p.relative_to(settings.library.path).as_posix() for p in files_under(settings.library.path)] == \
+        ["me/portrait.jpg"]
