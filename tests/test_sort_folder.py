@@ -93,7 +93,7 @@ def test_symlinks_in_the_inbox_are_not_followed(tmp_path: Path, tiny_model: Path
 def test_hostile_file_names_get_clean_library_names(tmp_path: Path, tiny_model: Path) -> None:
     inbox, library = tmp_path / "inbox", tmp_path / "library"
     inbox.mkdir()
-    names = [b"bad-\xff.jpg", b"new\nline.jpg", b"x" * 240 + b".jpg"]
+    names = [b"bad-\xff.jpg", b"new\xe2\x80\xa8line.jpg", b"x" * 240 + b".jpg"]  # U+2028: a line break, not a control
     for seed, name in enumerate(names):
         with open(os.path.join(os.fsencode(inbox), name), "wb") as handle:
             handle.write(jpeg_bytes((220, 20, 20), noise_seed=seed))
@@ -102,10 +102,10 @@ def test_hostile_file_names_get_clean_library_names(tmp_path: Path, tiny_model: 
     assert result.returncode == 0, result.stderr
     placed = sorted(p.name for p in (library / "food").iterdir())
     assert len(placed) == 3
-    assert "bad-_.jpg" in placed and "new_line.jpg" in placed  # kept as given, except what cannot be stored or shown
+    assert "bad-_.jpg" in placed and "new\u2028line.jpg" in placed  # kept as given, except what cannot be stored
     for name in placed:
         assert len(name.encode()) <= 200
-    assert "inbox/new\\nline.jpg -> food" in result.stderr  # one log line per event, escaped
+    assert "inbox/new\\u2028line.jpg -> food" in result.stderr  # one log line per event, escaped
 
 
 def test_near_duplicates_share_a_group(tmp_path: Path, tiny_model: Path) -> None:

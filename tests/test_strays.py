@@ -14,6 +14,7 @@ from PIL import Image
 from photosorter.adapters.files import LocalFiles
 from photosorter.adapters.state import SqliteState
 from photosorter.cli import main
+from photosorter.core.naming import safe_name
 from photosorter.records import PhotoStatus
 from tests.conftest import jpeg_bytes, write_photo
 
@@ -93,12 +94,21 @@ def test_a_hidden_photo_name_is_reported_not_silently_left(tmp_path: Path, tiny_
         "rename it to have it sorted")
 
 
-def test_control_characters_never_reach_library_names(tmp_path: Path, tiny_model: Path) -> None:
-    for i, name in enumerate(["new\nline.jpg", "esc\x1b[31m.jpg", "bell\x07.jpg", "tab\there.jpg"]):
+def test_a_name_with_control_characters_stays_in_the_inbox_with_one_line(
+        tmp_path: Path, tiny_model: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    names = ["new\nline.jpg", "esc\x1b[31m.jpg", "bell\x07.jpg", "tab\there.jpg"]
+    for i, name in enumerate(names):
         write_photo(tmp_path / "inbox", name, (220, 20, 20), noise_seed=i)
+    write_photo(tmp_path / "inbox", "plain.jpg", (220, 20, 20), noise_seed=9)
     sort(tmp_path, tiny_model)
-    assert library_names(tmp_path) == ["food/bell_.jpg", "food/esc_[31m.jpg", "food/new_line.jpg",
-                                       "food/tab_here.jpg"]
+    assert library_names(tmp_path) == ["food/plain.jpg"]
+    assert sorted(p.name for p in (tmp_path / "inbox").iterdir()) == sorted(names)
+    assert capfd.readouterr().err.count("its name holds control characters") == len(names)
+
+
+def test_control_characters_never_reach_a_library_name() -> None:
+    assert [safe_name(n) for n in ("new\nline.jpg", "esc\x1b[31m.jpg", "bell\x07.jpg")] == [
+        "new_line.jpg", "esc_[31m.jpg", "bell_.jpg"]
 
 
 def test_label_settles_a_move_a_killed_run_left_before_it_moves_anything(tmp_path: Path, tiny_model: Path) -> None:

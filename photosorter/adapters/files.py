@@ -64,6 +64,9 @@ def list_inbox(inbox: Path, skip: tuple[Path, ...] = ()) -> Iterator[tuple[Path,
         subfolders = []
         for entry in entries:
             path = Path(entry.path)
+            if any(ch < 0x20 or ch == 0x7F for ch in os.fsencode(entry.name)):
+                yield path, "its name holds control characters (a newline, ESC, ...): rename it to have it sorted"
+                continue
             if entry.name.startswith("."):
                 if _hidden_photo(entry.name):
                     yield path, "hidden name (it starts with a dot): rename it to have it sorted"
