@@ -232,6 +232,8 @@ OPTIONS: tuple[Option, ...] = (
       "A photo whose two best categories are closer than this goes to _unsure."),
     _("other_min_score", "classify", "other_min_score", 0.25, _fraction,
       "A photo whose best category scores below this is filed as other."),
+    _("text_signal", "classify", "text_signal", False, _bool,
+      "Look for text in photos that may be text, books, screenshots or beer (about 50 ms each)."),
     # faces
     _("faces", "faces", "enabled", True, _bool,
       "Find faces to tell photos of you (me) from photos of other people (people)."),
@@ -319,6 +321,7 @@ class ClassifySettings:
     knn_trust_labels: int
     unsure_margin: float
     other_min_score: float
+    text_signal: bool = False
 
     @property
     def names(self) -> tuple[str, ...]:

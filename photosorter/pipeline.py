@@ -21,7 +21,7 @@ from photosorter.core.classify import decide
 from photosorter.core.companions import VIDEOS_FOLDER, group_folder
 from photosorter.core.faces import ME, FaceVerdict
 from photosorter.core.placement import DUPLICATES_FOLDER, FAILED_FOLDER, plan_folder
-from photosorter.core.signals import FileHints, Signals, apply_signals
+from photosorter.core.signals import FileHints, Signals, apply_signals, wants_text
 from photosorter.core.similarity import NEAR_DUPLICATE_BITS, dhash, nearest_hash
 from photosorter.errors import ConfigError, ImageError
 from photosorter.facestage import FaceStage
@@ -54,6 +54,7 @@ class Loaded:
     gray: np.ndarray | None = None
     faces: tuple[list[Face], np.ndarray] | None = None  # the face stage's scan (faces, embeddings)
     hints: FileHints | None = None  # what the file's header says (screenshot or camera)
+    image: Image.Image | None = None  # the decoded photo, kept only for the text detector
     companions: list[Path] | None = None  # files that go where the photo goes (live-photo movie, sidecars)
     error: ImageError | None = None
     unreadable: str | None = None
@@ -64,7 +65,8 @@ class Sorter:
                  embedder: Embedder, prior: Prior, index: VectorIndex, index_path: Path,
                  decode_workers: int = 2, on_sorted: Callable[[PhotoEvent], None] | None = None,
                  faces: FaceStage | None = None, previews: Previews | None = None,
-                 file_hints: Callable[[bytes], FileHints] | None = None) -> None:
+                 file_hints: Callable[[bytes], FileHints] | None = None,
+                 text_coverage: Callable[[Image.Image], float] | None = None) -> None:
         self.settings = settings
         self.state = state
         self.files = files
@@ -82,6 +84,7 @@ class Sorter:
         self.faces = faces  # optional face stage: me / people from faces, adjusts the distribution
         self.previews = previews  # small renditions a source saved beside the originals (decoded instead)
         self.file_hints = file_hints  # reads a file's header for screenshot / camera hints
+        self.text_coverage = text_coverage  # share of a photo that is text (run only when text may matter)
         self.placer = Placer(state, files, self.library)
         self._reported_skips: set[Path] = set()
         ids, groups, hashes = state.perceptual_hashes()
@@ -97,11 +100,14 @@ class Sorter:
     # classification -------------------------------------------------------------------------------
     def predict(self, embedding: np.ndarray, class_probs: np.ndarray | None, *,
                 exclude: int | None = None, faces: FaceVerdict | None = None,
-                hints: FileHints | None = None) -> Prediction:
+                hints: FileHints | None = None, image: Image.Image | None = None) -> Prediction:
         prior = self.prior(embedding, class_probs)
         neighbours = self.index.search(embedding, self.settings.classify.knn_k, exclude=exclude)
         distribution = self.knn.distribution(prior, neighbours)
-        distribution = apply_signals(distribution, self.names, Signals(faces=faces, file=hints))
+        coverage = None
+        if self.text_coverage is not None and image is not None and wants_text(distribution, self.names):
+            coverage = self.text_coverage(image)
+        distribution = apply_signals(distribution, self.names, Signals(faces=faces, file=hints, text_coverage=coverage))
         return decide(distribution, self.names, unsure_margin=self.settings.classify.unsure_margin,
                       other_min_score=self.settings.classify.other_min_score, fallback=FALLBACK)
 
@@ -120,6 +126,8 @@ class Sorter:
             del data
             loaded.pixels = fit_to_input(image, preprocess, self.settings.model.crop)
             loaded.gray = gray_thumbnail(image)
+            if self.text_coverage is not None:
+                loaded.image = image
             if self.faces is not None:  # on this worker thread, overlapping the main thread's work
                 loaded.faces = self.faces.detect(np.asarray(image))
         except ImageError as exc:
@@ -273,7 +281,7 @@ class Sorter:
         for row, (photo_id, loaded) in enumerate(batch):
             verdict = self.faces.verdict(photo_id, loaded.faces) if self.faces is not None else None
             prediction = self.predict(embeddings[row], probs[row] if probs is not None else None, faces=verdict,
-                                      hints=loaded.hints)
+                                      hints=loaded.hints, image=loaded.image)
             assert loaded.gray is not None
             self._analyse(photo_id, embeddings[row], dhash(loaded.gray), prediction)
             folder, status = plan_folder(prediction)
@@ -420,7 +428,7 @@ class Sorter:
             embeddings, probs = self.embedder.embed_images([loaded.pixels])
             verdict = self.faces.verdict(record.id, loaded.faces) if self.faces is not None else None
             prediction = self.predict(embeddings[0], probs[0] if probs is not None else None, faces=verdict,
-                                      hints=loaded.hints)
+                                      hints=loaded.hints, image=loaded.image)
             folder, status = plan_folder(prediction)
             self.state.record_outcome(record.id, category=prediction.category, score=prediction.score,
                                       margin=prediction.margin)

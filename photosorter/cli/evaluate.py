@@ -35,6 +35,7 @@ from photosorter.ml.download import resolve_model
 from photosorter.ml.embedder import OnnxEmbedder
 from photosorter.ml.faces import OnnxFaces, resolve_face_models
 from photosorter.ml.prior import ZeroShotPrior
+from photosorter.ml.textdetect import OnnxTextDetector
 
 log = logging.getLogger(__name__)
 
@@ -145,14 +146,17 @@ def build_scan(settings: Settings) -> tuple[Scan, list[str]]:
         except ModelError as exc:
             log.warning("evaluation without faces: %s", exc.message)
 
+    text = OnnxTextDetector(threads=settings.model.threads) if settings.classify.text_signal else None
+
     def scan(data: bytes, image: Image.Image) -> Signals:
         verdict = None
         if faces is not None:
             found, _ = faces.analyse(np.asarray(image.convert("RGB")))
             verdict = judge_faces(found, [-1.0] * len(found), me_threshold=settings.faces.me_threshold)
-        return Signals(faces=verdict, file=read_file_hints(data))
+        coverage = text.coverage(image) if text is not None else None  # applied only where the sorter runs it
+        return Signals(faces=verdict, file=read_file_hints(data), text_coverage=coverage)
 
-    return scan, ["file"] + (["faces"] if faces is not None else [])
+    return scan, ["file"] + (["faces"] if faces is not None else []) + (["text"] if text is not None else [])
 
 
 def git_revision() -> str:

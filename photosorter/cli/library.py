@@ -29,6 +29,7 @@ from photosorter.ml.lifetime import ModelLifetime
 from photosorter.ml.modelspec import ModelSpec
 from photosorter.ml.prior import ZeroShotPrior
 from photosorter.ml.selfcheck import check_on_this_cpu
+from photosorter.ml.textdetect import OnnxTextDetector
 from photosorter.pipeline import Sorter
 from photosorter.placing import check_inbox
 from photosorter.records import PhotoEvent, RunReport
@@ -138,7 +139,9 @@ def build_sorter(settings: Settings, state: SqliteState,
                   decoder=decode_image, embedder=embedder,
                   prior=prior, index=index, index_path=index_path, on_sorted=on_sorted,
                   faces=build_face_stage(settings, state, required=faces_required, lifetime=lifetime),
-                  previews=PreviewFolder(preview_folder(settings)), file_hints=read_file_hints)
+                  previews=PreviewFolder(preview_folder(settings)), file_hints=read_file_hints,
+                  text_coverage=OnnxTextDetector(threads=settings.model.threads).coverage
+                  if settings.classify.text_signal else None)
 
 
 def print_report(report: RunReport) -> None:
