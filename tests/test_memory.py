@@ -8,16 +8,13 @@ that would need gigabytes fails here instead of taking the machine down.
 from __future__ import annotations
 
 import io
-import os
-import resource
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from tests.conftest import jpeg_bytes
+from tests.hostile import run_measured
 
 ADDRESS_LIMIT = 6 << 30  # virtual; onnxruntime and numpy reserve far more than they touch
 HEADROOM_MB = 120  # a hostile photo may cost at most this much more than a 12 MP photo
@@ -46,17 +43,11 @@ def sort_peak_mb(tmp: Path, name: str, data: bytes | None, model: Path, size: in
             handle.truncate(size)
     else:
         path.write_bytes(data)
-    log = inbox.parent / "out.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "photosorter", "sort", str(inbox), "--library", str(inbox.parent / "library"),
-             "--data", str(inbox.parent / "data"), "--model", str(model)], stdout=out, stderr=subprocess.STDOUT,
-            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_LIMIT, ADDRESS_LIMIT)))
-        _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    output = log.read_text(errors="replace")
-    assert process.returncode == 0, f"{name}: exit {process.returncode}\n{output[-2000:]}"
-    return usage.ru_maxrss / 1024, output
+    returncode, peak, output = run_measured(
+        ["sort", str(inbox), "--library", str(inbox.parent / "library"), "--data", str(inbox.parent / "data"),
+         "--model", str(model)], inbox.parent / "out.log", address_limit=ADDRESS_LIMIT)
+    assert returncode == 0, f"{name}: exit {returncode}\n{output[-2000:]}"
+    return peak, output
 
 
 @pytest.fixture(scope="module")
