@@ -130,7 +130,9 @@ def product(photos: list[Path], model: Path, work: Path, faces: str = "off", pre
                         saved.path_for(hashlib.sha256(photo.read_bytes()).hexdigest()))
     settings = load_settings({"library": str(work / "library"), "data": str(work / "data"), "model": str(model),
                               "log_level": "warning", "model_threads": CORES, "faces": faces != "off",
-                              "face_model": None if faces == "off" else faces}, environ={},
+                              "face_model": None if faces == "off" else faces,
+                              "settle_seconds": 0},  # the bench's photos were copied in a moment ago
+                             environ={},
                              dotenv_path=Path("/nonexistent"))
     state = SqliteState(settings.library.data / "state.sqlite3")
     sorter = build_sorter(settings, state)

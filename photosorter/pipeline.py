@@ -55,6 +55,8 @@ class Loaded:
     faces: tuple[list[Face], np.ndarray] | None = None  # the face stage's scan (faces, embeddings)
     hints: FileHints | None = None  # what the file's header says (screenshot or camera)
     image: Image.Image | None = None  # the decoded photo, kept only for the text detector
+    embedding: np.ndarray | None = None  # computed on the worker too when sorting
+    probs: np.ndarray | None = None
     companions: list[Path] | None = None  # files that go where the photo goes (live-photo movie, sidecars)
     error: ImageError | None = None
     unreadable: str | None = None
@@ -112,7 +114,7 @@ class Sorter:
                       other_min_score=self.settings.classify.other_min_score, fallback=FALLBACK)
 
     # loading --------------------------------------------------------------------------------------
-    def _load(self, path: Path) -> Loaded:
+    def _load(self, path: Path, embed: bool = False) -> Loaded:
         try:
             data = self.files.read(path)
         except OSError as exc:
@@ -130,6 +132,9 @@ class Sorter:
                 loaded.image = image
             if self.faces is not None:  # on this worker thread, overlapping the main thread's work
                 loaded.faces = self.faces.detect(np.asarray(image))
+            if embed:  # inference here too, so it overlaps the main thread's journaled moves and commits
+                vectors, probs = self.embedder.embed_images([loaded.pixels])
+                loaded.embedding, loaded.probs = vectors[0], (None if probs is None else probs[0])
         except ImageError as exc:
             loaded.error = exc
         except (MemoryError, ValueError) as exc:  # one photo must never stop the others
@@ -148,21 +153,23 @@ class Sorter:
         return self.decoder(data, min_side)
 
     def _prefetch(self, paths: list[Path]) -> Iterator[Loaded]:
-        """Decode ahead on worker threads while the caller runs inference (Pillow and onnxruntime
-        both release the GIL); a bounded window keeps memory flat."""
+        """Read, decode, find faces and embed ahead on worker threads while the caller journals, commits
+        and moves (Pillow, onnxruntime, hashlib and fsync all release the GIL): on a slow disk the
+        per-photo fsyncs then hide behind inference instead of adding to it. A bounded window keeps
+        memory flat."""
         window = max(4, 2 * self.embedder.max_batch)
         with ThreadPoolExecutor(max_workers=self._decode_workers, thread_name_prefix="decode") as pool:
             pending: deque[Future[Loaded]] = deque()
             queue = iter(paths)
             for path in queue:
-                pending.append(pool.submit(self._load, path))
+                pending.append(pool.submit(self._load, path, True))
                 if len(pending) >= window:
                     break
             while pending:
                 loaded = pending.popleft().result()
                 nxt = next(queue, None)
                 if nxt is not None:
-                    pending.append(pool.submit(self._load, nxt))
+                    pending.append(pool.submit(self._load, nxt, True))
                 yield loaded
 
     # the run --------------------------------------------------------------------------------------
@@ -277,7 +284,11 @@ class Sorter:
             self.previews.discard(loaded.sha256)
 
     def _classify_batch(self, batch: list[tuple[int, Loaded]], report: RunReport) -> None:
-        embeddings, probs = self.embedder.embed_images([loaded.pixels for _, loaded in batch])  # type: ignore[misc]
+        if all(loaded.embedding is not None for _, loaded in batch):  # embedded on the decode workers
+            embeddings = np.stack([loaded.embedding for _, loaded in batch])  # type: ignore[misc]
+            probs = None if batch[0][1].probs is None else np.stack([loaded.probs for _, loaded in batch])  # type: ignore[misc]
+        else:
+            embeddings, probs = self.embedder.embed_images([loaded.pixels for _, loaded in batch])  # type: ignore[misc]
         for row, (photo_id, loaded) in enumerate(batch):
             verdict = self.faces.verdict(photo_id, loaded.faces) if self.faces is not None else None
             prediction = self.predict(embeddings[row], probs[row] if probs is not None else None, faces=verdict,
