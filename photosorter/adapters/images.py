@@ -76,6 +76,7 @@ def decode_image(data: bytes, min_side: int) -> Image.Image:
         raise ImageError("empty file (0 bytes)", reason="empty")
     try:
         with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "Corrupt EXIF data" and the like: the outcome says enough
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image: Image.Image = Image.open(io.BytesIO(data))
             if image.format not in FORMATS:
