@@ -329,7 +329,8 @@ class Sorter:
         try:
             return self.placer.place(photo_id, src, folder, status, companions)
         except OSError as exc:
-            log.error("cannot move %s to %s: %s", printable(src), folder, exc.strerror or exc)
+            log.error("cannot move %s to %s: %s; it stays where it was for the next run", printable(src), folder,
+                      exc.strerror or exc)
             if report is not None:
                 report.failed.append(Failure(printable(src), f"cannot move: {exc.strerror or exc}"))
             return None
