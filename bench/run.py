@@ -1,19 +1,22 @@
-"""photosorter's benchmark: one table, measured in one process on the same photos, 2 CPU cores.
+"""photosorter's benchmark: one table, measured in one run on the same photos, on 2 CPU cores (``--cores``).
 
-    .venv/bin/python bench/run.py [--photos DIR] [--model DIR] [--big N] [--heic N] [--faces DIR|off] [--quick]
+    .venv/bin/python bench/run.py            # the full table, by hand (15-25 minutes; exports the CLIP-shaped
+                                             # model once, about 3 minutes, with the export virtualenv)
+    .venv/bin/python bench/run.py --quick    # every kind of row at small sizes, under a minute (CI runs it)
+    .venv/bin/python bench/run.py --cores 1  # a Raspberry Pi's view: one core, model_threads 1
 
-1. ``sort`` end to end (list, read, hash, decode, embed, classify, journal, move) on (a) 12 MP JPEGs,
-   (b) 12 MP HEICs with an embedded 320 px thumbnail as phones write them, (c) the shared eval photos,
-   (d) PNG phone screenshots; (a), (b) and (d) also sorted from the ~2048 px JPEG rendition iCloud
-   serves beside every original (``medium``), as the iCloud source hands it to the sorter;
-   each against a naive baseline run here too: full decode with Pillow, resize, the float32 model, one
-   session call per photo, copy, nothing overlapped. photos/s, the ratio, and the peak RSS during each;
-   photosorter both without and with the face stage (``--faces``: the face models folder, or off).
-2. Model only: int8 vs float32 latency per photo (2 threads).
-3. kNN: usearch (as the product uses it) vs brute-force numpy at 1k, 10k, 100k stored vectors: query
-   latency, memory, save and load time.
-4. State store: checking 100k known photos by sha256 (how the sorter finds a duplicate) and 100k known
-   iCloud asset ids (how a sync asks "have I seen this one?").
+1. ``sort`` end to end (list, read, hash, decode, embed, classify, journal, move) on 12 MP JPEGs, 12 MP
+   HEICs (with the 320 px thumbnail phones embed), the shared eval photos and PNG phone screenshots;
+   12 MP and screenshots also from the ~2048 px JPEG rendition iCloud serves beside every original, as
+   the iCloud source hands it to the sorter. Each against a naive baseline run here too (full decode,
+   the float32 graph with onnxruntime's defaults, one call per photo, copy, nothing overlapped):
+   photos/s, peak RSS, the ratio, and for the CLIP-shaped model how close each row comes to the
+   model-only rate. MobileNetV2 (``--model``) and a CLIP with ViT-B/32's exact shapes (bench/clipshaped.py).
+2. Model only: int8 vs float32, photosorter's session settings vs onnxruntime's defaults.
+3. Memory of a daemon-like process (bench/memory_probe.py): idle before work, peak during a sort, idle
+   after the models were released (model_idle_minutes).
+4. kNN: the product's index vs brute-force numpy at 1k, 10k, 100k labelled photos.
+5. State: 100k known photos by sha256 and 100k known iCloud asset ids.
 
 The 12 MP photos are made here by upscaling shared eval photos (nothing is downloaded). Needs
 ``heif-enc`` (libheif-examples) for the HEICs.
@@ -23,202 +26,30 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import logging
-import os
 import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 import pillow_heif
-from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from photosorter.adapters.icloud import IcloudAssets  # noqa: E402
-from photosorter.adapters.previews import PreviewFolder  # noqa: E402
-from photosorter.adapters.state import SqliteState  # noqa: E402
-from photosorter.cli.library import build_sorter  # noqa: E402
-from photosorter.config import load_settings  # noqa: E402
-from photosorter.ml.index import UsearchIndex  # noqa: E402
+from bench.clipshaped import clip_models, prompt_rows
+from bench.common import ROOT, RSS, median_ms, row, timed, use_cores
+from bench.sorting import compare_sort, make_12mp, make_screenshots, model_latency
+from photosorter.adapters.icloud import IcloudAssets
+from photosorter.adapters.state import SqliteState
+from photosorter.ml.index import UsearchIndex
+from photosorter.ml.runtime import cpu_name
 
 pillow_heif.register_heif_opener()
-CORES = 2
-ROWS: list[tuple[str, str]] = []
-
-
-def row(what: str, figure: str) -> None:
-    ROWS.append((what, figure))
-    print(f"  {what:<58}{figure}", flush=True)
-
-
-class PeakRss:
-    """Samples this process's resident memory every 5 ms; ``peak_mb`` is the highest since ``reset``."""
-
-    def __init__(self) -> None:
-        self.peak = 0
-        self._page = os.sysconf("SC_PAGE_SIZE")
-        threading.Thread(target=self._run, daemon=True).start()
-
-    def current(self) -> int:
-        with open("/proc/self/statm") as handle:
-            return int(handle.read().split()[1]) * self._page
-
-    def _run(self) -> None:
-        while True:
-            self.peak = max(self.peak, self.current())
-            time.sleep(0.005)
-
-    def reset(self) -> None:
-        self.peak = self.current()
-
-    @property
-    def peak_mb(self) -> float:
-        return self.peak / 1e6
-
-
-RSS = PeakRss()
-
-
-@contextmanager
-def timed() -> Iterator[list[float]]:
-    box: list[float] = []
-    started = time.perf_counter()
-    yield box
-    box.append(time.perf_counter() - started)
-
-
-def naive(photos: list[Path], model: Path, out: Path) -> float:
-    """Full decode, float32 model, one call per photo, copy; nothing overlapped."""
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = CORES
-    session = ort.InferenceSession(str(model / "model-fp32.onnx"), options, providers=["CPUExecutionProvider"])
-    out.mkdir(parents=True)
-    started = time.perf_counter()
-    for photo in photos:
-        image = Image.open(photo).convert("RGB")
-        width, height = image.size
-        scale = 256 / min(width, height)
-        image = image.resize((round(width * scale), round(height * scale)), Image.Resampling.BILINEAR)
-        left, top = (image.width - 224) // 2, (image.height - 224) // 2
-        pixels = np.asarray(image.crop((left, top, left + 224, top + 224)))[None]
-        session.run(["feat", "logits"], {"input": pixels})
-        hashlib.sha256(photo.read_bytes()).hexdigest()
-        shutil.copy(photo, out / photo.name)
-    return time.perf_counter() - started
-
-
-def product(photos: list[Path], model: Path, work: Path, faces: str = "off", previews: bool = False) -> float:
-    """``previews``: each photo's ``<name>.preview.jpg`` beside it is put where the iCloud source saves
-    its small rendition (``<data>/previews/<sha256>.jpg``), so the sorter decodes that instead."""
-    inbox = work / "inbox"
-    inbox.mkdir(parents=True)
-    for photo in photos:
-        shutil.copy(photo, inbox / photo.name)
-        if previews:
-            saved = PreviewFolder(work / "data" / "previews")
-            saved.folder.mkdir(parents=True, exist_ok=True)
-            shutil.copy(photo.with_name(photo.name + ".preview.jpg"),
-                        saved.path_for(hashlib.sha256(photo.read_bytes()).hexdigest()))
-    settings = load_settings({"library": str(work / "library"), "data": str(work / "data"), "model": str(model),
-                              "log_level": "warning", "model_threads": CORES, "faces": faces != "off",
-                              "face_model": None if faces == "off" else faces,
-                              "settle_seconds": 0},  # the bench's photos were copied in a moment ago
-                             environ={},
-                             dotenv_path=Path("/nonexistent"))
-    state = SqliteState(settings.library.data / "state.sqlite3")
-    sorter = build_sorter(settings, state)
-    started = time.perf_counter()
-    report = sorter.sort_folder(inbox)
-    elapsed = time.perf_counter() - started
-    state.close()
-    assert report.handled == len(photos), report
-    return elapsed
-
-
-def compare_sort(name: str, photos: list[Path], model: Path, work: Path, faces: str = "off") -> None:
-    """The naive baseline, photosorter on the originals (with the face stage too when ``faces``), and
-    photosorter given iCloud's rendition of each photo (``<name>.preview.jpg`` beside it)."""
-    RSS.reset()
-    base = naive(photos, model, work / "naive")
-    base_rss = RSS.peak_mb
-    row(f"sort {name}: naive", f"{len(photos) / base:7.1f} photos/s  peak RSS {base_rss:5.0f} MB")
-    runs = [("photosorter", "off", False)] + ([("photosorter + faces", faces, False)] if faces != "off" else [])
-    if photos[0].with_name(photos[0].name + ".preview.jpg").exists():
-        runs.append(("photosorter, iCloud preview", "off", True))
-    for label, stage, previews in runs:
-        RSS.reset()
-        ours = product(photos, model, work / f"product-{label.replace(' ', '')}", stage, previews)
-        row(f"sort {name}: {label}", f"{len(photos) / ours:7.1f} photos/s  peak RSS {RSS.peak_mb:5.0f} MB  "
-                                     f"ratio {base / ours:.1f}x")
-
-
-def make_screenshots(photos: list[Path], count: int, folder: Path) -> list[Path]:
-    """Phone screenshots as iCloud holds them: a 1179x2556 PNG original, and beside it the ~2048 px JPEG
-    rendition iCloud serves as ``medium`` (``<name>.preview.jpg``)."""
-    folder.mkdir(parents=True)
-    made = []
-    for i, photo in enumerate(photos[:count]):
-        screen = Image.open(photo).convert("RGB").resize((1179, 2556), Image.Resampling.BICUBIC)
-        target = folder / f"screen_{i:03d}.png"
-        screen.save(target)
-        screen.resize((945, 2048), Image.Resampling.BILINEAR).save(folder / f"{target.name}.preview.jpg",
-                                                                  "JPEG", quality=85)
-        made.append(target)
-    return made
-
-
-def make_12mp(photos: list[Path], count: int, folder: Path, heic: bool) -> list[Path]:
-    folder.mkdir(parents=True)
-    encoder = shutil.which("heif-enc")
-    if heic and encoder is None:
-        raise SystemExit("heif-enc not found: apt-get install -y libheif-examples")
-    made = []
-    for i, photo in enumerate(photos[:count]):
-        big = Image.open(photo).convert("RGB").resize((4032, 3024), Image.Resampling.BICUBIC)
-        if heic:
-            png = folder / f"big_{i:03d}.png"
-            big.save(png)
-            target = folder / f"big_{i:03d}.heic"
-            subprocess.run([str(encoder), "-t", "320", "-q", "60", str(png), "-o", str(target)], check=True,
-                           capture_output=True)
-            png.unlink()
-        else:
-            target = folder / f"big_{i:03d}.jpg"
-            big.save(target, "JPEG", quality=90)
-        big.resize((2048, 1536), Image.Resampling.BILINEAR).save(folder / f"{target.name}.preview.jpg", "JPEG",
-                                                                 quality=85)  # iCloud's ``medium``
-        made.append(target)
-    return made
-
-
-def median_ms(call: Callable[[], object], repeats: int) -> float:
-    call()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - started)
-    return float(np.median(times)) * 1000
-
-
-def model_latency(model: Path) -> None:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = CORES
-    pixels = np.random.default_rng(0).integers(0, 255, (1, 224, 224, 3), dtype=np.uint8)
-    for name, label in (("model.onnx", "int8"), ("model-fp32.onnx", "float32")):
-        session = ort.InferenceSession(str(model / name), options, providers=["CPUExecutionProvider"])
-        size = (model / name).stat().st_size / 1e6
-        row(f"model only: MobileNetV2 {label} ({size:.1f} MB)",
-            f"{median_ms(lambda s=session: s.run(['feat', 'logits'], {'input': pixels}), 100):7.2f} ms/photo")
 
 
 def clustered_unit(rng: np.random.Generator, count: int, dim: int, centres: np.ndarray) -> np.ndarray:
@@ -298,6 +129,20 @@ def state_lookup(count: int, work: Path) -> None:
         f"{checking[0]:6.2f} s ({checking[0] / count * 1e6:.0f} us each; fill {filling[0]:.1f} s)")
 
 
+def memory_rows(model: Path, faces: str, label: str, photos: list[Path], work: Path, cores: int) -> None:
+    inbox = work / "inbox"
+    inbox.mkdir(parents=True)
+    for photo in photos:
+        shutil.copy(photo, inbox / photo.name)
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "memory_probe.py"), str(model), faces, str(inbox),
+                           str(work), str(cores)], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"memory probe failed: {done.stderr[-2000:]}")
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    row(f"memory, {label}: idle / peak sorting {len(photos)} / idle after unload",
+        f"{figures['idle_before_mb']:5.0f} / {figures['peak_mb']:5.0f} / {figures['idle_after_mb']:5.0f} MB")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--photos", type=Path, default=ROOT / ".." / "shared" / "eval" / "photos")
@@ -306,29 +151,46 @@ def main() -> None:
     parser.add_argument("--heic", type=int, default=12, help="12 MP HEICs to make")
     parser.add_argument("--faces", default=str(ROOT / ".." / "shared" / "models" / "faces"),
                         help="face models folder for the face stage rows, or off")
-    parser.add_argument("--quick", action="store_true", help="small sizes, to check the script runs")
+    parser.add_argument("--clip", choices=("on", "off"), default="on",
+                        help="the CLIP-shaped rows (off in --quick: the export takes minutes)")
+    parser.add_argument("--cores", type=int, default=2, help="CPU cores (and model_threads); 1: a Pi's view")
+    parser.add_argument("--quick", action="store_true", help="every kind of row at small sizes, under a minute")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    os.sched_setaffinity(0, set(sorted(os.sched_getaffinity(0))[:CORES]))
+    cores = args.cores
+    use_cores(cores)
     photos = sorted(args.photos.rglob("*.jpg"))
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), "unknown CPU")
-    print(f"photosorter benchmark: {CORES} cores of {cpu}, onnxruntime {ort.__version__}, "
-          f"{len(photos)} eval photos from {args.photos}")
-    big, heic = (4, 2) if args.quick else (args.big, args.heic)
+    print(f"photosorter benchmark: {cores} cores of {cpu_name()}, onnxruntime {ort.__version__}, "
+          f"{len(photos)} eval photos from {args.photos}{' (quick)' if args.quick else ''}")
+    quick = args.quick
+    big, heic, screens_n = (2, 1, 2) if quick else (args.big, args.heic, 24)
+    eval_photos = photos[::10] if quick else photos
+    faces = args.faces if args.faces == "off" or Path(args.faces).is_dir() else "off"
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         jpegs = make_12mp(photos[::7], big, work / "jpeg-src", heic=False)
         heics = make_12mp(photos[3::7], heic, work / "heic-src", heic=True)
-        faces = args.faces if args.faces == "off" or Path(args.faces).is_dir() else "off"
-        compare_sort(f"12 MP JPEG ({len(jpegs)})", jpegs, args.model, work / "jpeg", faces)
-        compare_sort(f"12 MP HEIC ({len(heics)})", heics, args.model, work / "heic", faces)
-        compare_sort(f"eval set ({len(photos)}, <=1280 px)", photos, args.model, work / "eval", faces)
-        screens = make_screenshots(photos[5::7], 4 if args.quick else 24, work / "screen-src")
-        compare_sort(f"PNG screenshots ({len(screens)})", screens, args.model, work / "screens")
-        model_latency(args.model)
-        knn(512, (1000, 10_000) if args.quick else (1000, 10_000, 100_000), work)
-        state_lookup(10_000 if args.quick else 100_000, work)
+        screens = make_screenshots(photos[5::7], screens_n, work / "screen-src")
+        model_latency(args.model, "MobileNetV2", cores, 10 if quick else 100)
+        compare_sort(f"12 MP JPEG ({len(jpegs)})", jpegs, args.model, work / "jpeg", cores, faces)
+        compare_sort(f"12 MP HEIC ({len(heics)})", heics, args.model, work / "heic", cores, faces)
+        compare_sort(f"eval set ({len(eval_photos)}, <=1280 px)", eval_photos, args.model, work / "eval", cores,
+                     faces)
+        compare_sort(f"PNG screenshots ({len(screens)})", screens, args.model, work / "screens", cores)
+        if args.clip == "on" and not quick:
+            clip, clip_float = clip_models(photos)
+            model_ms = model_latency(clip_float, "CLIP-shaped ViT-B/32", cores, 30)
+            prompt_rows(clip, work / "prompts")
+            for name, items in ((f"12 MP JPEG ({len(jpegs)})", jpegs), (f"12 MP HEIC ({len(heics)})", heics),
+                                (f"PNG screenshots ({len(screens)})", screens)):
+                compare_sort(f"CLIP-shaped, {name}", items, clip, work / f"clip-{name[:6].strip()}", cores,
+                             faces if items is jpegs else "off", model_only_ms=model_ms)
+            memory_rows(clip, faces, "CLIP-shaped + faces", eval_photos[:60], work / "mem-clip", cores)
+        memory_rows(args.model, "off", "MobileNetV2", eval_photos[:60], work / "mem-mnv2", cores)
+        if faces != "off":
+            memory_rows(args.model, faces, "MobileNetV2 + faces", eval_photos[:60], work / "mem-mnv2-faces", cores)
+        knn(512, (1000, 10_000) if quick else (1000, 10_000, 100_000), work)
+        state_lookup(10_000 if quick else 100_000, work)
 
 
 if __name__ == "__main__":

@@ -16,11 +16,14 @@ import io
 import logging
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from usearch.index import Index
 
 from photosorter.records import Neighbour
+
+if TYPE_CHECKING:
+    from usearch.index import Index
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +120,7 @@ class UsearchIndex:
 
     def _built_graph(self) -> Index:
         if self._graph is None:
+            from usearch.index import Index  # imported only for a graph: 15 MB of resident memory otherwise
             count = len(self._keys)
             graph = Index(ndim=self.dim, metric="cos", dtype="i8", connectivity=CONNECTIVITY,
                           expansion_add=EXPANSION_ADD, expansion_search=EXPANSION_SEARCH)
@@ -180,6 +184,8 @@ class UsearchIndex:
         index._rows = {key: row for row, key in enumerate(index._keys)}
         index._categories = {key: categories[key] for key in index._keys}
         if graph is not None:
+            from usearch.index import Index
+
             try:
                 index._graph = Index.restore(bytearray(graph.tobytes()))
             except Exception as exc:  # usearch raises plain RuntimeError/ValueError; the graph can be rebuilt
