@@ -6,6 +6,7 @@ Its own SQLite connection (WAL readers never block the sorter's writes), on the 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -31,13 +32,6 @@ class SqliteCatalog:
     def close(self) -> None:
         self._db.close()
 
-    def review_candidates(self) -> list[PhotoRecord]:
-        """Photos in a category folder or _unsure that nobody has labelled yet."""
-        rows = self._db.execute(
-            f"SELECT {_COLUMNS} FROM photos WHERE status IN ('placed', 'unsure') AND library_path IS NOT NULL "
-            "AND category IS NOT NULL AND id NOT IN (SELECT photo_id FROM labels)")
-        return [_record(row) for row in rows]
-
     def folder_page(self, folder: str, offset: int, limit: int) -> tuple[list[PhotoRecord], int]:
         """One page of a library folder (a category, _unsure, _failed, _duplicates), newest first, and
         how many the folder holds."""
@@ -55,20 +49,36 @@ class SqliteCatalog:
                                (photo_id,)).fetchone()
         return (int(row[0]), str(row[1]), str(row[2])) if row else None
 
-    def library_embeddings(self, model: str) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray]:
-        """(photo ids, embeddings [n, d], folder of each, whether each is labelled) of the library's photos
-        in a category folder or _unsure."""
+    def library_embeddings(self, model: str, chunk: int = 1000,
+                           every: int = 1) -> Iterator[tuple[np.ndarray, np.ndarray, list[str], np.ndarray]]:
+        """(photo ids, embeddings [n, d], folder of each, whether each is labelled) of the library's photos in
+        a category folder or _unsure, ``chunk`` rows at a time (memory stays flat), every ``every``-th photo."""
         rows = self._db.execute(
             "SELECT p.id, p.status, p.category, e.vector, p.id IN (SELECT photo_id FROM labels) FROM photos p "
             "JOIN embeddings e ON e.photo_id = p.id AND e.model = ? "
-            "WHERE p.status IN ('placed', 'unsure') AND p.library_path IS NOT NULL ORDER BY p.id", (model,)).fetchall()
-        if not rows:
-            return np.zeros(0, np.int64), np.zeros((0, 0), np.float32), [], np.zeros(0, bool)
-        ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
-        vectors = np.stack([np.frombuffer(r[3], dtype=np.float32) for r in rows])
-        folders = ["_unsure" if r[1] == "unsure" else str(r[2]) for r in rows]
-        labelled = np.fromiter((bool(r[4]) for r in rows), bool, len(rows))
-        return ids, vectors, folders, labelled
+            "WHERE p.status IN ('placed', 'unsure') AND p.library_path IS NOT NULL AND p.id % ? = 0 ORDER BY p.id",
+            (model, every))
+        while batch := rows.fetchmany(chunk):
+            yield (np.fromiter((r[0] for r in batch), np.int64, len(batch)),
+                   np.stack([np.frombuffer(r[3], dtype=np.float32) for r in batch]),
+                   ["_unsure" if r[1] == "unsure" else str(r[2]) for r in batch],
+                   np.fromiter((bool(r[4]) for r in batch), bool, len(batch)))
+
+    def count_embedded(self, model: str) -> int:
+        row = self._db.execute("SELECT COUNT(*) FROM photos p JOIN embeddings e ON e.photo_id = p.id AND e.model = ? "
+                               "WHERE p.status IN ('placed', 'unsure') AND p.library_path IS NOT NULL",
+                               (model,)).fetchone()
+        return int(row[0])
+
+    def review_queue(self, limit: int) -> tuple[list[PhotoRecord], int]:
+        """The ``limit`` photos most wanting a label, in the digest's order (``core.digest.pick_for_review``:
+        _unsure first, then smallest margin, lowest score), and how many photos want one."""
+        where = ("status IN ('placed', 'unsure') AND library_path IS NOT NULL AND category IS NOT NULL "
+                 "AND id NOT IN (SELECT photo_id FROM labels)")
+        total = int(self._db.execute(f"SELECT COUNT(*) FROM photos WHERE {where}").fetchone()[0])
+        rows = self._db.execute(f"SELECT {_COLUMNS} FROM photos WHERE {where} ORDER BY status != 'unsure', "
+                                "COALESCE(margin, 0), COALESCE(score, 0), id LIMIT ?", (limit,))
+        return [_record(row) for row in rows], total
 
     def stamp(self) -> tuple[int, int]:
         """Changes whenever a photo or a label does (the map is made again then)."""

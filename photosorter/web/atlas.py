@@ -8,18 +8,22 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import Executor
 from typing import Protocol
 
 import numpy as np
 
-from photosorter.core.projection import project_2d
+from photosorter.core.projection import SAMPLE_ROWS, fit_axes, project, scale_unit_square
 
 log = logging.getLogger(__name__)
 
 
 class EmbeddingSource(Protocol):
-    def library_embeddings(self, model: str) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray]: ...
+    def library_embeddings(self, model: str, chunk: int = 1000,
+                           every: int = 1) -> Iterator[tuple[np.ndarray, np.ndarray, list[str], np.ndarray]]: ...
+
+    def count_embedded(self, model: str) -> int: ...
 
 
 class Atlas:
@@ -47,18 +51,29 @@ class Atlas:
 
     def _build(self, stamp: tuple[int, int]) -> bytes:
         started = time.monotonic()
-        ids, vectors, folders, labelled = self.source.library_embeddings(self.model)
-        points = project_2d(vectors) if len(ids) else np.zeros((0, 2), np.float32)
+        every = max(1, self.source.count_embedded(self.model) // SAMPLE_ROWS)  # two passes, memory stays flat
+        sample = [vectors for _, vectors, _, _ in self.source.library_embeddings(self.model, every=every)]
+        ids, points, folders, labelled = [np.zeros(0, np.int64)], [np.zeros((0, 2), np.float32)], [], \
+            [np.zeros(0, bool)]
+        if sample:
+            mean, axes = fit_axes(np.concatenate(sample))
+            del sample
+            for chunk_ids, vectors, chunk_folders, chunk_labelled in self.source.library_embeddings(self.model):
+                ids.append(chunk_ids)
+                points.append(project(vectors, mean, axes))
+                folders += chunk_folders
+                labelled.append(chunk_labelled)
+        scaled = scale_unit_square(np.concatenate(points))
         index = {name: i for i, name in enumerate(self.folders)}
         payload = json.dumps({
             "folders": list(self.folders),
-            "ids": ids.tolist(),
-            "x": np.round(points[:, 0].astype(float), 4).tolist(),
-            "y": np.round(points[:, 1].astype(float), 4).tolist(),
+            "ids": np.concatenate(ids).tolist(),
+            "x": np.round(scaled[:, 0].astype(float), 4).tolist(),
+            "y": np.round(scaled[:, 1].astype(float), 4).tolist(),
             "folder": [index.get(f, len(self.folders) - 1) for f in folders],
-            "labelled": labelled.astype(int).tolist(),
+            "labelled": np.concatenate(labelled).astype(int).tolist(),
         }, separators=(",", ":")).encode()
         with self._lock:
             self._payload, self._stamp = payload, stamp
-        log.info("map of %d photos made in %.1f s", len(ids), time.monotonic() - started)
+        log.info("map of %d photos made in %.1f s", len(folders), time.monotonic() - started)
         return payload

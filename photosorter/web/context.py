@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,13 +35,16 @@ class Reader(Protocol):
 class Catalog(Protocol):
     """The page's own questions (``adapters.catalog.SqliteCatalog``)."""
 
-    def review_candidates(self) -> list[PhotoRecord]: ...
+    def review_queue(self, limit: int) -> tuple[list[PhotoRecord], int]: ...
 
     def folder_page(self, folder: str, offset: int, limit: int) -> tuple[list[PhotoRecord], int]: ...
 
     def latest_label(self, photo_id: int) -> tuple[int, str, str] | None: ...
 
-    def library_embeddings(self, model: str) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray]: ...
+    def library_embeddings(self, model: str, chunk: int = 1000,
+                           every: int = 1) -> Iterator[tuple[np.ndarray, np.ndarray, list[str], np.ndarray]]: ...
+
+    def count_embedded(self, model: str) -> int: ...
 
     def recent_labels(self, limit: int) -> list[tuple[str, str | None]]: ...
 

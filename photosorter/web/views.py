@@ -17,7 +17,6 @@ from typing import Any
 
 from aiohttp import web
 
-from photosorter.core.digest import DigestPhoto, pick_for_review
 from photosorter.errors import PhotosorterError, RequestError
 from photosorter.records import PhotoRecord, PhotoStatus
 from photosorter.scorecard import read_runs
@@ -123,12 +122,10 @@ async def index(request: web.Request, keys: Keys) -> web.StreamResponse:
 async def queue(request: web.Request, keys: Keys) -> web.StreamResponse:
     """The photos most wanting a label, in the digest's order: _unsure first, then least sure."""
     context = request.app[keys[0]]
-    limit = min(QUEUE_MAX, max(1, int(request.query.get("limit", "24")))) if \
-        request.query.get("limit", "24").isdigit() else 24
-    records = {r.id: r for r in context.catalog.review_candidates()}
-    picked = pick_for_review((DigestPhoto(r.id, "", r.category or "", r.score or 0.0, r.margin or 0.0,
-                                          r.status is PhotoStatus.UNSURE) for r in records.values()), limit)
-    return web.json_response({"total": len(records), "items": [item(records[p.photo_id]) for p in picked]})
+    asked = request.query.get("limit", "24")
+    limit = min(QUEUE_MAX, max(1, int(asked))) if asked.isdigit() and len(asked) < 6 else 24
+    records, total = context.catalog.review_queue(limit)
+    return web.json_response({"total": total, "items": [item(r) for r in records]})
 
 
 async def library(request: web.Request, keys: Keys) -> web.StreamResponse:
