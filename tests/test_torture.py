@@ -1,0 +1,144 @@
+"""Torture: the daemon SIGKILLed at random moments (seeded, reproducible) while photos keep arriving and labels
+are given, restarted each time. Once it settles every photo is in the library exactly once, no partial or
+temporary file is left, the state database, the kNN index and the folders agree, and so do the counts it
+publishes on MQTT.
+
+``PHOTOSORTER_TORTURE_KILLS`` (default 50) and ``PHOTOSORTER_TORTURE_SEED`` make longer or other runs.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from photosorter.adapters.state import SqliteState
+from photosorter.ml.index import UsearchIndex
+from tests.conftest import jpeg_bytes
+from tests.servers.mosquitto import Listener, Mosquitto
+
+KILLS = int(os.environ.get("PHOTOSORTER_TORTURE_KILLS", "50"))
+SEED = int(os.environ.get("PHOTOSORTER_TORTURE_SEED", "20261202"))
+COLOURS = [(220, 20, 20), (20, 220, 20), (20, 20, 220), (128, 128, 128)]
+
+
+def drop_photos(inbox: Path, rng: random.Random, start: int, count: int) -> int:
+    """New arrivals: photos, now and then an exact duplicate, a live photo pair, a video, a broken file."""
+    for number in range(start, start + count):
+        name = f"IMG_{number:04d}"
+        (inbox / f"{name}.jpg").write_bytes(jpeg_bytes(COLOURS[number % 4], size=(160, 120), noise_seed=number))
+        roll = rng.random()
+        if roll < 0.1 and number > 0:
+            (inbox / f"copy_{number:04d}.jpg").write_bytes((inbox / f"{name}.jpg").read_bytes())
+        elif roll < 0.2:
+            (inbox / f"{name}.MOV").write_bytes(os.urandom(2000))  # its live-photo movie
+        elif roll < 0.25:
+            (inbox / f"VID_{number:04d}.mp4").write_bytes(os.urandom(3000))
+        elif roll < 0.3:
+            (inbox / f"broken_{number:04d}.jpg").write_bytes(b"\xff\xd8\xff" + os.urandom(200))
+    return start + count
+
+
+def contents(*folders: Path) -> collections.Counter[str]:
+    return collections.Counter(hashlib.sha256(p.read_bytes()).hexdigest() for folder in folders
+                               for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+
+
+def wait_until(check: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def test_the_daemon_killed_at_random_moments_loses_nothing_and_settles_consistent(
+        tmp_path: Path, tiny_model: Path, anonymous_mosquitto: Mosquitto) -> None:
+    rng = random.Random(SEED)
+    inbox, library, data = tmp_path / "inbox", tmp_path / "library", tmp_path / "data"
+    inbox.mkdir()
+    env = {**os.environ, "PHOTOSORTER_INBOX": str(inbox), "PHOTOSORTER_LIBRARY": str(library),
+           "PHOTOSORTER_DATA": str(data), "PHOTOSORTER_MODEL": str(tiny_model), "PHOTOSORTER_FACES": "false",
+           "PHOTOSORTER_MQTT_HOST": anonymous_mosquitto.host, "PHOTOSORTER_MQTT_PORT": str(anonymous_mosquitto.port)}
+    arrived = drop_photos(inbox, rng, 0, 30)
+    expected = contents(inbox)
+    daemon_args = [sys.executable, "-m", "photosorter", "run"]
+    killed = labelled = 0
+    started = time.monotonic()
+    for trial in range(KILLS):
+        process = subprocess.Popen(daemon_args, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.0, 2.5))
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            killed += 1
+        assert process.wait(timeout=30) in (-signal.SIGKILL, 0), f"trial {trial}: exit {process.returncode}"
+        if trial % 3 == 0:
+            before = contents(inbox)
+            arrived = drop_photos(inbox, rng, arrived, rng.randint(1, 4))
+            expected += contents(inbox) - before
+        if trial % 10 == 9:  # a label given by hand between two kills
+            placed = sorted(p for p in library.glob("[a-z]*/IMG_*.jpg"))
+            if placed:
+                subprocess.run([sys.executable, "-m", "photosorter", "label", str(rng.choice(placed)), "beer"],
+                               env=env, cwd=tmp_path, capture_output=True, timeout=60, check=True)
+                labelled += 1
+    listener = Listener(anonymous_mosquitto, "photosorter/state")
+    process = subprocess.Popen(daemon_args, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: not any(inbox.iterdir()), 120, "the inbox to empty")
+        wait_until(lambda: listener.latest("photosorter/state") is not None, 30, "a state on MQTT")
+        time.sleep(1.0)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=60)
+        listener.close()
+    print(f"torture: seed {SEED}, {killed} SIGKILLs of {KILLS} starts, {labelled} labels, "
+          f"{sum(expected.values())} files, {time.monotonic() - started:.0f} s")
+    assert process.returncode == 0, err[-3000:]
+    assert killed >= KILLS * 0.9 and labelled >= KILLS // 20
+
+    # every file that arrived is in the library exactly as many times as it arrived, nothing else is
+    assert contents(inbox, library) == expected
+    leftovers = [p for p in [*library.rglob(".*"), *inbox.rglob(".*"), *data.rglob("*.tmp"),
+                             *data.rglob("*.restoring")] if p.is_file()]
+    assert leftovers == []
+
+    # the state database and the folders agree, photo by photo
+    state = SqliteState(data / "state.sqlite3")
+    try:
+        assert state.pending_moves() == []
+        rows = dict(sqlite3.connect(data / "state.sqlite3").execute(
+            "SELECT library_path, sha256 FROM photos WHERE library_path IS NOT NULL").fetchall())
+        on_disk = {p.relative_to(library).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+                   for p in library.rglob("*.jpg")}
+        assert rows == on_disk
+        counts = state.library_counts()
+        labels = state.current_labels()
+        index_files = list(data.glob("knn-*.usearch"))
+        assert len(index_files) == (1 if labels else 0)
+        fingerprint = index_files[0].name[len("knn-"):-len(".usearch")] if labels else ""
+        labelled_vectors = state.labelled_embeddings(fingerprint)
+    finally:
+        state.close()
+    assert len(labels) == len(labelled_vectors) == len({pid for pid, _, _ in labelled_vectors})
+    if labels:  # the saved index holds exactly the labelled photos, and its checksum holds
+        index = UsearchIndex.load(index_files[0], len(labelled_vectors[0][2]),
+                                  {p: c for p, c, _ in labelled_vectors})
+        assert index is not None and len(index) == len(labels)
+
+    # what Home Assistant was told matches the folders
+    published = listener.latest("photosorter/state")
+    assert published is not None
+    folders = collections.Counter(p.parent.name for p in library.rglob("*.jpg"))
+    assert {k: v for k, v in published.json()["library"].items() if v} == {
+        k: v for k, v in folders.items() if not k.startswith("_")}
+    assert counts.get("_unsure", 0) == folders.get("_unsure", 0)
