@@ -8,12 +8,13 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.servers.mosquitto import Listener, Mosquitto
+from tests.servers.mosquitto import Listener, Mosquitto, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,12 +43,14 @@ def test_daemon_in_the_image_venv_comes_online_and_stops_on_sigterm_within_10_s(
         image_venv: Path, tmp_path: Path, tiny_model: Path, password_mosquitto: Mosquitto,
         listen: Callable[..., Listener]) -> None:
     listener = listen(password_mosquitto)
+    web_port = free_port()
     options = tmp_path / "options.json"
     options.write_text(json.dumps({"library": str(tmp_path / "media"), "data": str(tmp_path / "data"),
                                    "inbox": str(tmp_path / "share" / "inbox"), "model": str(tiny_model),
                                    "mqtt_host": password_mosquitto.host, "mqtt_port": password_mosquitto.port,
                                    "mqtt_username": password_mosquitto.username,
-                                   "mqtt_password": password_mosquitto.password}))
+                                   "mqtt_password": password_mosquitto.password, "web_port": web_port,
+                                   "web_host": "127.0.0.1"}))
     (tmp_path / "share" / "inbox").mkdir(parents=True)
     env = {"PATH": os.environ.get("PATH", ""), "TZ": "Europe/Berlin", "HOME": str(tmp_path)}
     process = subprocess.Popen([str(image_venv / "bin" / "python"), "-m", "photosorter", "run", "--options",
@@ -64,6 +67,10 @@ def test_daemon_in_the_image_venv_comes_online_and_stops_on_sigterm_within_10_s(
         health = subprocess.run([str(image_venv / "bin" / "python"), "-m", "photosorter", "health", "--data",
                                  str(tmp_path / "data")], capture_output=True, text=True, env=env, cwd=tmp_path)
         assert health.returncode == 0, health.stdout
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        for path, expected in (("/", b"csrf-token"), ("/static/app.js", b"review"), ("/api/queue", b"total")):
+            with opener.open(f"http://127.0.0.1:{web_port}{path}", timeout=10) as answer:
+                assert expected in answer.read().lower(), path  # the page's files ship in the package
     except BaseException:
         process.kill()  # never leave a daemon behind when the test fails early
         process.wait(timeout=10)
