@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from photosorter.core.asking import order_to_ask
 from photosorter.core.categories import FALLBACK
 from photosorter.core.classify import blend, decide, knn_evidence_matrix, label_reliability, label_trust
 from photosorter.core.metrics import accuracy, per_category
@@ -26,6 +27,7 @@ INNER_FOLDS = 5
 MARGINS = (0.0, 0.025, 0.05, 0.1, 0.15, 0.2)
 FLOORS = (0.0, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35)
 COVERAGE_MARGINS = (0.0, 0.05, 0.1, 0.2, 0.3)
+MIN_SOURCES_TO_SPLIT = 10
 
 
 @dataclass(frozen=True)
@@ -206,3 +208,47 @@ def coverage(dists: np.ndarray, truth: Sequence[str], categories: Sequence[str],
                      "unsure": len(truth) - len(placed),
                      "accuracy_of_placed": round(float(np.mean([t == p for t, p in placed])) if placed else 0.0, 4)})
     return rows
+
+
+def asking_order(data: Sortable, categories: Sequence[str], knn_k: int, trust_labels: int, thresholds: Thresholds,
+                 budgets: Sequence[int] = (10, 20, 40), rounds_of: int = 10, splits: int = 3, seed: int = 0,
+                 ) -> dict[str, Any]:
+    """Labels chosen by ``order_to_ask`` (in digest-sized rounds, re-sorting after each) against labels
+    chosen at random, from the same pool; each split keeps half the sources aside to sort and score (half
+    the photos when there are too few sources to hold every category on both sides)."""
+    scale = similarity_scale(data.embeddings)
+    groups = data.sources
+    if len(set(groups)) < MIN_SOURCES_TO_SPLIT:
+        groups = [str(i) for i in range(len(data.labels))]
+    rng = np.random.default_rng(seed)
+    result: dict[str, Any] = {"labels": list(budgets), "asked": [], "random": []}
+    asked_runs: list[list[float]] = []
+    random_runs: list[list[float]] = []
+    for split in range(splits):
+        fold = source_folds(groups, 2, seed + split)
+        pool, held = np.flatnonzero(fold == 0), np.flatnonzero(fold == 1)
+        test = data.rows(held)
+        asked: list[int] = []
+        asked_scores: list[float] = []
+        random_scores: list[float] = []
+        for budget in budgets:
+            while len(asked) < min(budget, len(pool)):
+                teacher = data.rows(pool[asked]) if asked else None
+                rest = np.setdiff1d(np.arange(len(pool)), asked)
+                dists = distributions(data.rows(pool[rest]), teacher, categories, knn_k, trust_labels, scale)
+                ordered = np.sort(dists, axis=1)
+                margins = ordered[:, -1] - ordered[:, -2]
+                known = data.embeddings[pool[asked]] if asked else None
+                predicted = [categories[int(i)] for i in np.argmax(dists, axis=1)]
+                picks = order_to_ask(margins, data.embeddings[pool[rest]], min(rounds_of, budget - len(asked)), known,
+                                     predicted)
+                asked += [int(rest[i]) for i in picks]
+            randomly = rng.permutation(len(pool))[:budget]
+            for chosen, out in ((asked, asked_scores), (randomly.tolist(), random_scores)):
+                dists = distributions(test, data.rows(pool[chosen]), categories, knn_k, trust_labels, scale)
+                out.append(scores(test.labels, decisions(dists, categories, thresholds), categories)["accuracy"])
+        asked_runs.append(asked_scores)
+        random_runs.append(random_scores)
+    result["asked"] = [round(float(v), 4) for v in np.mean(asked_runs, axis=0)]
+    result["random"] = [round(float(v), 4) for v in np.mean(random_runs, axis=0)]
+    return result

@@ -25,6 +25,7 @@ from photosorter.errors import ImageError
 from photosorter.evalprotocols import (
     Sortable,
     Thresholds,
+    asking_order,
     coverage,
     cross_set,
     decisions,
@@ -251,6 +252,7 @@ def judge(data: LabelledSet, priors: np.ndarray, rules: Rules, seed: int = 0) ->
                                   "without": ablation},
             "loso": leave_one_source_out(whole, names, rules.knn_k, rules.knn_trust_labels, configured),
             "user_loop": user_loop(whole, names, rules.knn_k, rules.knn_trust_labels, configured, seed=seed),
+            "asking": asking_order(whole, names, rules.knn_k, rules.knn_trust_labels, configured, seed=seed),
             "coverage": coverage(zero, data.labels, names, rules.other_min_score)}
 
 

@@ -7,6 +7,8 @@ from email.message import EmailMessage
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import numpy as np
+
 from photosorter.config import MailSettings, Settings, load_settings
 from photosorter.mailflow import MailFlow
 from photosorter.records import PhotoRecord, PhotoStatus, SentDigest
@@ -35,6 +37,9 @@ class FakeLedger:
 
     def photos_for_digest(self, since: float) -> list[PhotoRecord]:
         return list(self.photos)
+
+    def embeddings_for(self, photo_ids: list[int]) -> dict[int, np.ndarray]:
+        return {}
 
     def last_digest_time(self) -> float | None:
         sent = [d.sent for d in self.digests if d.kind != "skipped"]

@@ -69,6 +69,12 @@ def test_the_user_loop_with_five_labels_per_category_reaches_the_floor(
     assert loop["accuracy"][2] >= USER_LOOP_FLOOR  # type: ignore[index]
 
 
+def test_asking_is_measured_against_random_labels(shared_run: tuple[dict[str, object], Path, Path]) -> None:
+    asking = shared_run[0]["asking"]
+    assert asking["labels"] == [10, 20, 40]  # type: ignore[index]
+    assert all(0.0 < value <= 1.0 for value in asking["asked"] + asking["random"])  # type: ignore[index,operator]
+
+
 def test_leave_one_source_out_keeps_each_source_on_one_side(shared_run: tuple[dict[str, object], Path, Path]) -> None:
     loso = shared_run[0]["loso"]
     assert loso["sources"] == 7  # type: ignore[index]  # source_repo of ../shared/eval/manifest.csv

@@ -9,6 +9,8 @@ import time
 from contextlib import AbstractContextManager
 from pathlib import Path
 
+import numpy as np
+
 from photosorter.adapters.sqlite import connect, transaction
 from photosorter.errors import StateError
 from photosorter.records import PhotoRecord, PhotoStatus, SentDigest
@@ -83,6 +85,17 @@ class SqliteMailLedger:
         return [PhotoRecord(id=r[0], sha256=r[1], source_path=r[2], library_path=r[3], category=r[4], score=r[5],
                             margin=r[6], status=PhotoStatus(r[7]), reason=r[8], duplicate_of=r[9], near_group=r[10])
                 for r in rows]
+
+    def embeddings_for(self, photo_ids: list[int]) -> dict[int, np.ndarray]:
+        """Each photo's latest stored embedding (for asking about the photos that teach the most)."""
+        found: dict[int, np.ndarray] = {}
+        for start in range(0, len(photo_ids), 500):
+            chunk = photo_ids[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            for photo_id, vector in self._rows(f"SELECT photo_id, vector FROM embeddings WHERE photo_id IN ({marks}) "
+                                               "ORDER BY rowid", tuple(chunk)):
+                found[int(photo_id)] = np.frombuffer(vector, dtype=np.float32)
+        return found
 
     def last_digest_time(self) -> float | None:
         rows = self._rows("SELECT MAX(sent) FROM mail_digests WHERE kind != 'skipped'")

@@ -212,6 +212,10 @@ def print_protocols(result: dict[str, Any]) -> None:
         print(f"{category:<14}" + "".join(f"{col['recall'].get(category, 0.0):>11.2f}" for _, col in columns))
     print("user loop (K labels per category, sort the rest): " + "  ".join(
         f"{k}: {a:.3f}" for k, a in zip(loop["labels_per_category"], loop["accuracy"], strict=True)))
+    asking = result["asking"]
+    print("labels asked for by the sorter vs at random (half the sources held out): " + "  ".join(
+        f"{n}: {a:.3f} vs {r:.3f}"
+        for n, a, r in zip(asking["labels"], asking["asked"], asking["random"], strict=True)))
     without = result["zero_shot_signals"]["without"]
     if without:
         print("zero-shot without each signal: " + "  ".join(f"{k}: {v:.3f}" for k, v in without.items()))

@@ -1,4 +1,4 @@
-"""The daily digest: which photos to ask about (least sure first), their short numbers, and the text and
+"""The daily digest: which photos to ask about (what teaches most first), their short numbers, and the text and
 HTML a person reads. Pure: thumbnails arrive as content ids, the message is assembled elsewhere."""
 
 from __future__ import annotations
@@ -6,9 +6,12 @@ from __future__ import annotations
 import datetime as dt
 import html
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
+from photosorter.core.asking import order_to_ask
 from photosorter.records import Category, Failure
 
 MAX_REVIEW = 40  # photos numbered in one digest
@@ -55,10 +58,19 @@ class Digest:
         return not self.total and not self.failures and not self.attention
 
 
-def pick_for_review(photos: Iterable[DigestPhoto], max_photos: int = MAX_REVIEW) -> list[DigestPhoto]:
-    """The photos to ask about, least sure first: photos in _unsure, then by smallest margin."""
+def pick_for_review(photos: Iterable[DigestPhoto], max_photos: int = MAX_REVIEW,
+                    vectors: Mapping[int, np.ndarray] | None = None) -> list[DigestPhoto]:
+    """The photos to ask about. With their embeddings (``vectors`` by photo id): those whose label would
+    teach the most, unsure and unlike each other, spread over categories (``core/asking.py``); without:
+    least sure first (photos in _unsure, then by smallest margin)."""
     ordered = sorted(photos, key=lambda p: (not p.unsure, p.margin, p.score, p.photo_id))
-    return ordered[:max_photos]
+    if (vectors is None or not ordered or any(p.photo_id not in vectors for p in ordered)
+            or len({np.asarray(vectors[p.photo_id]).size for p in ordered}) != 1):  # one model's embeddings only
+        return ordered[:max_photos]
+    stacked = np.stack([np.asarray(vectors[p.photo_id], dtype=np.float32) for p in ordered])
+    picks = order_to_ask([0.0 if p.unsure else p.margin for p in ordered], stacked, max_photos,
+                         predicted=[p.category for p in ordered])
+    return [ordered[i] for i in picks]
 
 
 def number_photos(photos: Sequence[DigestPhoto], cids: Sequence[str | None] | None = None) -> tuple[DigestEntry, ...]:
