@@ -76,8 +76,12 @@ def build_app(context: WebContext, *, token: str | None = None) -> web.Applicati
     app[ATLAS] = Atlas(context.catalog, context.model_id, context.names, pool)
 
     async def close(app: web.Application) -> None:
-        pool.shutdown(wait=False, cancel_futures=True)
+        pool.shutdown(wait=True, cancel_futures=True)  # a map being made finishes before its connection closes
 
+    async def warm(app: web.Application) -> None:
+        app[ATLAS].warm(context.catalog.stamp())
+
+    app.on_startup.append(warm)
     app.on_cleanup.append(close)
     views.add_routes(app, CONTEXT, TOKEN, POOL, ATLAS)
     app.router.add_static("/static/", STATIC, append_version=False)

@@ -37,6 +37,12 @@ class Atlas:
         self._stamp: tuple[int, int] | None = None
         self._task: asyncio.Future[bytes] | None = None
 
+    def warm(self, stamp: tuple[int, int]) -> None:
+        """Start making the map now (the page just started), so the first visit finds it ready."""
+        if self._task is None:
+            loop = asyncio.get_running_loop()
+            self._task = asyncio.ensure_future(loop.run_in_executor(self.pool, self._build, stamp))
+
     async def payload(self, stamp: tuple[int, int]) -> bytes:
         """The map as JSON for ``stamp`` (a cheap fingerprint of photos and labels). When a map exists but is
         older, it is returned at once and a fresh one is made in the background."""
