@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +15,7 @@ import pytest
 from photosorter.adapters.state import SqliteState
 from photosorter.config import Settings
 from photosorter.core.digest import DigestPhoto, pick_for_review
+from tests.servers.mosquitto import free_port, wait_for_port
 from tests.test_sort_folder import files_under
 from tests.webpage import Page, library_settings, serving, sort_photos
 
@@ -179,3 +184,24 @@ def test_the_health_page_counts_photos_labels_and_corrections(settings: Settings
     assert status == 200 and sum(health["counts"].values()) == 12 and health["labels"] == {"beer": 1}
     assert health["corrections"] == {"labels": 1, "changed": 1}
     assert health["runs"][0]["blend"] == 0.8 and health["problems"] == []
+
+
+def test_photosorter_web_serves_the_page_until_sigterm_and_never_beside_a_daemon(settings: Settings) -> None:
+    port = free_port()
+    common = ["--library", str(settings.library.path), "--data", str(settings.library.data), "--model",
+              settings.model.name]
+    env = {**os.environ, "PHOTOSORTER_FACES": "false"}
+    env.pop("SUPERVISOR_TOKEN", None)
+    web = subprocess.Popen([sys.executable, "-m", "photosorter", "web", "--port", str(port), *common], env=env,
+                           stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_for_port(port, 60)
+        page = Page(port)
+        assert "review" in page.open().lower() and page.get_json("/api/queue")[0] == 200
+        second = subprocess.run([sys.executable, "-m", "photosorter", "web", "--port", str(free_port()), *common],
+                                env=env, capture_output=True, text=True, timeout=60)
+        assert second.returncode == 1 and "already runs on" in second.stderr
+    finally:
+        web.send_signal(signal.SIGTERM)
+        _, log = web.communicate(timeout=30)
+    assert web.returncode == 0 and "anyone who can reach this address" in log and "web page stopped" in log

@@ -8,19 +8,20 @@ import os
 import signal
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from types import FrameType
+from typing import Any
 
 from photosorter.adapters.catalog import SqliteCatalog
 from photosorter.adapters.images import decode_image
+from photosorter.adapters.locks import DAEMON_LOCK_FILE, LockBusyError, folder_locks
 from photosorter.adapters.state import SqliteState
 from photosorter.adapters.thumbnails import ThumbnailFolder
 from photosorter.cli.commands import Options, described
 from photosorter.cli.evaluate import runs_log
-from photosorter.cli.icloud import hand_code_to_daemon
 from photosorter.cli.library import build_sorter, open_state
 from photosorter.config import STATE_FILE, Settings
-from photosorter.errors import ConfigError
+from photosorter.errors import ConfigError, StateError
 from photosorter.pipeline import Sorter
 from photosorter.records import AuthState, StatusSnapshot
 from photosorter.web.app import INGRESS_PROXY, WebServer, build_app
@@ -69,19 +70,35 @@ def start_web(settings: Settings, sorter: Sorter, submit: Submit, *, port: int |
 
 
 def run_web(args: argparse.Namespace, settings: Settings) -> int:
+    """The page without the daemon. It stands in for the daemon on this data folder (a running daemon is
+    refused: give it web_port instead), and each change takes the writers' lock, so a `sort` by hand takes
+    turns with it."""
+    try:
+        with folder_locks([settings.library.data], "web", wait=False, name=DAEMON_LOCK_FILE):
+            return _serve(args, settings)
+    except LockBusyError as exc:
+        raise StateError(f"{exc.holder} already runs on {settings.library.data}: set web_port for it to serve "
+                         "the page instead") from exc
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
     state = open_state(settings)
     sorter = build_sorter(settings, state)
     worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sorter")  # one change at a time
     stop = threading.Event()
+
+    def locked(work: Callable[[], Any]) -> Future[Any]:
+        def run() -> Any:
+            with folder_locks([settings.library.data, settings.library.path], "web"):
+                return work()
+        return worker.submit(run)
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    code = (lambda c: hand_code_to_daemon(settings.library.data, c)) if settings.icloud.enabled else None
-    server = start_web(settings, sorter, worker.submit, port=args.port or settings.web.port or DEFAULT_PORT,
-                       submit_code=code)
+    server = start_web(settings, sorter, locked, port=args.port or settings.web.port or DEFAULT_PORT)
     try:
         stop.wait()
     finally:
