@@ -16,7 +16,10 @@
 3. Memory of a daemon-like process (bench/memory_probe.py): idle before work, peak during a sort, idle
    after the models were released (model_idle_minutes).
 4. kNN: the product's index vs brute-force numpy at 1k, 10k, 100k labelled photos.
-5. State: 100k known photos by sha256 and 100k known iCloud asset ids.
+5. State: 100k known photos by sha256 and 100k known iCloud asset ids; a 100k-photo library's state file,
+   ``status``, the daemon's status snapshot, the MQTT status publish (to a real mosquitto) and the digest.
+6. The idle daemon's CPU per hour (inbox, MQTT), measured over ``--idle-s`` seconds (5 in --quick).
+7. iCloud (full run only): a first sync of ``--icloud`` photos from the local fake server and an idle poll.
 
 The 12 MP photos are made here by upscaling shared eval photos (nothing is downloaded). Needs
 ``heif-enc`` (libheif-examples) for the HEICs.
@@ -43,11 +46,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.clipshaped import clip_models, prompt_rows
 from bench.common import ROOT, RSS, median_ms, row, timed, use_cores
+from bench.icloudsync import icloud_rows
+from bench.idle import idle_rows
+from bench.library import library_rows
 from bench.sorting import compare_sort, make_12mp, make_screenshots, model_latency
 from photosorter.adapters.icloud import IcloudAssets
 from photosorter.adapters.state import SqliteState
 from photosorter.ml.index import UsearchIndex
 from photosorter.ml.runtime import cpu_name
+from tests.servers.mosquitto import Mosquitto
 
 pillow_heif.register_heif_opener()
 
@@ -154,6 +161,9 @@ def main() -> None:
     parser.add_argument("--clip", choices=("on", "off"), default="on",
                         help="the CLIP-shaped rows (off in --quick: the export takes minutes)")
     parser.add_argument("--cores", type=int, default=2, help="CPU cores (and model_threads); 1: a Pi's view")
+    parser.add_argument("--icloud", type=int, default=1000, help="photos in the fake iCloud library (0: no rows)")
+    parser.add_argument("--library", type=int, default=100_000, help="photos in the state for the library rows")
+    parser.add_argument("--idle-s", type=float, default=600.0, help="seconds to watch the idle daemon (0: no row)")
     parser.add_argument("--quick", action="store_true", help="every kind of row at small sizes, under a minute")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -191,6 +201,17 @@ def main() -> None:
             memory_rows(args.model, faces, "MobileNetV2 + faces", eval_photos[:60], work / "mem-mnv2-faces", cores)
         knn(512, (1000, 10_000) if quick else (1000, 10_000, 100_000), work)
         state_lookup(10_000 if quick else 100_000, work)
+        (work / "mqtt").mkdir()
+        broker = Mosquitto(work / "mqtt", password=False)
+        broker.start()
+        try:
+            library_rows(5_000 if quick else args.library, args.model, work / "library", broker.port)
+            if args.idle_s:
+                idle_rows(args.model, work / "idle", broker.port, 3.0 if quick else args.idle_s)
+        finally:
+            broker.stop()
+        if args.icloud and not quick:
+            icloud_rows(args.icloud, work / "icloud")
 
 
 if __name__ == "__main__":
