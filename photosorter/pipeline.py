@@ -25,6 +25,7 @@ from photosorter.core.signals import FileHints, Signals, apply_signals, wants_te
 from photosorter.core.similarity import NEAR_DUPLICATE_BITS, dhash, nearest_hash
 from photosorter.errors import ConfigError, ImageError
 from photosorter.facestage import FaceStage
+from photosorter.hand_edits import HandEdits
 from photosorter.knnstage import KnnStage
 from photosorter.ml.preprocess import fit_to_input, gray_thumbnail
 from photosorter.placing import Placer, printable
@@ -88,6 +89,7 @@ class Sorter:
         self.file_hints = file_hints  # reads a file's header for screenshot / camera hints
         self.text_coverage = text_coverage  # share of a photo that is text (run only when text may matter)
         self.placer = Placer(state, files, self.library)
+        self.hand_edits = HandEdits(state, files, self.library, self.names)
         self._reported_skips: set[Path] = set()
         ids, groups, hashes = state.perceptual_hashes()
         self._hash_ids, self._hash_groups, self._hashes = ids, groups, hashes
@@ -98,6 +100,15 @@ class Sorter:
     def recover(self) -> int:
         """Finish or roll back every move a crash interrupted; returns how many were settled."""
         return self.placer.recover()
+
+    def apply_hand_edits(self) -> int:
+        """Take in what the person changed in the library by hand; a photo moved to another category folder
+        becomes a label of that category. Returns how many edits were found."""
+        edits = self.hand_edits.notice()
+        for edit in edits:
+            if edit.label is not None:
+                self.label_photo(edit.photo_id, edit.label, source="folder", detail=edit.old_path)
+        return len(edits)
 
     # classification -------------------------------------------------------------------------------
     def predict(self, embedding: np.ndarray, class_probs: np.ndarray | None, *,
@@ -182,6 +193,7 @@ class Sorter:
         except OSError as exc:
             raise ConfigError([f"library: cannot create {self.library} ({exc.strerror})"]) from exc
         self.recover()
+        self.apply_hand_edits()
         todo, companions = self._todo(inbox, report)
         if not todo:
             return report

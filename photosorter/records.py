@@ -22,6 +22,7 @@ class PhotoStatus(StrEnum):
     FAILED = "failed"
     DUPLICATE = "duplicate"
     EXAMPLE = "example"  # labelled photo kept outside the library
+    REMOVED = "removed"  # deleted from the library by the person: gone on purpose, never fetched again
 
 
 @dataclass(frozen=True)

@@ -310,6 +310,25 @@ def settle_move(src: Path, dst: Path, move_id: int) -> bool:
     return False
 
 
+def library_files(library: Path, folders: Sequence[str]) -> list[str]:
+    """The regular files (not hidden) in ``folders`` of the library, as paths relative to it."""
+    found = []
+    for folder in folders:
+        if not (library / folder).is_dir():
+            continue
+        for path, why in list_inbox(library / folder):
+            if why is None:
+                found.append(path.relative_to(library).as_posix())
+    return found
+
+
+def file_digest(path: Path) -> str:
+    """The sha256 of a regular file, read in bounded chunks."""
+    fd, _ = _open_regular(path)
+    with os.fdopen(fd, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
 class LocalFiles:
     """The ``PhotoFiles`` role on the local file system.
 
@@ -341,3 +360,9 @@ class LocalFiles:
 
     def settle(self, src: Path, dst: Path, move_id: int) -> bool:
         return settle_move(src, dst, move_id)
+
+    def library_files(self, library: Path, folders: Sequence[str]) -> list[str]:
+        return library_files(library, folders)
+
+    def digest(self, path: Path) -> str:
+        return file_digest(path)

@@ -271,6 +271,24 @@ class SqliteState:
                     "status=(SELECT status_after FROM moves WHERE id=?), updated=? WHERE id=?",
                     (move.id, move.id, now, move.photo_id))
 
+    def library_records(self) -> list[PhotoRecord]:
+        """Every photo the library should hold (its path relative to the library is set)."""
+        rows = self._db.execute(f"SELECT {_PHOTO_COLUMNS} FROM photos WHERE library_path IS NOT NULL ORDER BY id")
+        return [self._photo(row) for row in rows]
+
+    def moved_by_hand(self, photo_id: int, library_path: str, status: PhotoStatus, category: str | None) -> None:
+        """The person moved or renamed a photo inside the library: it lives at ``library_path`` now, filed
+        under ``category``."""
+        with self._tx() as db:
+            db.execute("UPDATE photos SET library_path=?, status=?, category=?, updated=? WHERE id=?",
+                       (library_path, status.value, category, time.time(), photo_id))
+
+    def removed_by_hand(self, photo_id: int) -> None:
+        """The person deleted a photo from the library: remembered as removed, its labels kept."""
+        with self._tx() as db:
+            db.execute("UPDATE photos SET library_path=NULL, status=?, updated=? WHERE id=?",
+                       (PhotoStatus.REMOVED.value, time.time(), photo_id))
+
     def set_move_aside(self, move: Move) -> None:
         """A move that could be neither finished nor rolled back: kept as a problem, not retried at each start."""
         with self._tx() as db:
