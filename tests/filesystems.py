@@ -1,4 +1,5 @@
-"""Real file systems for tests: another device (cross-device moves) and small ones (disk full)."""
+"""Fixtures for the files tests: another device (cross-device moves), small and read-only mounts (disk full,
+read-only inbox), the fake iCloud server."""
 
 from __future__ import annotations
 
@@ -52,3 +53,16 @@ def read_only_bind(target: Path) -> contextlib.AbstractContextManager[Path]:
                 pytest.fail(f"cannot make {target} read-only ({done.stderr.strip()}): needs root")
             yield target
     return bind()
+
+
+@pytest.fixture
+def fake_icloud(tmp_path: Path) -> Iterator[object]:
+    """The fake iCloud server (no 2FA) in its own folder; needs the shared recordings."""
+    from tests.conftest import shared_path
+    from tests.servers.fake_icloud import FakeICloud
+
+    shared_path("icloud-recorded", "listing_photos.yml")
+    (tmp_path / "fake-icloud").mkdir()
+    server = FakeICloud(tmp_path / "fake-icloud", two_factor="none").start()
+    yield server
+    server.stop()

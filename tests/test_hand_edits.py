@@ -6,15 +6,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from photosorter.adapters.state import SqliteState
 from photosorter.cli import main
 from photosorter.records import PhotoStatus
-from tests.conftest import settings_env, shared_path, write_photo
+from tests.conftest import settings_env, write_photo
 from tests.servers.fake_icloud import FakeICloud
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,17 +52,9 @@ def test_moving_renaming_and_deleting_in_the_library_is_taken_in_on_the_next_run
         state.close()
 
 
-@pytest.fixture
-def fake(tmp_path: Path) -> Iterator[FakeICloud]:
-    shared_path("icloud-recorded", "listing_photos.yml")
-    (tmp_path / "fake").mkdir()
-    server = FakeICloud(tmp_path / "fake", two_factor="none").start()
-    yield server
-    server.stop()
-
-
-def test_a_photo_deleted_from_the_library_is_never_downloaded_again(fake: FakeICloud, tmp_path: Path,
+def test_a_photo_deleted_from_the_library_is_never_downloaded_again(fake_icloud: FakeICloud, tmp_path: Path,
                                                                    tiny_model: Path) -> None:
+    fake = fake_icloud
     fake.load_recording(limit=4)
     env = {**os.environ, **settings_env(tmp_path / "library", tmp_path / "data", tiny_model),
            "APPLE_ID": fake.apple_id, "APPLE_PASSWORD": fake.password, "PHOTOSORTER_ICLOUD_SERVER": fake.url,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import shared_path, write_photo
+from tests.conftest import write_photo
 from tests.servers.dovecot import Dovecot
 from tests.servers.fake_icloud import FakeICloud
 from tests.servers.mosquitto import Listener, Mosquitto
@@ -22,15 +22,6 @@ from tests.servers.smtp import SMTP_PASSWORD, SMTP_USER, SmtpServer, run_smtp
 
 pytest_plugins = ["tests.mailfixtures"]
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def fake_icloud(tmp_path: Path) -> Iterator[FakeICloud]:
-    shared_path("icloud-recorded", "listing_photos.yml")
-    (tmp_path / "fake-icloud").mkdir()
-    server = FakeICloud(tmp_path / "fake-icloud", two_factor="none").start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
