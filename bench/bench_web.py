@@ -105,7 +105,7 @@ def browse(url: str, rounds: int) -> dict[str, Any]:
         trips = [float(page.evaluate(RELABEL)) for _ in range(rounds)]
         result["relabel_ms"] = trips
         draws = []
-        for _ in range(2):  # the first makes the projection, the second is the cached map
+        for _ in range(2):  # the map is made when the page starts (and again after the labels above)
             page.goto(url + "#/")
             page.goto(url + "#/map")
             page.wait_for_selector("body[data-map-drawn]")
@@ -181,7 +181,7 @@ def main() -> int:
           f"{statistics.median(seen['thumbs_ms'][1:]):.0f} ms")
     print(f"relabel round trip (key press to card gone), {len(trips)} labels: median "
           f"{statistics.median(trips):.0f} ms, p90 {trips[int(0.9 * (len(trips) - 1))]:.0f} ms")
-    print(f"map fetched and drawn: first {seen['map_ms'][0]:.0f} ms (projection made), then {seen['map_ms'][1]:.0f} ms")
+    print(f"map fetched and drawn: first visit {seen['map_ms'][0]:.0f} ms, again {seen['map_ms'][1]:.0f} ms")
     print(f"daemon RSS: {rss_without:.0f} MB without the page; with it {rss_start:.0f} MB at start, "
           f"{rss_after:.0f} MB after every screen (+{rss_after - rss_without:.0f} MB)")
     return 0

@@ -120,10 +120,13 @@ def test_label_three_photos_by_keyboard_undo_one_and_open_a_photo_under_ingress(
     listener.close()
 
 
-def test_the_map_draws_every_photo_and_a_click_opens_one(daemon: tuple[Settings, int], chromium: Any) -> None:
-    _, port = daemon
+def test_the_map_draws_every_photo_a_click_opens_one_and_a_box_labels_many(
+        daemon: tuple[Settings, int], chromium: Any) -> None:
+    settings, port = daemon
     proxy = IngressProxy(port).start()
     page = chromium.new_page(viewport={"width": 1000, "height": 800})
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
     try:
         page.goto(proxy.url + "#/map")
         page.wait_for_function("() => document.body.dataset.mapDrawn !== undefined")
@@ -131,8 +134,8 @@ def test_the_map_draws_every_photo_and_a_click_opens_one(daemon: tuple[Settings,
         points = page.evaluate("() => fetch('api/map').then((r) => r.json())")
         box = page.locator("#map-canvas").bounding_box()
         scale = box["width"] / page.evaluate("() => document.getElementById('map-canvas').width")
-        x = box["x"] + (8 + points["x"][0] * (box["width"] / scale - 16)) * scale
-        y = box["y"] + (8 + (1 - points["y"][0]) * (box["height"] / scale - 16)) * scale
+        x = box["x"] + (16 + points["x"][0] * (box["width"] / scale - 32)) * scale
+        y = box["y"] + (16 + (1 - points["y"][0]) * (box["height"] / scale - 32)) * scale
         page.mouse.move(x, y)
         page.wait_for_selector("#tip img[src^='thumb/']")
         hovered = page.locator("#tip").get_attribute("data-id")
@@ -140,9 +143,24 @@ def test_the_map_draws_every_photo_and_a_click_opens_one(daemon: tuple[Settings,
         page.mouse.up()
         page.wait_for_selector("#large")
         assert hovered in {str(i) for i in points["ids"]} and page.url.endswith(f"#/photo/{hovered}")
+        page.evaluate("() => { delete document.body.dataset.mapDrawn; }")
+        page.goto(proxy.url + "#/map")  # a box around everything labels every photo at once
+        page.wait_for_selector("body[data-map-drawn]")
+        page.mouse.move(box["x"] + 9, box["y"] + 9)
+        page.mouse.down()
+        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        page.mouse.move(box["x"] + box["width"] + 20, box["y"] + box["height"] + 20)  # ending outside is fine
+        page.mouse.up()
+        assert "12 photos selected" in page.locator("#selection").inner_text() and not errors
+        page.click("#selection button[data-category='scenery']")
+        page.wait_for_function("() => document.getElementById('flash').textContent.includes('labelled 12')")
     finally:
         page.close()
         proxy.stop()
+    with sqlite3.connect(settings.library.data / "state.sqlite3") as db:
+        assert db.execute("SELECT COUNT(*), MIN(category), MAX(category) FROM labels").fetchone() == \
+            (12, "scenery", "scenery")
+    assert {p.split("/")[0] for p in library_files(settings)} == {"scenery"}
 
 
 def test_a_2fa_code_entered_on_the_health_page_signs_in_to_icloud(

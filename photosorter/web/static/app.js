@@ -197,6 +197,7 @@ function photoView(id) {
 
 // Map ---------------------------------------------------------------------------------------------------
 function mapView() {
+  delete document.body.dataset.mapDrawn;
   const canvas = el("canvas", { id: "map-canvas" });
   const tip = el("div", { id: "tip" }, el("img", { alt: "" }));
   const selection = el("div", { class: "bar", id: "selection" });
@@ -204,7 +205,8 @@ function mapView() {
   main.replaceChildren(el("p", { class: "muted" }, "Hover a point to see it, click to open it, drag a box to label many."),
     legend, selection, el("div", { id: "map" }, canvas, tip));
   let data = null; let box = null; let drag = null;
-  const xy = (i) => [8 + data.x[i] * (canvas.width - 16), 8 + (1 - data.y[i]) * (canvas.height - 16)];
+  const MARGIN = 16;  // canvas pixels around the points, room to start a box outside all of them
+  const xy = (i) => [MARGIN + data.x[i] * (canvas.width - 2 * MARGIN), MARGIN + (1 - data.y[i]) * (canvas.height - 2 * MARGIN)];
 
   function draw() {
     const ctx = canvas.getContext("2d");
@@ -243,11 +245,16 @@ function mapView() {
       tip.dataset.id = data.ids[i];
     }
   });
-  canvas.addEventListener("mouseup", (event) => {
+  const onUp = (event) => {  // on the window: a box may end outside the canvas
+    if (!data || !drag) return;
     const [mx, my] = local(event);
+    if (Math.abs(mx - drag[0]) + Math.abs(my - drag[1]) > 6) {
+      box = { x: Math.min(drag[0], mx), y: Math.min(drag[1], my), w: Math.abs(mx - drag[0]), h: Math.abs(my - drag[1]) };
+      draw();
+    }
     if (box) {
       const chosen = data.ids.filter((_, i) => { const [x, y] = xy(i); return x >= box.x && x <= box.x + box.w && y >= box.y && y <= box.y + box.h; });
-      selection.replaceChildren(el("span", {}, `${chosen.length} photos selected: label as`), categoryButtons(async (name) => {
+      selection.replaceChildren(el("span", {}, `${chosen.length} photos selected: label as`), ...categoryButtons(async (name) => {
         try { const done = await api("api/label-many", { ids: chosen, category: name }); flash(`labelled ${done.labelled} photos ${name}`); box = null; selection.replaceChildren(); load(); }
         catch (error) { flash(error.message, true); }
       }, false));
@@ -256,7 +263,8 @@ function mapView() {
       if (i >= 0) location.hash = `#/photo/${data.ids[i]}`;
     }
     drag = null;
-  });
+  };
+  window.addEventListener("mouseup", onUp);
   async function load() {
     const started = performance.now();
     data = await api("api/map");
@@ -267,7 +275,7 @@ function mapView() {
     document.body.dataset.mapDrawn = String(performance.now() - started);
   }
   load().catch((error) => flash(error.message, true));
-  return () => {};
+  return () => window.removeEventListener("mouseup", onUp);
 }
 
 // Health ------------------------------------------------------------------------------------------------
