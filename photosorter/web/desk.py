@@ -100,6 +100,12 @@ class Desk:
                           "reference": references.get(face.number)})
         return shown
 
+    def references(self) -> list[dict[str, Any]]:
+        """The person's reference faces (``me show``), each with the photo it came from."""
+        if self.sorter.faces is None:
+            return []
+        return [{"id": r.id, "photo": r.photo_id, "face": r.number} for r in self.sorter.faces.references()]
+
     # changing ---------------------------------------------------------------------------------------
     def label(self, photo_id: int, category: str, version: str | None) -> dict[str, Any]:
         """Label one photo (accepting the guess is labelling it with the guessed category)."""

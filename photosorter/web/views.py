@@ -157,6 +157,7 @@ async def health(request: web.Request, keys: Keys) -> web.StreamResponse:
                  for run in read_runs(context.runs_log)[-20:]],
         "daemon": context.status is not None,
     }
+    answer["references"] = await on_sorter(context, context.desk.references)
     if context.status is not None:
         status = await on_sorter(context, context.status)
         answer.update(icloud={"ok": status.auth.ok, "message": status.auth.message, "method": status.auth.method},

@@ -297,6 +297,12 @@ function healthView() {
       icloud,
       el("section", { id: "problems" }, el("h3", {}, "Problems"), h.problems.length ? el("ul", {}, h.problems.map((p) => el("li", { class: "bad" }, p))) : el("p", { class: "ok" }, "None"),
         h.drift ? el("p", { class: "bad" }, `Drift: ${h.drift}`) : el("p", { class: "muted" }, "No drift found")),
+      el("section", { id: "references" }, el("h3", {}, "Your face"), h.references.length ? el("div", { class: "neighbours" },
+        h.references.map((r) => el("div", {}, el("a", { href: `#/photo/${r.photo}`, title: `face ${r.face}` }, thumb(r.photo)),
+          el("button", { dataset: { removeReference: r.id }, onclick: async () => {
+            try { await api("api/me/remove", { reference: r.id }); flash("reference face removed"); healthView(); }
+            catch (error) { flash(error.message, true); } } }, "Remove"))))
+        : el("p", { class: "muted" }, "No reference faces yet: open a photo of you and click “This is me” on your face.")),
       el("section", {}, el("h3", {}, "Corrections"), el("p", {}, `${h.corrections.changed} of the last ${h.corrections.labels} labels changed the guess (${changed})`)),
       el("section", {}, el("h3", {}, "Photos per folder"), rows(FOLDERS.map((f) => [f, h.counts[f] || 0]))),
       el("section", {}, el("h3", {}, "Labels"), rows(NAMES.map((n) => [n, h.labels[n] || 0]))),
