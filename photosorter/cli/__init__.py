@@ -11,6 +11,7 @@ import argparse
 import importlib
 import logging
 import os
+import sqlite3
 import sys
 from collections.abc import Sequence
 
@@ -104,5 +105,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         log.warning("interrupted; state is saved, run again to continue")
         return 130
+    except sqlite3.OperationalError as exc:  # a part that let SQLite's own error through: disk full, I/O error
+        log.error("the state database in %s failed: %s; free space or fix the disk, then run again (a restart is "
+                  "safe)", settings.library.data, exc)
+        return 1
     finally:
         os.umask(umask)
