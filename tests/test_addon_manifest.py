@@ -107,6 +107,13 @@ def test_manifest_keys_obey_the_supervisor_rules() -> None:
     assert yaml.safe_load((ROOT / "repository.yaml").read_text())["name"]
 
 
+def test_the_page_opens_through_ingress_on_the_port_the_daemon_serves() -> None:
+    assert MANIFEST["ingress"] is True and "ports" not in MANIFEST  # reachable only through Home Assistant
+    assert MANIFEST["ingress_port"] == MANIFEST["options"]["web_port"]
+    assert MANIFEST["options"]["web_host"] == "0.0.0.0"  # the add-on's network; the page answers only 172.30.32.2
+    assert re.fullmatch(r"mdi:[a-z0-9-]+", MANIFEST["panel_icon"]) and MANIFEST["panel_title"]
+
+
 def test_s6_service_execs_photosorter_and_halts_the_container_when_it_dies() -> None:
     run, finish = S6 / "photosorter" / "run", S6 / "photosorter" / "finish"
     assert (S6 / "photosorter" / "type").read_text().strip() == "longrun"
