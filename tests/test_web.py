@@ -143,7 +143,8 @@ def test_links_follow_the_ingress_prefix_and_a_strange_prefix_is_ignored(setting
     with serving(settings) as page:
         ingress = page.open({"X-Ingress-Path": "/api/hassio_ingress/AbC-12_x"})
         strange = page.open({"X-Ingress-Path": '/x"><script>alert(1)</script>'})
-    assert '<base href="/api/hassio_ingress/AbC-12_x/">' in ingress
+        slashed = page.open({"X-Ingress-Path": "/api/hassio_ingress/AbC-12_x/"})
+    assert '<base href="/api/hassio_ingress/AbC-12_x/">' in ingress and ingress == slashed
     assert '<base href="/">' in strange and "<script>alert" not in strange
     rest = ingress.replace('<base href="/', "")
     assert 'src="/' not in rest and 'href="/' not in rest  # every link is relative to the prefix

@@ -108,7 +108,7 @@ def item(record: PhotoRecord) -> dict[str, Any]:
 # pages --------------------------------------------------------------------------------------------------
 async def index(request: web.Request, keys: Keys) -> web.StreamResponse:
     context = request.app[keys[0]]
-    prefix = request.headers.get("X-Ingress-Path", "")
+    prefix = request.headers.get("X-Ingress-Path", "").rstrip("/")
     prefix = prefix if INGRESS_PATH.match(prefix) else ""
     categories = [{"name": c.name, "title": c.title} for c in context.categories]
     page = TEMPLATE.substitute(
