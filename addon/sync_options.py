@@ -50,7 +50,7 @@ MANIFEST_HEAD: dict[str, Any] = {
     "boot": "auto",
     "services": ["mqtt:want"],  # MQTT is optional: without a broker everything else works
     "map": ["media:rw", "share:rw", "ssl:ro"],  # ssl: certificates, e.g. a self-signed broker's CA
-    "backup_exclude": ["models/*", "cache/*", "incoming/*", "previews/*"],
+    "backup_exclude": ["models/*", "cache/*", "incoming/*", "previews/*", "thumbs/*"],  # thumbs: the page's cache
     "timeout": 20,
     "ingress": True,  # the page (photosorter/web) in Home Assistant's sidebar, through its login
     "ingress_port": INGRESS_PORT,

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -16,7 +18,7 @@ from photosorter.cli.library import build_sorter, open_state
 from photosorter.config import Settings, load_settings
 from photosorter.core.drift import DriftReport
 from photosorter.daemon import Daemon
-from photosorter.errors import SinkError, SourceUnavailableError
+from photosorter.errors import PhotosorterError, SinkError, SourceUnavailableError
 from photosorter.records import AuthState, CorrectionEvent, PhotoEvent, StatusSnapshot, SyncProgress
 from tests.conftest import jpeg_bytes
 
@@ -330,4 +332,26 @@ def test_daily_upkeep_runs_once_a_day_at_night(settings: Settings, caplog: pytes
             clock.advance(60)
     upkeep = [r for r in caplog.records if r.getMessage().startswith("daily upkeep")]
     assert len(upkeep) == 2
+    state.close()
+
+
+def test_a_change_from_the_web_page_runs_on_the_daemons_thread_between_two_photos(settings: Settings) -> None:
+    clock, source = FakeClock(), FakeSource()
+    source.queue = [jpeg_bytes((220, 20, 20), noise_seed=i) for i in range(4)]
+    daemon, state, _ = make_daemon(settings, clock, source)
+    asked: list[Future[tuple[int, int]]] = []
+    fetched: list[int] = []
+
+    def during_sync(done: int) -> None:
+        fetched.append(done)
+        if done == 1:  # the page asks while the sync is under way
+            asked.append(daemon.submit(lambda: (threading.get_ident(), len(fetched))))
+
+    source.on_photo = during_sync
+    daemon.run_due_parts()
+    thread, photos_fetched_then = asked[0].result(timeout=0)
+    assert thread == threading.get_ident() and photos_fetched_then == 1  # at the next photo, not after all 4
+    daemon.stop()
+    with pytest.raises(PhotosorterError, match="stopping"):
+        daemon.submit(lambda: None).result(timeout=0)
     state.close()
