@@ -152,7 +152,7 @@ def test_teach_me_then_resort_files_the_person_apart_and_forget_deletes_faces(tm
     assert run_cli("me", "add", third, *common, env=env).returncode == 0
     wrong = run_cli("me", "add", third, "--face", "2", *common, env=env)
     assert wrong.returncode == 1 and "has 1 faces" in wrong.stderr
-    shown = run_cli("me", "show", *common, env=env)
+    shown = run_cli("me", "show", "--data", data, env=env)
     assert "3 reference faces" in shown.stdout and len(shown.stdout.splitlines()) == 4
 
     resorted = run_cli("resort", "--category", "people", "--category", "me", *common, env=env)
@@ -163,9 +163,9 @@ def test_teach_me_then_resort_files_the_person_apart_and_forget_deletes_faces(tm
     print(resorted.stdout, f"{correct}/{len(after)} right after resort")
     assert len(after) == 45 and correct >= FLOOR
 
-    forgot = run_cli("me", "forget", "--yes", *common, env=env)
+    forgot = run_cli("me", "forget", "--yes", "--data", data, env=env)
     assert forgot.returncode == 0 and "forgot 3 reference faces" in forgot.stdout
-    assert "0 reference faces" in run_cli("me", "show", *common, env=env).stdout
+    assert "0 reference faces" in run_cli("me", "show", "--data", data, env=env).stdout
     assert not list(data.glob("me-faces-*"))
     state = SqliteState(data / "state.sqlite3")
     try:

@@ -161,3 +161,17 @@ def test_the_default_clip_entry_is_pinned_to_one_revision() -> None:
     assert len(CLIP_REVISION) == 40 and all(f"/resolve/{CLIP_REVISION}/" in u for u in entry["urls"].values())
     assert set(entry["urls"]) == set(entry["files"]) and entry["kind"] == "clip"
     assert all(len(meta["sha256"]) == 64 and meta["size"] > 0 for meta in entry["files"].values())
+
+
+def test_a_download_shows_a_progress_bar_on_a_terminal(tmp_path: Path, tiny_model: Path, server: ModelServer,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr("sys.stderr", terminal)
+    resolve_model("tiny", tmp_path / "cache", catalogue=catalogue_for(tiny_model, server))
+    assert "] 1/1 MB of model.onnx" in terminal.getvalue()
