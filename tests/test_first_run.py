@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -51,8 +52,11 @@ def no_network_prefix() -> list[str]:
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """photosorter built as a wheel from this checkout (the build step uses the package index like README's
     install does; photosorter itself then runs offline)."""
-    out = tmp_path_factory.mktemp("wheel")
-    result = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(ROOT)],
+    out, source = tmp_path_factory.mktemp("wheel"), tmp_path_factory.mktemp("checkout") / "photosorter"
+    # a clean copy, as a fresh clone has it: a build/ folder left in the checkout would leak stale files
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".venv*", ".git", "build", "dist", "*.egg-info",
+                                                                "__pycache__", ".*_cache", "bench"))
+    result = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(source)],
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     (built,) = out.glob("photosorter-*.whl")
@@ -107,7 +111,7 @@ def test_the_wheel_carries_the_embedded_models(wheel: Path) -> None:
     assert {"photosorter/data/models/mobilenet-v2/model.onnx", "photosorter/data/models/mobilenet-v2/labels.txt",
             "photosorter/data/models/yunet-mobileface/yunet_n_dynamic.onnx",
             "photosorter/data/models/yunet-mobileface/mobileface_v2.onnx"} <= names
-    assert wheel.stat().st_size < 10 << 20
+    assert wheel.stat().st_size < 15 << 20  # 11.1 MB with the OCR text detector (2026-12-02)
 
 
 def test_the_embedded_model_is_used_by_name_without_any_download(tmp_path: Path) -> None:
