@@ -131,12 +131,16 @@ def test_thumbnails_are_made_once_and_served_by_id_with_caching_headers(settings
         status, headers, body = page.request("GET", "/thumb/1")
         assert status == 200 and headers["Content-Type"] == "image/jpeg" and body[:2] == b"\xff\xd8"
         assert "immutable" in headers["Cache-Control"]
-        cached = list((settings.library.data / "thumbs").rglob("*.jpg"))
-        assert len(cached) == 1 and cached[0].stat().st_mode & 0o077 == 0
-        mtime = cached[0].stat().st_mtime_ns
+        state = SqliteState(settings.library.data / "state.sqlite3")
+        sha = state.photo(1).sha256  # type: ignore[union-attr]
+        state.close()
+        cached = settings.library.data / "thumbs" / "320" / sha[:2] / f"{sha}.jpg"
+        assert cached.read_bytes() == body and cached.stat().st_mode & 0o077 == 0
+        mtime = cached.stat().st_mtime_ns
         again, _, same = page.request("GET", "/thumb/1")
         unchanged, _, _ = page.request("GET", "/thumb/1", headers={"If-None-Match": headers["ETag"]})
-    assert (again, same, unchanged) == (200, body, 304) and cached[0].stat().st_mtime_ns == mtime
+    assert (again, same, unchanged) == (200, body, 304) and cached.stat().st_mtime_ns == mtime
+    assert len(list((settings.library.data / "thumbs").rglob("*.jpg"))) == 12  # the queue's, made at start
 
 
 def test_links_follow_the_ingress_prefix_and_a_strange_prefix_is_ignored(settings: Settings) -> None:

@@ -79,7 +79,12 @@ def build_app(context: WebContext, *, token: str | None = None) -> web.Applicati
         pool.shutdown(wait=True, cancel_futures=True)  # a map being made finishes before its connection closes
 
     async def warm(app: web.Application) -> None:
+        """Make the map and the review queue's thumbnails now, so the first visit finds them ready."""
         app[ATLAS].warm(context.catalog.stamp())
+        loop = asyncio.get_running_loop()
+        for record in context.catalog.review_queue(views.QUEUE_MAX)[0]:
+            loop.run_in_executor(pool, context.thumbnails.get, record.sha256,
+                                 context.library / (record.library_path or ""), views.THUMB_PX)
 
     app.on_startup.append(warm)
     app.on_cleanup.append(close)
