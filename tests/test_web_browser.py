@@ -223,3 +223,19 @@ def test_a_face_marked_as_me_becomes_a_reference_face_and_can_be_removed(
         assert db.execute("SELECT COUNT(*) FROM me_faces").fetchone() == (0,)
     assert [p.relative_to(settings.library.path).as_posix() for p in files_under(settings.library.path)] == \
         ["me/portrait.jpg"]
+
+
+def test_a_double_click_on_a_category_labels_one_photo(daemon: tuple[Settings, int], chromium: Any) -> None:
+    settings, port = daemon
+    page = chromium.new_page()
+    try:
+        page.goto(f"http://127.0.0.1:{port}/")
+        page.wait_for_selector("#queue .card.selected")
+        first = int(page.locator("#queue .card.selected").get_attribute("data-id"))
+        page.dblclick("#categories button[data-category='beer']")
+        page.wait_for_function(f"() => !document.querySelector('#queue .card[data-id=\"{first}\"]')")
+        page.wait_for_timeout(500)  # a second label would have been sent by now
+    finally:
+        page.close()
+    with sqlite3.connect(settings.library.data / "state.sqlite3") as db:
+        assert db.execute("SELECT photo_id, category FROM labels").fetchall() == [(first, "beer")]

@@ -62,9 +62,9 @@ function reviewView() {
   const grid = el("div", { class: "grid", id: "queue" });
   const count = el("span", { class: "muted" });
   main.replaceChildren(
-    el("div", { class: "bar" }, el("button", { class: "primary", onclick: () => accept() }, el("kbd", {}, "↵"), "Accept guess"),
+    el("div", { class: "bar" }, el("button", { class: "primary", onclick: () => accept(state.items[state.selected]) }, el("kbd", {}, "↵"), "Accept guess"),
       el("button", { onclick: () => undo() }, el("kbd", {}, "u"), "Undo"), count),
-    el("div", { class: "bar", id: "categories" }, categoryButtons((name) => relabel(name), true)),
+    el("div", { class: "bar", id: "categories" }, categoryButtons((name) => relabel(name, state.items[state.selected]), true)),
     grid);
 
   function render() {
@@ -95,9 +95,11 @@ function reviewView() {
   let chain = Promise.resolve();
   const enqueue = (work) => { chain = chain.then(work).catch((error) => flash(error.message, true)); return chain; };
 
-  const act = (category) => enqueue(async () => {
-    const photo = state.items[state.selected];
-    if (!photo) return;
+  // A click names its photo when it happens (a double click is one label); a key acts on the photo
+  // selected when its turn comes (keys typed ahead label the next photos).
+  const act = (category, clicked) => enqueue(async () => {
+    const photo = clicked || state.items[state.selected];
+    if (!photo || state.done.has(photo.id)) return;
     try {
       const done = await api("api/label", { id: photo.id, category: category || photo.category, version: photo.version });
       state.history.push({ action: done.action, id: photo.id });
@@ -111,8 +113,8 @@ function reviewView() {
       if (error.status === 409 || error.status === 404) { state.items = []; await refill(); }
     }
   });
-  const accept = () => act(null);
-  const relabel = (name) => act(name);
+  const accept = (clicked) => act(null, clicked);
+  const relabel = (name, clicked) => act(name, clicked);
 
   const undo = () => enqueue(async () => {
     const last = state.history.pop();
