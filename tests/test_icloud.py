@@ -6,6 +6,7 @@ import hashlib
 import logging
 import os
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -203,12 +204,17 @@ def test_what_a_killed_download_left_is_swept_away_later(fake: FakeICloud, tmp_p
     fake.load_recording(limit=1)
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    stale, fresh = inbox / f"{PARTIAL_PREFIX}123-abc.part", inbox / f"{PARTIAL_PREFIX}456-def.part"
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    alive = os.getppid()  # a download in another running process
+    stale, fresh = inbox / f"{PARTIAL_PREFIX}{alive}-abc.part", inbox / f"{PARTIAL_PREFIX}{alive}-def.part"
+    orphan = inbox / f"{PARTIAL_PREFIX}{dead.pid}-ghi.part"  # young, but its download process is gone (SIGKILL)
     stale.write_bytes(b"half a photo")
     fresh.write_bytes(b"a download in progress elsewhere")
+    orphan.write_bytes(b"half a photo of a killed run")
     os.utime(stale, (time.time() - 7200, time.time() - 7200))
     logged_in(fake, tmp_path).fetch_new(inbox)
-    assert not stale.exists() and fresh.exists()
+    assert not stale.exists() and fresh.exists() and not orphan.exists()
 
 
 def test_503_backs_off_without_asking_again_until_the_wait_is_over(fake: FakeICloud, tmp_path: Path) -> None:

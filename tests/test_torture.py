@@ -23,6 +23,7 @@ from pathlib import Path
 from photosorter.adapters.state import SqliteState
 from photosorter.ml.index import UsearchIndex
 from tests.conftest import jpeg_bytes
+from tests.servers.fake_icloud import FakeICloud
 from tests.servers.mosquitto import Listener, Mosquitto
 
 KILLS = int(os.environ.get("PHOTOSORTER_TORTURE_KILLS", "50"))
@@ -59,6 +60,16 @@ def wait_until(check: Callable[[], bool], timeout_s: float, what: str) -> None:
         time.sleep(0.1)
 
 
+def beating_since(data: Path, since: float) -> Callable[[], bool]:
+    """True once the daemon started at ``since`` has run its loop (a killed one leaves an old heartbeat)."""
+    def check() -> bool:
+        try:
+            return (data / "heartbeat").stat().st_mtime >= since
+        except FileNotFoundError:
+            return False
+    return check
+
+
 def test_the_daemon_killed_at_random_moments_loses_nothing_and_settles_consistent(
         tmp_path: Path, tiny_model: Path, anonymous_mosquitto: Mosquitto) -> None:
     rng = random.Random(SEED)
@@ -91,9 +102,11 @@ def test_the_daemon_killed_at_random_moments_loses_nothing_and_settles_consisten
                                env=env, cwd=tmp_path, capture_output=True, timeout=60, check=True)
                 labelled += 1
     listener = Listener(anonymous_mosquitto, "photosorter/state")
+    since = time.time() - 1
     process = subprocess.Popen(daemon_args, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, text=True)
     try:
+        wait_until(beating_since(data, since), 60, "the daemon's loop")
         wait_until(lambda: not any(inbox.iterdir()), 120, "the inbox to empty")
         wait_until(lambda: listener.latest("photosorter/state") is not None, 30, "a state on MQTT")
         time.sleep(1.0)
@@ -142,3 +155,48 @@ def test_the_daemon_killed_at_random_moments_loses_nothing_and_settles_consisten
     assert {k: v for k, v in published.json()["library"].items() if v} == {
         k: v for k, v in folders.items() if not k.startswith("_")}
     assert counts.get("_unsure", 0) == folders.get("_unsure", 0)
+
+
+def test_the_daemon_killed_while_syncing_icloud_brings_every_photo_once(tmp_path: Path, tiny_model: Path,
+                                                                        fake_icloud: FakeICloud) -> None:
+    rng = random.Random(SEED + 1)
+    fake_icloud.load_recording()  # 100 assets: stills, live photos with their movies, screenshots
+    originals = collections.Counter(hashlib.sha256(fake_icloud.contents[p.content_keys["resOriginal"]]).hexdigest()
+                                    for p in fake_icloud.photos)
+    library, data = tmp_path / "library", tmp_path / "data"
+    env = {**os.environ, "PHOTOSORTER_LIBRARY": str(library), "PHOTOSORTER_DATA": str(data),
+           "PHOTOSORTER_MODEL": str(tiny_model), "PHOTOSORTER_FACES": "false", "APPLE_ID": fake_icloud.apple_id,
+           "APPLE_PASSWORD": fake_icloud.password, "PHOTOSORTER_ICLOUD_SERVER": fake_icloud.url,
+           "REQUESTS_CA_BUNDLE": str(fake_icloud.cert), "CURL_CA_BUNDLE": str(fake_icloud.cert),
+           "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    daemon_args = [sys.executable, "-m", "photosorter", "run"]
+    killed = 0
+    for _ in range(max(1, KILLS // 2)):
+        process = subprocess.Popen(daemon_args, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.5, 4.0))
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            killed += 1
+        process.wait(timeout=30)
+
+    def placed() -> collections.Counter[str]:
+        return contents(library)
+
+    since = time.time() - 1
+    process = subprocess.Popen(daemon_args, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(beating_since(data, since), 60, "the daemon's loop")
+        wait_until(lambda: not originals - placed(), 180, "every iCloud photo in the library")
+        wait_until(lambda: not [p for p in (data / "incoming").iterdir() if p.is_file()], 60, "incoming to empty")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=60)
+    print(f"torture with iCloud: {killed} SIGKILLs mid-sync, {sum(originals.values())} originals")
+    assert process.returncode == 0, err[-3000:]
+    got = placed()
+    assert {h: got[h] for h in originals} == dict(originals), "an iCloud photo is missing or filed twice"
+    leftovers = [p for p in [*library.rglob(".*"), *data.rglob(".photosorter-icloud-*"),
+                             *data.rglob(".photosorter-partial-*")] if p.is_file()]
+    assert leftovers == []

@@ -4,6 +4,7 @@ on, size-checked, fsynced, then linked into place under a free name (never overw
 from __future__ import annotations
 
 import contextlib
+import filecmp
 import hashlib
 import logging
 import os
@@ -65,15 +66,36 @@ def download(session: requests.Session, url: str, folder: Path, name: str, size:
     return partial, digest.hexdigest()
 
 
+def _orphaned(name: str) -> bool:
+    """A partial download whose process is gone (its pid is in the name), or is this one: a sweep runs before
+    this process downloads anything into the folder (one writer per data folder holds the lock)."""
+    pid = name[len(PARTIAL_PREFIX):].split("-", 1)[0]
+    if not name.startswith(PARTIAL_PREFIX) or not pid.isdigit():
+        return False
+    if int(pid) == os.getpid():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
 def sweep_partials(folder: Path, older_than: float) -> None:
     """Remove what a download killed midway (power cut, SIGKILL) left: hidden, never a photo yet."""
-    for name in remove_stale(folder, lambda n: n.startswith(PARTIAL_PREFIX), older_than):
+    gone = remove_stale(folder, _orphaned, float("inf"))
+    for name in gone + remove_stale(folder, lambda n: n.startswith(PARTIAL_PREFIX), older_than):
         log.info("removed %s, left by a download that was cut off", name)
 
 
 def link_into_place(temp: Path, name: str, mtime: float, *, numbered: bool = True) -> Path:
     """Give a downloaded file its name beside it, never overwriting: the first free numbered variant
-    (``IMG_1-2.jpg``), or, with ``numbered`` off, the file already there. ``mtime`` becomes its time."""
+    (``IMG_1-2.jpg``), or, with ``numbered`` off, the file already there. ``mtime`` becomes its time.
+
+    A file of that name holding the same bytes is this download already: a run killed after putting it in
+    place but before remembering the asset fetches it again, and must not leave a second copy."""
     os.utime(temp, (mtime, mtime))
     number = 1
     while True:
@@ -82,7 +104,7 @@ def link_into_place(temp: Path, name: str, mtime: float, *, numbered: bool = Tru
             os.link(temp, target)
             break
         except FileExistsError:
-            if not numbered:
+            if not numbered or filecmp.cmp(temp, target, shallow=False):
                 return target
             number += 1
     fsync_dir(temp.parent)
