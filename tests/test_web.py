@@ -210,3 +210,27 @@ def test_photosorter_web_serves_the_page_until_sigterm_and_never_beside_a_daemon
         web.send_signal(signal.SIGTERM)
         _, log = web.communicate(timeout=30)
     assert web.returncode == 0 and "anyone who can reach this address" in log and "web page stopped" in log
+
+
+def test_a_library_folder_is_paged_newest_first_and_only_real_folders_are_listed(settings: Settings) -> None:
+    with serving(settings) as page:
+        counts = page.get_json("/api/health")[1]["counts"]
+        folder = max(counts, key=counts.get)
+        status, listing = page.get_json(f"/api/library?folder={folder}&page=0")
+        bad = [page.get_json(f"/api/library?folder={name}")[0] for name in ("../data", "videos", "", "_Unsure")]
+    assert status == 200 and listing["total"] == counts[folder] and len(listing["items"]) == counts[folder]
+    ids = [item["id"] for item in listing["items"]]
+    assert ids == sorted(ids, reverse=True)  # sorted one after another: newest is the highest id
+    assert bad == [400, 400, 400, 400]
+
+
+def test_a_photo_shows_its_best_categories_and_its_nearest_labelled_photos(settings: Settings) -> None:
+    with serving(settings) as page:
+        photos = page.get_json("/api/queue?limit=60")[1]["items"]
+        for photo in photos[:3]:
+            page.post("/api/label", {"id": photo["id"], "category": "food", "version": photo["version"]})
+        status, details = page.get_json(f"/api/photo/{photos[5]['id']}")
+        missing, _ = page.get_json("/api/photo/424242")
+    assert status == 200 and details["label"] is None and 1 <= len(details["top"]) <= 3
+    assert {n["id"] for n in details["neighbours"]} == {p["id"] for p in photos[:3]}
+    assert all(n["category"] == "food" for n in details["neighbours"]) and missing == 404
