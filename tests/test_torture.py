@@ -28,6 +28,7 @@ from tests.servers.mosquitto import Listener, Mosquitto
 
 KILLS = int(os.environ.get("PHOTOSORTER_TORTURE_KILLS", "50"))
 SEED = int(os.environ.get("PHOTOSORTER_TORTURE_SEED", "20261202"))
+DAEMON = [sys.executable, "-m", "photosorter", "run"]
 COLOURS = [(220, 20, 20), (20, 220, 20), (20, 20, 220), (128, 128, 128)]
 
 
@@ -60,6 +61,17 @@ def wait_until(check: Callable[[], bool], timeout_s: float, what: str) -> None:
         time.sleep(0.1)
 
 
+def start_and_kill(env: dict[str, str], cwd: Path, after_s: float) -> bool:
+    """Start the daemon and SIGKILL it ``after_s`` later; True if it was still running (so it was killed)."""
+    process = subprocess.Popen(DAEMON, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(after_s)
+    running = process.poll() is None
+    if running:
+        process.send_signal(signal.SIGKILL)
+    assert process.wait(timeout=30) in (-signal.SIGKILL, 0), f"exit {process.returncode}"
+    return running
+
+
 def beating_since(data: Path, since: float) -> Callable[[], bool]:
     """True once the daemon started at ``since`` has run its loop (a killed one leaves an old heartbeat)."""
     def check() -> bool:
@@ -80,17 +92,10 @@ def test_the_daemon_killed_at_random_moments_loses_nothing_and_settles_consisten
            "PHOTOSORTER_MQTT_HOST": anonymous_mosquitto.host, "PHOTOSORTER_MQTT_PORT": str(anonymous_mosquitto.port)}
     arrived = drop_photos(inbox, rng, 0, 30)
     expected = contents(inbox)
-    daemon_args = [sys.executable, "-m", "photosorter", "run"]
     killed = labelled = 0
     started = time.monotonic()
     for trial in range(KILLS):
-        process = subprocess.Popen(daemon_args, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.0, 2.5))
-        if process.poll() is None:
-            process.send_signal(signal.SIGKILL)
-            killed += 1
-        assert process.wait(timeout=30) in (-signal.SIGKILL, 0), f"trial {trial}: exit {process.returncode}"
+        killed += start_and_kill(env, tmp_path, rng.uniform(0.0, 2.5))
         if trial % 3 == 0:
             before = contents(inbox)
             arrived = drop_photos(inbox, rng, arrived, rng.randint(1, 4))
@@ -103,7 +108,7 @@ def test_the_daemon_killed_at_random_moments_loses_nothing_and_settles_consisten
                 labelled += 1
     listener = Listener(anonymous_mosquitto, "photosorter/state")
     since = time.time() - 1
-    process = subprocess.Popen(daemon_args, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL,
+    process = subprocess.Popen(DAEMON, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, text=True)
     try:
         wait_until(beating_since(data, since), 60, "the daemon's loop")
@@ -169,22 +174,13 @@ def test_the_daemon_killed_while_syncing_icloud_brings_every_photo_once(tmp_path
            "APPLE_PASSWORD": fake_icloud.password, "PHOTOSORTER_ICLOUD_SERVER": fake_icloud.url,
            "REQUESTS_CA_BUNDLE": str(fake_icloud.cert), "CURL_CA_BUNDLE": str(fake_icloud.cert),
            "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    daemon_args = [sys.executable, "-m", "photosorter", "run"]
-    killed = 0
-    for _ in range(max(1, KILLS // 2)):
-        process = subprocess.Popen(daemon_args, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.5, 4.0))
-        if process.poll() is None:
-            process.send_signal(signal.SIGKILL)
-            killed += 1
-        process.wait(timeout=30)
+    killed = sum(start_and_kill(env, tmp_path, rng.uniform(0.5, 4.0)) for _ in range(max(1, KILLS // 2)))
 
     def placed() -> collections.Counter[str]:
         return contents(library)
 
     since = time.time() - 1
-    process = subprocess.Popen(daemon_args, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL,
+    process = subprocess.Popen(DAEMON, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, text=True)
     try:
         wait_until(beating_since(data, since), 60, "the daemon's loop")
