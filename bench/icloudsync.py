@@ -18,6 +18,7 @@ from tests.servers.fake_icloud import FakeICloud, recorded_photo_records
 
 def icloud_rows(count: int, work: Path) -> None:
     recorded = len(recorded_photo_records("listing_photos.yml"))
+    work.mkdir(parents=True, exist_ok=True)
     server = FakeICloud(Path(tempfile.mkdtemp(dir=work))).start()
     os.environ["REQUESTS_CA_BUNDLE"] = str(server.cert)  # requests prefers these to Session.verify
     os.environ["CURL_CA_BUNDLE"] = str(server.cert)

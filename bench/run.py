@@ -191,9 +191,10 @@ def main() -> None:
             clip, clip_float = clip_models(photos)
             model_ms = model_latency(clip_float, "CLIP-shaped ViT-B/32", cores, 30)
             prompt_rows(clip, work / "prompts")
-            for name, items in ((f"12 MP JPEG ({len(jpegs)})", jpegs), (f"12 MP HEIC ({len(heics)})", heics),
-                                (f"PNG screenshots ({len(screens)})", screens)):
-                compare_sort(f"CLIP-shaped, {name}", items, clip, work / f"clip-{name[:6].strip()}", cores,
+            for number, (name, items) in enumerate(((f"12 MP JPEG ({len(jpegs)})", jpegs),
+                                                     (f"12 MP HEIC ({len(heics)})", heics),
+                                                     (f"PNG screenshots ({len(screens)})", screens))):
+                compare_sort(f"CLIP-shaped, {name}", items, clip, work / f"clip-{number}", cores,
                              faces if items is jpegs else "off", model_only_ms=model_ms)
             memory_rows(clip, faces, "CLIP-shaped + faces", eval_photos[:60], work / "mem-clip", cores)
         memory_rows(args.model, "off", "MobileNetV2", eval_photos[:60], work / "mem-mnv2", cores)
