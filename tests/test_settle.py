@@ -87,3 +87,13 @@ def test_an_unread_file_waits_for_its_settle_time_then_moves(tmp_path: Path) -> 
     LocalFiles(settle_s=0.3).move(src, dst, 1)
     assert time.monotonic() - started >= 0.25  # a wall-clock floor, not a speed assertion
     assert dst.read_bytes() == b"movie" and not src.exists()
+
+
+def test_downloads_renamed_whole_into_the_data_folder_are_not_waited_for(tmp_path: Path) -> None:
+    incoming = tmp_path / "data" / "incoming"
+    incoming.mkdir(parents=True)
+    (incoming / "IMG_1.jpg").write_bytes(b"whole")
+    files = LocalFiles(settle_s=30.0, atomic=(tmp_path / "data",))
+    started = time.monotonic()
+    assert files.read(incoming / "IMG_1.jpg") == b"whole"
+    assert time.monotonic() - started < 10  # no 30 s settle wait (a loose bound, not a speed assertion)

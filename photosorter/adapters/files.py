@@ -332,19 +332,24 @@ def file_digest(path: Path) -> str:
 class LocalFiles:
     """The ``PhotoFiles`` role on the local file system.
 
-    ``settle_s``: a file must be unchanged this long before it is read or moved. What was read is
+    ``settle_s``: a file must be unchanged this long before it is read or moved, except in ``atomic``
+    folders, where files only ever appear whole (downloads renamed into place). What was read is
     remembered (size, time, hash), and a move checks the file is still exactly that."""
 
-    def __init__(self, settle_s: float = 0.0) -> None:
+    def __init__(self, settle_s: float = 0.0, atomic: tuple[Path, ...] = ()) -> None:
         self.settle_s = settle_s
+        self._atomic = tuple(os.path.realpath(f) + os.sep for f in atomic)
         self._stamps: dict[Path, Stamp] = {}
+
+    def _settle_for(self, path: Path) -> float:
+        return 0.0 if os.path.realpath(path.parent).startswith(self._atomic) or not self.settle_s else self.settle_s
 
     def list_inbox(self, inbox: Path, skip: tuple[Path, ...] = ()) -> Iterator[tuple[Path, str | None]]:
         self._stamps.clear()  # a new listing: what was read before and not moved is read again
         return list_inbox(inbox, skip)
 
     def read(self, path: Path) -> bytes:
-        data, info = read_file(path, self.settle_s)
+        data, info = read_file(path, self._settle_for(path))
         self._stamps[path] = Stamp(info.st_size, info.st_mtime_ns, info.st_ino, hashlib.sha256(data).hexdigest())
         return data
 
@@ -355,7 +360,7 @@ class LocalFiles:
         return companions(photo)
 
     def move(self, src: Path, dst: Path, move_id: int) -> None:
-        move_file(src, dst, move_id, self._stamps.get(src), self.settle_s)
+        move_file(src, dst, move_id, self._stamps.get(src), self._settle_for(src))
         self._stamps.pop(src, None)
 
     def settle(self, src: Path, dst: Path, move_id: int) -> bool:

@@ -135,8 +135,8 @@ def build_sorter(settings: Settings, state: SqliteState,
         if labelled:
             index.save(index_path)
             log.info("rebuilt kNN index from %d labels", len(labelled))
-    return Sorter(settings=settings, state=state, files=LocalFiles(settings.library.settle_seconds),
-                  decoder=decode_image, embedder=embedder,
+    files = LocalFiles(settings.library.settle_seconds, atomic=(settings.library.data,))  # iCloud's incoming: whole
+    return Sorter(settings=settings, state=state, files=files, decoder=decode_image, embedder=embedder,
                   prior=prior, index=index, index_path=index_path, on_sorted=on_sorted,
                   faces=build_face_stage(settings, state, required=faces_required, lifetime=lifetime),
                   previews=PreviewFolder(preview_folder(settings)), file_hints=read_file_hints,
