@@ -368,7 +368,8 @@ class Sorter:
         self.index.save(self.index_path)
         return count
 
-    def label_photo(self, photo_id: int, category: str, *, source: str, detail: str = "") -> Path | None:
+    def label_photo(self, photo_id: int, category: str, *, source: str, detail: str = "",
+                    save_index: bool = True) -> Path | None:
         """Label a photo the state knows (by id): record, teach the index, move it in the library.
 
         Returns its library path afterwards (None when it has no embedding under this model and its
@@ -389,7 +390,8 @@ class Sorter:
         if category == ME and record.library_path:
             self._teach_face(photo_id, self.library / record.library_path, None)
         self._apply_label(photo_id, embedding, category, source, detail, move=record.library_path is not None)
-        self.index.save(self.index_path)
+        if save_index:  # a batch of labels (the map's box) saves the index once, at its end
+            self.index.save(self.index_path)
         after = self.state.photo(photo_id)
         log.info("labelled photo %d as %s (%s)", photo_id, category, source)
         if self.on_corrected is not None:

@@ -107,12 +107,13 @@ class Desk:
         return [{"id": r.id, "photo": r.photo_id, "face": r.number} for r in self.sorter.faces.references()]
 
     # changing ---------------------------------------------------------------------------------------
-    def label(self, photo_id: int, category: str, version: str | None) -> dict[str, Any]:
+    def label(self, photo_id: int, category: str, version: str | None, *, save_index: bool = True) -> dict[str, Any]:
         """Label one photo (accepting the guess is labelling it with the guessed category)."""
         self._check_category(category)
         before = self._current(photo_id, version)
         action = secrets.token_hex(8)
-        if self.sorter.label_photo(photo_id, category, source=WEB_SOURCE, detail=action) is None:
+        if self.sorter.label_photo(photo_id, category, source=WEB_SOURCE, detail=action,
+                                   save_index=save_index) is None:
             raise RequestError(f"photo {photo_id} has no embedding and cannot be read; nothing changed", status=409)
         self._undo[action] = Undo(photo_id, before)
         while len(self._undo) > MAX_UNDO:
@@ -122,8 +123,9 @@ class Desk:
     def label_many(self, photo_ids: list[int], category: str) -> dict[str, Any]:
         """The map's box selection: label each photo; ones gone meanwhile are counted, not fatal."""
         self._check_category(category)
-        done = [self.label(photo_id, category, None)["action"] for photo_id in photo_ids
+        done = [self.label(photo_id, category, None, save_index=False)["action"] for photo_id in photo_ids
                 if self._exists(photo_id)]
+        self.sorter.index.save(self.sorter.index_path)
         return {"labelled": len(done), "missing": len(photo_ids) - len(done), "actions": done}
 
     def undo(self, action: str) -> dict[str, Any]:

@@ -257,6 +257,7 @@ function mapView() {
     if (box) {
       const chosen = data.ids.filter((_, i) => { const [x, y] = xy(i); return x >= box.x && x <= box.x + box.w && y >= box.y && y <= box.y + box.h; });
       selection.replaceChildren(el("span", {}, `${chosen.length} photos selected: label as`), ...categoryButtons(async (name) => {
+        flash(`labelling ${chosen.length} photos ${name}…`);
         try { const done = await api("api/label-many", { ids: chosen, category: name }); flash(`labelled ${done.labelled} photos ${name}`); box = null; selection.replaceChildren(); load(); }
         catch (error) { flash(error.message, true); }
       }, false));
