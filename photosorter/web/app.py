@@ -120,9 +120,7 @@ class WebServer:
             self._loop.run_until_complete(self._runner.setup())
             site = web.TCPSite(self._runner, self.host, self.port)
             self._loop.run_until_complete(site.start())
-            sockets = getattr(site._server, "sockets", None) or []
-            if sockets:
-                self.port = int(sockets[0].getsockname()[1])
+            self.port = int(self._runner.addresses[0][1])  # the port bound (when 0 asked for any free one)
         except OSError as exc:
             self._error = exc
             self._ready.set()
