@@ -99,10 +99,11 @@ def text(value: Any, what: str, max_len: int = 200) -> str:
     return value
 
 
-def item(record: PhotoRecord) -> dict[str, Any]:
-    return {"id": record.id, "folder": folder_of(record), "category": record.category,
-            "score": round(record.score or 0.0, 3), "unsure": record.status is PhotoStatus.UNSURE,
-            "version": version_of(0, record)}
+def item(record: PhotoRecord, *, unlabelled: bool = False) -> dict[str, Any]:
+    """A photo in a grid; the queue's (never labelled) also carry the version a change names."""
+    shown = {"id": record.id, "folder": folder_of(record), "category": record.category,
+             "score": round(record.score or 0.0, 3), "unsure": record.status is PhotoStatus.UNSURE}
+    return {**shown, "version": version_of(0, record)} if unlabelled else shown
 
 
 # pages --------------------------------------------------------------------------------------------------
@@ -125,7 +126,7 @@ async def queue(request: web.Request, keys: Keys) -> web.StreamResponse:
     asked = request.query.get("limit", "24")
     limit = min(QUEUE_MAX, max(1, int(asked))) if asked.isdigit() and len(asked) < 6 else 24
     records, total = context.catalog.review_queue(limit)
-    return web.json_response({"total": total, "items": [item(r) for r in records]})
+    return web.json_response({"total": total, "items": [item(r, unlabelled=True) for r in records]})
 
 
 async def library(request: web.Request, keys: Keys) -> web.StreamResponse:
