@@ -49,14 +49,15 @@ def start_web(settings: Settings, sorter: Sorter, submit: Submit, *, port: int |
               submit_code: Callable[[str], AuthState] | None = None) -> WebServer:
     """Start the page on its own thread; changes go through ``submit`` to the sorter's thread."""
     path = settings.library.data / STATE_FILE
-    reader, catalog, labels = SqliteState(path), SqliteCatalog(path), SqliteCatalog(path)
+    reader, catalog, labels, points = SqliteState(path), SqliteCatalog(path), SqliteCatalog(path), SqliteCatalog(path)
     context = WebContext(
         categories=settings.classify.categories, desk=Desk(sorter, labels), submit=submit, reader=reader,
         catalog=catalog, thumbnails=ThumbnailFolder(settings.library.data / "thumbs", decode_image),
         library=settings.library.path, model_id=sorter.model_id, runs_log=runs_log(settings), status=status,
-        submit_code=submit_code, allowed_remotes=frozenset({INGRESS_PROXY}) if under_supervisor() else None)
+        submit_code=submit_code, allowed_remotes=frozenset({INGRESS_PROXY}) if under_supervisor() else None,
+        map_source=points)
     server = WebServer(build_app(context), settings.web.host, port if port is not None else settings.web.port)
-    server.on_stop += [reader.close, catalog.close, labels.close]
+    server.on_stop += [reader.close, catalog.close, labels.close, points.close]
     try:
         server.start()
     except OSError as exc:

@@ -73,7 +73,7 @@ def build_app(context: WebContext, *, token: str | None = None) -> web.Applicati
     app[TOKEN] = token or secrets.token_urlsafe(32)
     pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="web")  # thumbnails and the map, off the loop
     app[POOL] = pool
-    app[ATLAS] = Atlas(context.catalog, context.model_id, context.names, pool)
+    app[ATLAS] = Atlas(context.map_source or context.catalog, context.model_id, context.names, pool)
 
     async def close(app: web.Application) -> None:
         pool.shutdown(wait=True, cancel_futures=True)  # a map being made finishes before its connection closes

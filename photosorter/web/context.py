@@ -69,6 +69,7 @@ class WebContext:
     status: Callable[[], StatusSnapshot] | None = None  # the running daemon's view (runs through ``submit``)
     submit_code: Callable[[str], AuthState] | None = None  # the 2FA code path MQTT and the CLI use
     allowed_remotes: frozenset[str] | None = None  # None: anyone who reaches the port (standalone)
+    map_source: Catalog | None = None  # a connection of the map's own (it is made on a worker thread)
 
     @property
     def names(self) -> tuple[str, ...]:
