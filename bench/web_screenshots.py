@@ -88,7 +88,7 @@ def main() -> int:
                     page.wait_for_load_state("networkidle")
                     page.wait_for_timeout(300)
                     shot = Path(tmp) / f"{name}.png"
-                    page.screenshot(path=str(shot))
+                    page.screenshot(path=str(shot), full_page=name == "health")
                     out = args.out / f"web-{name}.png"
                     Image.open(shot).convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(
                         out, optimize=True)
