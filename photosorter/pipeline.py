@@ -466,6 +466,29 @@ class Sorter:
         if category not in self.names:
             raise ConfigError([f"category: unknown category {category!r} (known: {', '.join(self.names)})"])
 
+    def relearn_labels(self, known: set[int]) -> int:
+        """Teach the index the labels made under another model (the embedded one, before the default could
+        be downloaded): each labelled photo not in ``known`` (those with an embedding under this model) whose
+        file is still there is embedded again. Labels are never lost by changing models. Returns how many."""
+        missing = {pid: cat for pid, cat in self.state.current_labels().items() if pid not in known}
+        learned = 0
+        for photo_id, category in missing.items():
+            record = self.state.photo(photo_id)
+            path = (self.library / record.library_path if record and record.library_path
+                    else Path(record.source_path) if record else None)
+            if path is None or not path.is_file():
+                continue
+            found, embedding, _ = self._photo_for_label(path)
+            if found == photo_id and embedding is not None:
+                self.index.upsert(photo_id, embedding, category)
+                learned += 1
+        if learned:
+            self.index.save(self.index_path)
+            self.knn.labels_changed()
+            log.info("learned %d of %d labels again with model %s (they were given under another model)",
+                     learned, len(missing), self.embedder.spec.name)
+        return learned
+
     def _apply_label(self, photo_id: int, embedding: np.ndarray, category: str, source: str, detail: str, *,
                      move: bool) -> None:
         record = self.state.photo(photo_id)

@@ -170,3 +170,17 @@ def test_status_says_a_library_does_not_exist_and_counts_nothing(tmp_path: Path)
     assert status.returncode == 0, status.stderr
     assert f"the library {tmp_path / 'nowhere'} does not exist" in status.stdout
     assert "photos in the library" not in status.stdout
+
+
+def test_labels_given_under_the_embedded_model_are_learned_again_by_the_next_one(
+        tmp_path: Path, tiny_model: Path, tiny_clip: Path) -> None:
+    inbox, library, data = tmp_path / "inbox", tmp_path / "library", tmp_path / "data"
+    write_photo(inbox, "red.jpg", (220, 20, 20))
+    assert run_cli("sort", inbox, "--library", library, "--data", data, "--model", tiny_model).returncode == 0
+    (photo,) = files_under(library)
+    assert run_cli("label", photo, "beer", "--data", data).returncode == 0  # library and model: saved
+    (tmp_path / "empty").mkdir()
+    switched = run_cli("sort", tmp_path / "empty", "--data", data, "--model", tiny_clip)
+    assert "learned 1 of 1 labels again with model" in switched.stderr, switched.stderr
+    again = run_cli("sort", tmp_path / "empty", "--data", data, "--model", tiny_clip)
+    assert "labels again" not in again.stderr  # once

@@ -109,7 +109,8 @@ def open_model(settings: Settings) -> ModelSpec:
         spec = resolve_model(EMBEDDED_MODEL, settings.model_cache_dir)
         log.warning("model %s could not be had (%s); sorting with %s, which ships with photosorter (MobileNetV2 "
                     "8-bit, ImageNet classes: less accurate than %s). To use %s: run photosorter init --model %s "
-                    "when online, or set model_base_url to a mirror, or model to a folder holding its files",
+                    "when online (labels given until then come along), or set model_base_url to a mirror, or "
+                    "model to a folder holding its files",
                     DEFAULT_MODEL, exc.message, EMBEDDED_MODEL, DEFAULT_MODEL, DEFAULT_MODEL, DEFAULT_MODEL)
         if "model" not in read_saved(settings.library.data):
             save_settings(settings.library.data, {"model": EMBEDDED_MODEL})
@@ -136,12 +137,14 @@ def build_sorter(settings: Settings, state: SqliteState,
             index.save(index_path)
             log.info("rebuilt kNN index from %d labels", len(labelled))
     files = LocalFiles(settings.library.settle_seconds, atomic=(settings.library.data,))  # iCloud's incoming: whole
-    return Sorter(settings=settings, state=state, files=files, decoder=decode_image, embedder=embedder,
-                  prior=prior, index=index, index_path=index_path, on_sorted=on_sorted,
-                  faces=build_face_stage(settings, state, required=faces_required, lifetime=lifetime),
-                  previews=PreviewFolder(preview_folder(settings)), file_hints=read_file_hints,
-                  text_coverage=OnnxTextDetector(threads=settings.model.threads).coverage
-                  if settings.classify.text_signal else None)
+    sorter = Sorter(settings=settings, state=state, files=files, decoder=decode_image, embedder=embedder,
+                    prior=prior, index=index, index_path=index_path, on_sorted=on_sorted,
+                    faces=build_face_stage(settings, state, required=faces_required, lifetime=lifetime),
+                    previews=PreviewFolder(preview_folder(settings)), file_hints=read_file_hints,
+                    text_coverage=OnnxTextDetector(threads=settings.model.threads).coverage
+                    if settings.classify.text_signal else None)
+    sorter.relearn_labels({photo_id for photo_id, _, _ in labelled})  # after a change of model
+    return sorter
 
 
 def print_report(report: RunReport) -> None:
