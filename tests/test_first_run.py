@@ -184,3 +184,15 @@ def test_labels_given_under_the_embedded_model_are_learned_again_by_the_next_one
     assert "learned 1 of 1 labels again with model" in switched.stderr, switched.stderr
     again = run_cli("sort", tmp_path / "empty", "--data", data, "--model", tiny_clip)
     assert "labels again" not in again.stderr  # once
+
+
+def test_status_all_lists_every_setting_with_its_source_and_no_secret(tmp_path: Path) -> None:
+    from photosorter.config import OPTIONS
+
+    status = run_cli("status", "--all", "--data", tmp_path, env={"PHOTOSORTER_MQTT_PASSWORD": "hunter2-secret",
+                                                                   "PHOTOSORTER_KNN_K": "7"})
+    assert status.returncode == 0, status.stderr
+    assert all(f"\n  {o.key}: " in status.stdout for o in OPTIONS)
+    assert "  knn_k: 7  (PHOTOSORTER_KNN_K in the environment)" in status.stdout
+    assert "  mqtt_password: ***  (PHOTOSORTER_MQTT_PASSWORD in the environment)" in status.stdout
+    assert "hunter2" not in status.stdout + status.stderr

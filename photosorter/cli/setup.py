@@ -9,7 +9,7 @@ from pathlib import Path
 
 from photosorter.adapters.state import SqliteState
 from photosorter.cli.commands import Options, described
-from photosorter.config import STATE_FILE, Settings, read_saved, save_settings, saved_path
+from photosorter.config import OPTIONS, STATE_FILE, Settings, read_saved, save_settings, saved_path
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +26,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], opti
                       help="folder that photosorter sort (with no INBOX) and photosorter run sort from")
     init.set_defaults(handler=run_init)
     status = commands.add_parser("status", parents=options.everything, **described("status"))
+    status.add_argument("--all", action="store_true", dest="every_setting",
+                        help="list every setting with its value and where it came from (secrets as ***)")
     status.set_defaults(handler=run_status)
 
 
@@ -52,9 +54,25 @@ def _value(settings: Settings, key: str) -> str:
     return str(value) if str(value) else "(none)"
 
 
+def setting_lines(settings: Settings) -> list[str]:
+    """Every option as ``key: value  (source)``; secrets print as ***, categories by name."""
+    lines = []
+    for option in OPTIONS:
+        value = getattr(getattr(settings, option.section), option.name)
+        if option.key == "categories":
+            value = ", ".join(c.name for c in value)
+        elif isinstance(value, tuple):
+            value = ", ".join(map(str, value))
+        lines.append(f"  {option.key}: {value if str(value) else '(empty)'}  ({settings.source_of(option.key)})")
+    return lines
+
+
 def run_status(args: argparse.Namespace, settings: Settings) -> int:
     for key, title in SHOWN:
         print(f"{title}: {_value(settings, key)}  ({settings.source_of(key)})")
+    if args.every_setting:
+        print("every setting:")
+        print("\n".join(setting_lines(settings)))
     library_exists = settings.library.path.is_dir()
     if not library_exists:
         print(f"the library {settings.library.path} does not exist (yet): photosorter sort INBOX creates it")
