@@ -4,13 +4,16 @@ camera photos by their EXIF; and how that moves the category distribution."""
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 from photosorter.adapters.filemeta import read_file_hints
 from photosorter.core.faces import FaceKind, FaceVerdict
 from photosorter.core.signals import FileHints, Signals, adjust_for_file, apply_signals
+from tests.conftest import shared_path
+from tests.test_sort_folder import files_under, run_cli
 
 NAMES = ("screenshot", "people", "text", "myfitnesspal", "other")
 
@@ -67,3 +70,22 @@ def test_prominent_faces_outweigh_a_screenshot_comment() -> None:
     dist = np.asarray([0.05, 0.9, 0.02, 0.01, 0.02])  # a macOS screenshot of a portrait
     signals = Signals(faces=FaceVerdict(FaceKind.PEOPLE, -1.0, 0.1), file=FileHints(screenshot_comment=True))
     assert apply_signals(dist, NAMES, signals).argmax() == NAMES.index("people")
+
+
+def test_a_phone_screenshot_png_is_sorted_as_a_screen(tmp_path: Path) -> None:
+    """End to end with the real model: an iPhone-sized PNG (no camera EXIF) of a MyFitnessPal-like diary.
+    The same picture at another size goes to animal (score 0.32): the file's size and format decide."""
+    screen = Image.new("RGB", (1170, 2532), "white")
+    draw = ImageDraw.Draw(screen)
+    font = ImageFont.load_default(size=60)
+    draw.rectangle((0, 0, 1170, 200), fill=(0, 102, 238))
+    draw.text((60, 70), "MyFitnessPal  Diary", fill="white", font=font)
+    for row, line in enumerate(("Calories Remaining", "Goal 2,000  Food 1,240", "Breakfast 420", "Lunch 610")):
+        draw.text((60, 330 + 260 * row), line, fill=(30, 30, 30), font=font)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    screen.save(inbox / "IMG_0001.PNG")
+    done = run_cli("sort", inbox, "--library", tmp_path / "library", "--data", tmp_path / "data",
+                   "--model", shared_path("models", "mobilenet-v2"))
+    assert done.returncode == 0, done.stderr
+    assert [p.parent.name for p in files_under(tmp_path / "library")] in (["screenshot"], ["myfitnesspal"])
