@@ -196,3 +196,20 @@ def test_status_all_lists_every_setting_with_its_source_and_no_secret(tmp_path: 
     assert "  knn_k: 7  (PHOTOSORTER_KNN_K in the environment)" in status.stdout
     assert "  mqtt_password: ***  (PHOTOSORTER_MQTT_PASSWORD in the environment)" in status.stdout
     assert "hunter2" not in status.stdout + status.stderr
+
+
+def test_sort_label_and_status_run_with_deprecation_warnings_as_errors(tmp_path: Path, tiny_model: Path) -> None:
+    """What Python 3.12 and 3.13 deprecate (datetime.utcnow, sqlite3's default adapters, asyncio's implicit
+    loops) would fail here first: the commands run with -W error::DeprecationWarning."""
+    write_photo(tmp_path / "in", "a.jpg", (120, 90, 60))
+    common = ["--library", str(tmp_path / "lib"), "--data", str(tmp_path / "data"), "--model", str(tiny_model)]
+    strict = [sys.executable, "-W", "error::DeprecationWarning", "-m", "photosorter"]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
+
+    def run(*argv: str) -> None:
+        result = subprocess.run([*strict, *argv], capture_output=True, text=True, timeout=120, env=env)
+        assert result.returncode == 0 and "Deprecat" not in result.stderr, result.stderr
+
+    run("sort", str(tmp_path / "in"), *common)
+    run("label", *map(str, files_under(tmp_path / "lib")), "food", *common)
+    run("status", "--all", *common[:4])
