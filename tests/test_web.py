@@ -8,6 +8,8 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -234,3 +236,15 @@ def test_a_photo_shows_its_best_categories_and_its_nearest_labelled_photos(setti
     assert status == 200 and details["label"] is None and 1 <= len(details["top"]) <= 3
     assert {n["id"] for n in details["neighbours"]} == {p["id"] for p in photos[:3]}
     assert all(n["category"] == "food" for n in details["neighbours"]) and missing == 404
+
+
+def test_a_change_waiting_for_a_busy_sorter_is_called_off_with_503_and_never_applied(settings: Settings) -> None:
+    worker, release = ThreadPoolExecutor(max_workers=1), threading.Event()
+    worker.submit(release.wait)  # the sorter is busy (another process holds the library, a long sort)
+    with serving(settings, worker=worker, sorter_wait_s=0.5) as page:
+        status, queue = page.get_json("/api/queue")
+        photo = queue["items"][0]
+        posted, answer = page.post("/api/label", {"id": photo["id"], "category": "beer", "version": photo["version"]})
+        release.set()
+    assert status == 200 and posted == 503 and "busy" in answer["error"]
+    assert labels(settings) == []

@@ -74,12 +74,13 @@ class Page:
 
 
 @contextmanager
-def serving(settings: Settings, *, open_page: bool = True) -> Iterator[Page]:
+def serving(settings: Settings, *, open_page: bool = True, worker: ThreadPoolExecutor | None = None,
+            sorter_wait_s: float = 30.0) -> Iterator[Page]:
     """``photosorter web`` in this process on a free port: the real app, sorter and state file."""
     state = open_state(settings)
     sorter = build_sorter(settings, state)
-    worker = ThreadPoolExecutor(max_workers=1)
-    server = start_web(settings, sorter, worker.submit, port=0)
+    worker = worker or ThreadPoolExecutor(max_workers=1)
+    server = start_web(settings, sorter, worker.submit, port=0, sorter_wait_s=sorter_wait_s)
     try:
         page = Page(server.port)
         if open_page:

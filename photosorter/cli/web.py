@@ -46,7 +46,7 @@ def under_supervisor() -> bool:
 
 def start_web(settings: Settings, sorter: Sorter, submit: Submit, *, port: int | None = None,
               status: Callable[[], StatusSnapshot] | None = None,
-              submit_code: Callable[[str], AuthState] | None = None) -> WebServer:
+              submit_code: Callable[[str], AuthState] | None = None, sorter_wait_s: float = 30.0) -> WebServer:
     """Start the page on its own thread; changes go through ``submit`` to the sorter's thread."""
     path = settings.library.data / STATE_FILE
     reader, catalog, labels, points = SqliteState(path), SqliteCatalog(path), SqliteCatalog(path), SqliteCatalog(path)
@@ -55,7 +55,7 @@ def start_web(settings: Settings, sorter: Sorter, submit: Submit, *, port: int |
         catalog=catalog, thumbnails=ThumbnailFolder(settings.library.data / "thumbs", decode_image),
         library=settings.library.path, model_id=sorter.model_id, runs_log=runs_log(settings), status=status,
         submit_code=submit_code, allowed_remotes=frozenset({INGRESS_PROXY}) if under_supervisor() else None,
-        map_source=points)
+        map_source=points, sorter_wait_s=sorter_wait_s)
     server = WebServer(build_app(context), settings.web.host, port if port is not None else settings.web.port)
     server.on_stop += [reader.close, catalog.close, labels.close, points.close]
     try:

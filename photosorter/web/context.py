@@ -70,6 +70,7 @@ class WebContext:
     submit_code: Callable[[str], AuthState] | None = None  # the 2FA code path MQTT and the CLI use
     allowed_remotes: frozenset[str] | None = None  # None: anyone who reaches the port (standalone)
     map_source: Catalog | None = None  # a connection of the map's own (it is made on a worker thread)
+    sorter_wait_s: float = 30.0  # how long a change waits for a busy sorter before it is called off
 
     @property
     def names(self) -> tuple[str, ...]:

@@ -73,8 +73,16 @@ def add_routes(app: web.Application, context: web.AppKey[WebContext], token: web
 
 # helpers ------------------------------------------------------------------------------------------------
 async def on_sorter(context: WebContext, work: Callable[[], Any]) -> Any:
-    """Run a change (or a look at the index) on the sorter's thread and wait for it."""
-    return await asyncio.wrap_future(context.submit(work))
+    """Run a change (or a look at the index) on the sorter's thread and wait for it; when the sorter stays
+    busy (another process holds the library), the change is called off and the page is told so."""
+    future = context.submit(work)
+    try:
+        return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), context.sorter_wait_s)
+    except TimeoutError:
+        if future.cancel():  # not started: it never will be
+            raise RequestError("photosorter is busy (sorting, or another command holds the library); nothing "
+                               "changed, try again in a moment", status=503) from None
+        return await asyncio.wrap_future(future)  # already under way: its answer comes
 
 
 async def body(request: web.Request) -> dict[str, Any]:
