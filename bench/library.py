@@ -64,8 +64,11 @@ def library_rows(count: int, model: Path, work: Path, mqtt_port: int | None) -> 
         counts = state.library_counts()
         today = dt.datetime.now().replace(hour=0, minute=0, second=0).timestamp()
         sorted_today = state.sorted_since(today)
-    row(f"library {count // 1000}k photos: status command / daemon status snapshot",
-        f"{status[0] * 1000:7.0f} ms / {snapshot[0] * 1000:6.1f} ms")
+    with timed() as again:  # the next loop, nothing changed in between
+        state.library_counts()
+        state.sorted_since(today)
+    row(f"library {count // 1000}k photos: status command / daemon status snapshot, first / unchanged",
+        f"{status[0] * 1000:7.0f} ms / {snapshot[0] * 1000:6.1f} / {again[0] * 1000:5.2f} ms")
     if mqtt_port:
         from photosorter.cli.mqtt import open_publisher
 
