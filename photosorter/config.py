@@ -482,27 +482,33 @@ def read_saved(data: Path) -> dict[str, Any]:
     path = saved_path(data)
     try:
         saved = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return {}
-    except (OSError, ValueError) as exc:
-        raise ConfigError([f"{path}: not readable JSON ({exc}); fix it or delete it and run photosorter init"]) from exc
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read saved settings ({exc.strerror or exc})"]) from exc
+    except ValueError as exc:
+        raise ConfigError([f"{path}: not valid JSON ({exc}); fix it or delete it and run photosorter init"]) from exc
     if not isinstance(saved, dict):
         raise ConfigError([f"{path}: must hold a JSON object; delete it and run photosorter init"])
     return saved
 
 
 def save_settings(data: Path, values: Mapping[str, Any]) -> Path:
-    """Merge ``values`` into the data folder's saved settings (private: 0700 folder, 0600 file)."""
-    data.mkdir(parents=True, exist_ok=True, mode=0o700)
+    """Merge ``values`` into the data folder's saved settings (private: 0700 folder, 0600 file); a
+    ``ConfigError`` when the folder cannot be written."""
     path = saved_path(data)
     merged = read_saved(data) | {k: str(v) for k, v in values.items() if k in SAVED_KEYS and v not in (None, "")}
     tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        out.write(json.dumps(merged, indent=1, sort_keys=True) + "\n")
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(tmp, path)
+    try:
+        data.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(json.dumps(merged, indent=1, sort_keys=True) + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise ConfigError([f"data: cannot save settings in {path}: {exc.strerror or exc}"]) from exc
     return path
 
 

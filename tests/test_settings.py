@@ -117,3 +117,11 @@ def test_each_setting_knows_where_it_came_from(tmp_path: Path) -> None:
         "inbox": f"options ({options})", "knn_k": f"PHOTOSORTER_KNN_K in .env ({dotenv})",
         "data": "PHOTOSORTER_DATA in the environment", "crop": "default"}
     assert oct((data / "settings.json").stat().st_mode & 0o777) == "0o600"
+
+
+def test_settings_that_cannot_be_saved_say_where_and_why(tmp_path: Path) -> None:
+    from photosorter.config import save_settings
+
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(ConfigError, match=r"data: cannot save settings in .*a-file/data/settings.json"):
+        save_settings(tmp_path / "a-file" / "data", {"model": "mobilenet-v2"})

@@ -89,6 +89,15 @@ def build_face_stage(settings: Settings, state: SqliteState, *, required: bool =
                      data_dir=settings.library.data, me_threshold=settings.faces.me_threshold)
 
 
+def remember(settings: Settings, values: dict[str, str]) -> Path | None:
+    """Save choices for later commands; a data folder that cannot be written only costs a warning here."""
+    try:
+        return save_settings(settings.library.data, values)
+    except ConfigError as exc:
+        log.warning("%s; later commands need the same flags", exc.message)
+        return None
+
+
 def chose_model(settings: Settings) -> bool:
     """Whether the person picked the model (flag, environment, .env, saved), rather than taking the default
     (the add-on's options list every option, so a default value there counts as not chosen)."""
@@ -107,13 +116,13 @@ def open_model(settings: Settings) -> ModelSpec:
         if chose_model(settings) or settings.model.name != DEFAULT_MODEL:
             raise
         spec = resolve_model(EMBEDDED_MODEL, settings.model_cache_dir)
-        log.warning("model %s could not be had (%s); sorting with %s, which ships with photosorter (MobileNetV2 "
+        log.warning("model %s is not available (%s); sorting with %s, which ships with photosorter (MobileNetV2 "
                     "8-bit, ImageNet classes: less accurate than %s). To use %s: run photosorter init --model %s "
                     "when online (labels given until then come along), or set model_base_url to a mirror, or "
                     "model to a folder holding its files",
                     DEFAULT_MODEL, exc.message, EMBEDDED_MODEL, DEFAULT_MODEL, DEFAULT_MODEL, DEFAULT_MODEL)
         if "model" not in read_saved(settings.library.data):
-            save_settings(settings.library.data, {"model": EMBEDDED_MODEL})
+            remember(settings, {"model": EMBEDDED_MODEL})
         return spec
 
 
@@ -208,9 +217,10 @@ def run_sort(args: argparse.Namespace, settings: Settings) -> int:
         state.close()
     if first:  # the first sort remembers its choices, so the next commands need no flags
         values = chosen_values(settings, inbox=inbox, library=settings.library.path)
-        path = save_settings(settings.library.data, values)
-        log.info("saved %s to %s: later commands use them (change with photosorter init)",
-                 ", ".join(sorted(values)), path)
+        path = remember(settings, values)
+        if path is not None:
+            log.info("saved %s to %s: later commands use them (change with photosorter init)",
+                     ", ".join(sorted(values)), path)
     return 0
 
 
