@@ -17,7 +17,7 @@ import numpy as np
 from photosorter.core.asking import order_to_ask
 from photosorter.core.categories import FALLBACK
 from photosorter.core.classify import blend, decide, knn_evidence_matrix, label_reliability, label_trust
-from photosorter.core.metrics import accuracy, per_category
+from photosorter.core.metrics import accuracy, knn_vote_matrix, per_category
 from photosorter.core.placement import UNSURE_FOLDER
 from photosorter.core.similarity import SimilarityScale, similarity_scale
 
@@ -139,19 +139,24 @@ def leave_one_source_out(data: Sortable, categories: Sequence[str], knn_k: int, 
     sources = sorted(set(data.sources))
     configured_pred: list[str] = [""] * len(data.labels)
     chosen_pred: list[str] = [""] * len(data.labels)
+    knn_pred: list[str] = [""] * len(data.labels)
     chosen_log = []
     for source in sources:
         test_rows = np.flatnonzero(np.asarray(data.sources) == source)
         train_rows = np.flatnonzero(np.asarray(data.sources) != source)
         train = data.rows(train_rows)
         dists = distributions(data.rows(test_rows), train, categories, knn_k, trust_labels, scale)
+        votes = knn_vote_matrix(train.embeddings, train.labels, data.embeddings[test_rows], knn_k, categories)
+        for row, vote in zip(test_rows, votes, strict=True):
+            knn_pred[row] = categories[int(np.argmax(vote))]  # the neighbours alone, however far
         thresholds = inner_thresholds(train, categories, knn_k, trust_labels, scale, with_labels=True)
         chosen_log.append((thresholds.unsure_margin, thresholds.other_min_score))
         for row, a, b in zip(test_rows, decisions(dists, categories, configured),
                              decisions(dists, categories, thresholds), strict=True):
             configured_pred[row], chosen_pred[row] = a, b
     margins, floors = zip(*chosen_log, strict=True)
-    return {"sources": len(sources), "blend": scores(data.labels, configured_pred, categories),
+    return {"sources": len(sources), "knn": scores(data.labels, knn_pred, categories),
+            "blend": scores(data.labels, configured_pred, categories),
             "blend_inner_thresholds": scores(data.labels, chosen_pred, categories),
             "inner_thresholds": {"unsure_margin_median": float(np.median(margins)),
                                  "other_min_score_median": float(np.median(floors))}}

@@ -78,7 +78,7 @@ def test_asking_is_measured_against_random_labels(shared_run: tuple[dict[str, ob
 def test_leave_one_source_out_keeps_each_source_on_one_side(shared_run: tuple[dict[str, object], Path, Path]) -> None:
     loso = shared_run[0]["loso"]
     assert loso["sources"] == 7  # type: ignore[index]  # source_repo of ../shared/eval/manifest.csv
-    assert loso["blend"]["photos"] == 197  # type: ignore[index]
+    assert loso["blend"]["photos"] == loso["knn"]["photos"] == 197  # type: ignore[index]
 
 
 def test_json_has_each_method_with_accuracy_and_per_category(

@@ -194,6 +194,7 @@ def print_protocols(result: dict[str, Any]) -> None:
     five = loop["labels_per_category"].index(5) if 5 in loop["labels_per_category"] else -1
     columns: list[tuple[str, dict[str, Any]]] = [
         ("zero-shot", result["zero_shot_signals"]),
+        ("LOSO kNN", result["loso"]["knn"]),
         ("LOSO", result["loso"]["blend"]),
         ("LOSO*", result["loso"]["blend_inner_thresholds"]),
     ]
