@@ -432,6 +432,7 @@ class Settings:
 DEFAULT_SOURCE = "default"
 SAVED_FILE = "settings.json"
 STATE_FILE = "state.sqlite3"  # photos, labels, embeddings, the move journal: <data>/state.sqlite3
+HEARTBEAT_FILE = "heartbeat"  # the daemon touches it every loop; photosorter health reads its age
 SAVED_KEYS = ("library", "inbox", "model", "face_model")  # what init and the first sort remember
 # PHOTOSORTER_ variables that are not options: the iCloud endpoint override, and the test suite's own.
 OTHER_VARIABLES = ("PHOTOSORTER_ICLOUD_SERVER", "PHOTOSORTER_SHARED", "PHOTOSORTER_EXPORT_PYTHON",

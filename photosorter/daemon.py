@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from photosorter.config import Settings
+from photosorter.config import HEARTBEAT_FILE, Settings
 from photosorter.core.drift import DriftReport
 from photosorter.core.schedule import Timer, local_day_start, next_daily
 from photosorter.errors import AuthRequiredError, PhotosorterError
@@ -35,7 +35,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-HEARTBEAT_FILE = "heartbeat"
 MAX_SLEEP_S = 30.0
 REPLY_POLL_S = 300.0
 DIGEST_CHECK_S = 60.0

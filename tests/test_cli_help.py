@@ -50,7 +50,7 @@ def test_options_are_offered_only_where_they_apply(command: str, absent: str) ->
     assert absent not in options and "--log-level" in options
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["status", "--data", "{tmp}"]])
+@pytest.mark.parametrize("argv", [["--help"], ["status", "--data", "{tmp}"], ["health", "--data", "{tmp}"]])
 def test_help_and_status_import_none_of_the_heavy_libraries(argv: list[str], tmp_path: Path) -> None:
     code = ("import sys\nfrom photosorter.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
             f"print(sorted(m for m in sys.modules if m.startswith({HEAVY!r})))")

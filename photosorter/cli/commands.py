@@ -51,7 +51,7 @@ COMMANDS: dict[str, Command] = {
                    ("photosorter run", "photosorter run --options /data/options.json   # as the add-on does")),
     "web": Command("web", "serve the web page (review, library, map, health) without the daemon",
                    ("photosorter web --port 8099",)),
-    "health": Command("run", "exit 0 while a running daemon's loop is alive (the add-on's health check)",
+    "health": Command("health", "exit 0 while a running daemon's loop is alive (the add-on's health check)",
                       ("photosorter health --data /data",)),
     "evaluate": Command("evaluate", "score zero-shot, kNN and blend on DIR/<category>/* photos",
                         ("photosorter evaluate ~/labelled --json results.json", "photosorter evaluate --compare")),

@@ -16,8 +16,8 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from photosorter.adapters.icloud import IcloudSource
 from photosorter.cli.commands import Options, described
 from photosorter.cli.library import build_sorter, open_state, preview_folder, print_report
 from photosorter.config import STATE_FILE, Settings
@@ -25,6 +25,9 @@ from photosorter.core.companions import VIDEOS_FOLDER
 from photosorter.errors import ConfigError, SourceUnavailableError
 from photosorter.ports import Controls
 from photosorter.records import AuthState, RunReport
+
+if TYPE_CHECKING:  # pyicloud takes a quarter of a second to import: only when a source is opened
+    from photosorter.adapters.icloud import IcloudSource
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +54,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], opti
 
 
 def open_source(settings: Settings) -> IcloudSource | None:
+    from photosorter.adapters.icloud import IcloudSource
+
     """The iCloud source for these settings, or None when no Apple ID is set."""
     if not settings.icloud.enabled:
         return None

@@ -1,4 +1,4 @@
-"""``photosorter run`` (the daemon the add-on starts) and ``photosorter health`` (its HEALTHCHECK)."""
+"""``photosorter run``: the daemon the add-on starts (``photosorter health``, its HEALTHCHECK, is in ``health``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import logging
 import os
 import signal
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
@@ -22,8 +21,8 @@ from photosorter.cli.library import build_sorter, library_folders, model_lifetim
 from photosorter.cli.mail import build_mail, watch_replies
 from photosorter.cli.mqtt import open_publisher
 from photosorter.cli.web import start_web
-from photosorter.config import Settings
-from photosorter.daemon import HEARTBEAT_FILE, Daemon, SystemClock
+from photosorter.config import HEARTBEAT_FILE, Settings
+from photosorter.daemon import Daemon, SystemClock
 from photosorter.drift import check_drift
 from photosorter.errors import StateError
 from photosorter.mailflow import MailFlow
@@ -32,14 +31,9 @@ from photosorter.ports import Controls, Labeller, PhotoSource, Publisher
 
 log = logging.getLogger(__name__)
 
-HEALTHY_WITHIN_S = 300.0
-
-
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], options: Options) -> None:
     run = commands.add_parser("run", parents=options.everything, **described("run"))
     run.set_defaults(handler=run_daemon)
-    health = commands.add_parser("health", parents=options.only("data"), **described("health"))
-    health.set_defaults(handler=run_health)
 
 
 def local_zone() -> ZoneInfo:
@@ -138,17 +132,3 @@ def _run_daemon(settings: Settings) -> int:
         # a clean stop is not a live daemon: health says so at once, not after HEALTHY_WITHIN_S
         (settings.library.data / HEARTBEAT_FILE).unlink(missing_ok=True)
         log.info("stopped")
-
-
-def run_health(args: argparse.Namespace, settings: Settings) -> int:
-    heartbeat = settings.library.data / HEARTBEAT_FILE
-    try:
-        age = time.time() - heartbeat.stat().st_mtime
-    except OSError:
-        print(f"unhealthy: no heartbeat at {heartbeat}: the daemon (photosorter run) is not running")
-        return 1
-    if age > HEALTHY_WITHIN_S:
-        print(f"unhealthy: last heartbeat {age:.0f} s ago")
-        return 1
-    print(f"healthy: last heartbeat {age:.0f} s ago")
-    return 0
