@@ -8,10 +8,10 @@ MQTT status publish to a real mosquitto, and the digest (``photosorter digest --
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import datetime as dt
 import io
+import logging
 import time
 from pathlib import Path
 
@@ -19,8 +19,7 @@ import numpy as np
 
 from bench.common import RSS, row, timed
 from photosorter.adapters.state import SqliteState
-from photosorter.cli.mail import run_digest
-from photosorter.cli.setup import run_status
+from photosorter.cli import main as photosorter_cli
 from photosorter.config import load_settings
 from photosorter.records import AuthState, StatusSnapshot
 
@@ -56,9 +55,10 @@ def library_rows(count: int, model: Path, work: Path, mqtt_port: int | None) -> 
     size = (settings.library.data / "state.sqlite3").stat().st_size
     row(f"library {count // 1000}k photos: state database", f"{size / 1e6:6.1f} MB (embeddings {EMBEDDING_DIM}-d "
         f"float32: {count * EMBEDDING_DIM * 4 / 1e6:.0f} MB of it; filled in {filling[0]:.1f} s)")
-    args = argparse.Namespace(dry_run=True, out=work / "digests")
-    with contextlib.redirect_stdout(io.StringIO()), timed() as status:
-        run_status(args, settings)
+    common = ["--library", str(work / "library"), "--data", str(work / "data"), "--model", str(model)]
+    with contextlib.redirect_stdout(io.StringIO()), timed() as status:  # the command, in this process
+        assert photosorter_cli(["status", *common]) == 0
+    logging.getLogger().setLevel(logging.WARNING)  # the command set up logging for itself
     state = SqliteState(settings.library.data / "state.sqlite3")
     with timed() as snapshot:  # what Daemon.status() reads each loop
         counts = state.library_counts()
@@ -88,6 +88,6 @@ def library_rows(count: int, model: Path, work: Path, mqtt_port: int | None) -> 
     state.close()
     RSS.reset()
     with contextlib.redirect_stdout(io.StringIO()), timed() as digest:
-        run_digest(args, settings)
+        assert photosorter_cli(["digest", "--dry-run", "--out", str(work / "digests"), *common]) == 0
     row(f"library {count // 1000}k photos: digest (dry run)", f"{digest[0] * 1000:7.0f} ms  peak RSS "
                                                                 f"{RSS.peak_mb:5.0f} MB")
