@@ -55,16 +55,22 @@ def read_runs(log_path: Path) -> list[dict[str, Any]]:
 
 
 def compare_table(runs: list[dict[str, Any]]) -> str:
-    header = (f"{'date':<20}{'model':<22}{'dataset':<18}{'crop':<8}{'zero-shot':>10}{'kNN':>7}{'blend':>7}"
-              "  curve (blend)")
+    """One line per run: what it was (date, model, data, git revision) and its headline figures."""
+    header = (f"{'date':<20}{'model':<18}{'dataset':<18}{'git':<14}{'zero-shot':>10}{'LOSO':>7}{'loop5':>7}"
+              f"{'cross':>7}{'unsure':>7}  blend curve")
     lines = [header]
     for run in runs:
         curve = run.get("labels_curve", {})
         points = " ".join(f"{n}:{a:.2f}" for n, a in zip(curve.get("labels_per_category", []),
                                                           curve.get("blend", []), strict=False))
-        lines.append(f"{run.get('date', '')[:19]:<20}{str(run.get('model', ''))[:21]:<22}"
-                     f"{str(run.get('dataset_hash', ''))[:16]:<18}{run.get('settings', {}).get('crop', ''):<8}"
-                     f"{run.get('zero_shot', 0):>10.3f}{run.get('knn', 0):>7.3f}{run.get('blend', 0):>7.3f}  {points}")
+        loop = run.get("user_loop") or []
+        figures = [run.get("zero_shot_signals", run.get("zero_shot")), run.get("loso"),
+                   loop[2] if len(loop) > 2 else None, run.get("cross_set")]
+        cells = "".join(f"{value:>{width}.3f}" if isinstance(value, float) else f"{'-':>{width}}"
+                        for value, width in zip(figures, (10, 7, 7, 7), strict=True))
+        lines.append(f"{run.get('date', '')[:19]:<20}{str(run.get('model', ''))[:17]:<18}"
+                     f"{str(run.get('dataset_hash', ''))[:16]:<18}{str(run.get('git_revision', ''))[:12]:<14}"
+                     f"{cells}{run.get('unsure', '-')!s:>7}  {points}")
     return "\n".join(lines)
 
 

@@ -110,6 +110,7 @@ def test_run_record_png_and_runs_log(shared_run: tuple[dict[str, object], Path, 
     assert main(["evaluate", "--compare", "--data", str(data)]) == 0
     table = capsys.readouterr().out
     assert "mobilenet-v2" in table and run["dataset_hash"] in table  # type: ignore[index]
+    assert "LOSO" in table and f"{result['zero_shot_signals']['accuracy']:.3f}" in table  # type: ignore[index]
     logged = json.loads((data / "evaluations.jsonl").read_text().splitlines()[-1])
     assert {"git_revision", "settings", "loso", "user_loop", "cross_set", "zero_shot_signals"} <= set(logged)
 
