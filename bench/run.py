@@ -195,7 +195,7 @@ def main() -> None:
                                                      (f"12 MP HEIC ({len(heics)})", heics),
                                                      (f"PNG screenshots ({len(screens)})", screens))):
                 compare_sort(f"CLIP-shaped, {name}", items, clip, work / f"clip-{number}", cores,
-                             faces if items is jpegs else "off", model_only_ms=model_ms)
+                             faces if items is jpegs else "off", model_only_cpu_ms=model_ms)
             memory_rows(clip, faces, "CLIP-shaped + faces", eval_photos[:60], work / "mem-clip", cores)
         memory_rows(args.model, "off", "MobileNetV2", eval_photos[:60], work / "mem-mnv2", cores)
         if faces != "off":

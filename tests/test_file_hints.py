@@ -7,7 +7,8 @@ import io
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+import pytest
+from PIL import Image, ImageDraw, ImageFont, PngImagePlugin
 
 from photosorter.adapters.filemeta import read_file_hints
 from photosorter.core.faces import FaceKind, FaceVerdict
@@ -89,3 +90,30 @@ def test_a_phone_screenshot_png_is_sorted_as_a_screen(tmp_path: Path) -> None:
                    "--model", shared_path("models", "mobilenet-v2"))
     assert done.returncode == 0, done.stderr
     assert [p.parent.name for p in files_under(tmp_path / "library")] in (["screenshot"], ["myfitnesspal"])
+
+
+def _chunks(data: bytes) -> list[bytes]:
+    chunks, offset = [], 8
+    while offset < len(data):
+        length = int.from_bytes(data[offset:offset + 4], "big")
+        chunks.append(data[offset:offset + 12 + length])
+        offset += 12 + length
+    return chunks
+
+
+def test_a_png_is_read_for_hints_without_decoding_its_pixels(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_decoding(self: PngImagePlugin.PngImageFile) -> None:
+        raise AssertionError("the pixels were decoded")
+
+    monkeypatch.setattr(PngImagePlugin.PngImageFile, "load", no_decoding)
+    assert read_file_hints(_image((1170, 2532), "PNG")) == FileHints(screen_size=True, png=True)
+
+
+def test_exif_after_a_pngs_pixels_is_still_found() -> None:
+    data = _image((1170, 2532), "PNG", exif={0x0110: "iPhone 15"})
+    chunks = _chunks(data)
+    exif = next(c for c in chunks if c[4:8] == b"eXIf")
+    rest = [c for c in chunks if c is not exif]
+    moved = data[:8] + b"".join(rest[:-1]) + exif + rest[-1]  # eXIf just before IEND, after the pixels
+    assert moved.find(b"eXIf") > moved.find(b"IDAT")
+    assert read_file_hints(moved).camera
