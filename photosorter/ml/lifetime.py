@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import logging
 import threading
 import time
@@ -23,15 +24,24 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def _trim_heap() -> None:
-    """Give freed heap pages back to the system (glibc's malloc_trim; a no-op elsewhere)."""
-    name = ctypes.util.find_library("c")
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    """The C library, looked up once (find_library runs ldconfig)."""
     try:
-        libc = ctypes.CDLL(name) if name else None
-        if libc is not None and hasattr(libc, "malloc_trim"):
-            libc.malloc_trim(0)
+        return ctypes.CDLL("libc.so.6")
     except OSError:
-        pass
+        name = ctypes.util.find_library("c")
+        try:
+            return ctypes.CDLL(name) if name else None
+        except OSError:
+            return None
+
+
+def _trim_heap() -> None:
+    """Give freed heap pages back to the system (glibc's malloc_trim; a no-op elsewhere, e.g. musl)."""
+    libc = _libc()
+    if libc is not None and hasattr(libc, "malloc_trim"):
+        libc.malloc_trim(0)
 
 
 class ModelLifetime:
