@@ -41,13 +41,14 @@ class HandEdits:
         """Find photos the person moved, renamed or deleted in the category folders and ``_unsure``; record
         where they are (or that they are gone) and return the edits. Labels are for the caller to apply."""
         watched = (*self.categories, UNSURE_FOLDER)
-        records = [r for r in self.state.library_records()
+        everything = self.state.library_records()
+        missing = [r for r in everything
                    if r.library_path and r.library_path.split("/")[0] in watched
-                   and r.status in (PhotoStatus.PLACED, PhotoStatus.UNSURE)]
-        missing = [r for r in records if not os.path.lexists(self.library / str(r.library_path))]
+                   and r.status in (PhotoStatus.PLACED, PhotoStatus.UNSURE)
+                   and not os.path.lexists(self.library / r.library_path)]
         if not missing:
             return []
-        known = {r.library_path for r in self.state.library_records()}
+        known = {r.library_path for r in everything}
         unknown = [p for p in self.files.library_files(self.library, watched) if p not in known]
         by_name: dict[str, list[str]] = defaultdict(list)
         for path in unknown:
