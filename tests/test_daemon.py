@@ -20,25 +20,10 @@ from photosorter.core.drift import DriftReport
 from photosorter.daemon import Daemon
 from photosorter.errors import PhotosorterError, SinkError, SourceUnavailableError
 from photosorter.records import AuthState, CorrectionEvent, PhotoEvent, StatusSnapshot, SyncProgress
+from tests.clocks import FakeClock
 from tests.conftest import jpeg_bytes
 
 BERLIN = ZoneInfo("Europe/Berlin")
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.seconds = 1000.0
-        self.wall = dt.datetime(2026, 3, 28, 12, 0, tzinfo=dt.UTC)
-
-    def monotonic(self) -> float:
-        return self.seconds
-
-    def now(self) -> dt.datetime:
-        return self.wall
-
-    def advance(self, seconds: float) -> None:
-        self.seconds += seconds
-        self.wall += dt.timedelta(seconds=seconds)
 
 
 class FakeSource:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import time
 from pathlib import Path
 
 import pytest
@@ -157,3 +158,54 @@ def test_the_code_of_a_prompt_sent_before_a_restart_is_taken(fake: FakeICloud, t
     assert after.submit_code(fake.code).ok
     assert fake.prompts == 1
     assert source_at(fake, tmp_path, clock).auth_state().ok
+
+
+# the 2FA paths of 2026: "a code was sent" only when one was ------------------------------------------------
+def test_a_push_bridge_that_does_not_answer_is_never_called_a_sent_code(fake: FakeICloud, tmp_path: Path) -> None:
+    fake.two_factor = "bridge_down"  # Apple offers the trusted-device bridge; its websocket is down
+    source = logged_in_or_waiting(fake, tmp_path)
+    state = source.auth_state()
+    assert not state.ok and fake.prompts == 0
+    assert "sent" not in state.message.replace("no code was requested", "") and "icloud login" in state.message
+    assert fake.count(SIGNIN) == 1
+
+
+def test_a_push_bridge_that_does_not_answer_falls_back_to_sms_and_says_so(fake: FakeICloud, tmp_path: Path) -> None:
+    fake.two_factor = "bridge_down_sms"
+    source = logged_in_or_waiting(fake, tmp_path)
+    state = source.auth_state()
+    assert state.method == "SMS" and "sent by text message" in state.message and fake.prompts == 1
+    assert "could not be reached; sent by SMS" in state.message
+    assert source.submit_code(fake.code).ok
+
+
+@pytest.mark.parametrize(("mode", "sent"), [("sms", True), ("trusted_device", False), ("security_key", False)])
+def test_each_2fa_path_says_a_code_was_sent_only_when_photosorter_asked_for_one(
+        fake: FakeICloud, tmp_path: Path, mode: str, sent: bool) -> None:
+    fake.two_factor = mode
+    state = logged_in_or_waiting(fake, tmp_path).auth_state()
+    assert not state.ok
+    assert ("Apple sent" in state.message) is sent
+    assert fake.prompts == (1 if mode in ("sms", "trusted_device") else 0)
+
+
+def logged_in_or_waiting(fake: FakeICloud, tmp_path: Path) -> IcloudSource:
+    data = tmp_path / "data"
+    return IcloudSource(fake.apple_id, fake.password, data_dir=data, state_path=data / "state.sqlite3",
+                        server=fake.url)
+
+
+# outages ---------------------------------------------------------------------------------------------------------
+def test_a_hanging_sign_in_endpoint_times_out_instead_of_holding_the_sync(fake: FakeICloud, tmp_path: Path) -> None:
+    fake.two_factor = "none"
+    data = tmp_path / "data"
+    source = IcloudSource(fake.apple_id, fake.password, data_dir=data, state_path=data / "state.sqlite3",
+                          server=fake.url, timeout_s=1.0)
+    assert source.auth_state().ok
+    fake.inject("/setup/ws/1/validate", 200, delay_s=30, times=100)  # Apple stops answering
+    before = fake.count("/validate")
+    started = time.monotonic()
+    for _ in range(3):
+        source.auth_state()  # was: waits as long as the server hangs (no timeout on sign-in requests)
+    assert time.monotonic() - started < 25  # three timeouts of 1 s, not one hang of 30 s
+    assert fake.count("/validate") - before == 3  # one request per check: no retry loop

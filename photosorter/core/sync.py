@@ -172,13 +172,20 @@ DELIVERY_NAMES = {"trusted_device": "trusted device", "sms": "SMS", "security_ke
                   "unknown": "trusted device"}
 
 
-def describe_code_request(method: str, notice: str | None = None) -> tuple[str, str]:
-    """(message, method) shown when a code is needed; the method names where the code arrives."""
+def describe_code_request(method: str, notice: str | None = None, *, sent: bool = False) -> tuple[str, str]:
+    """(message, method) shown when a code is needed; the method names where the code arrives. Only a
+    delivery photosorter saw start (``sent``: an SMS request, the trusted-device push bridge) is called a
+    code that was sent; otherwise the message says a code may show on the devices, or how to ask again."""
     shown = DELIVERY_NAMES.get(method, "trusted device")
     where = {"SMS": "by text message to your trusted phone number",
              "trusted device": "to your trusted Apple devices (iPhone, iPad, Mac)"}.get(shown, "")
-    message = (f"iCloud needs the 6-digit code Apple sent {where}. Enter it in Home Assistant (iCloud 2FA code) "
-               "or run: photosorter icloud code 123456")
+    enter = "Enter it in Home Assistant (iCloud 2FA code) or run: photosorter icloud code 123456"
+    if sent:
+        message = f"iCloud needs the 6-digit code Apple sent {where}. {enter}"
+    else:
+        message = ("iCloud needs a 6-digit code. Apple may show one on your trusted Apple devices (iPhone, iPad, "
+                   f"Mac); no code was requested by photosorter. {enter}. If none appears, run: photosorter "
+                   "icloud login")
     if notice:
         message += f" ({notice})"
     return message, shown

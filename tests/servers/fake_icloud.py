@@ -13,16 +13,20 @@ injected (status codes with headers, downloads cut off halfway).
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
 import datetime as dt
+import functools
 import hashlib
 import io
 import ipaddress
 import json
 import os
 import secrets
+import socket
 import ssl
 import threading
+import time
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -62,9 +66,11 @@ def _construct_python_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node)
 _Loader.add_multi_constructor("tag:yaml.org,2002:python/", _construct_python_tag)
 
 
-def recorded_interactions(name: str) -> list[dict[str, Any]]:
+@functools.cache
+def recorded_interactions(name: str) -> tuple[dict[str, Any], ...]:
+    """The exchanges of one recording, parsed once per process (YAML parsing takes seconds; callers read)."""
     with open(RECORDED / name, encoding="utf-8") as handle:
-        return list(yaml.load(handle, Loader=_Loader)["interactions"])
+        return tuple(yaml.load(handle, Loader=_Loader)["interactions"])
 
 
 def recorded_body(name: str, uri_part: str, *, contains: str = "") -> str:
@@ -122,6 +128,7 @@ class Injection:
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
     content_type: str = "application/json"
+    delay_s: float = 0.0  # a server that hangs this long before answering
 
 
 def make_certificate(folder: Path) -> tuple[Path, Path]:
@@ -161,6 +168,10 @@ class FakeICloud:
         self.sync_version = 1
         self.indexing_state = "FINISHED"
         self.prompts = 0  # 2FA deliveries (SMS sends, trusted-device pushes)
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        self.closed_port = probe.getsockname()[1]  # where the push bridge's websocket is not served
+        probe.close()
         self._srp: dict[str, Any] = {}
         self._session_tokens: dict[str, bool] = {}  # idmsa session token -> 2FA done
         self._trust_tokens: set[str] = set()
@@ -262,8 +273,8 @@ class FakeICloud:
         return sum(1 for _, path in self.requests if part in path)
 
     def inject(self, path_part: str, status: int, *, times: int = 1, headers: dict[str, str] | None = None,
-               body: bytes = b"", content_type: str = "application/json") -> None:
-        self.injections.append(Injection(path_part, status, times, headers or {}, body, content_type))
+               body: bytes = b"", content_type: str = "application/json", delay_s: float = 0.0) -> None:
+        self.injections.append(Injection(path_part, status, times, headers or {}, body, content_type, delay_s))
 
     # the protocol -------------------------------------------------------------------------------
     def signin_init(self, body: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
@@ -304,14 +315,26 @@ class FakeICloud:
         return 409, {"authType": "hsa2"}, headers
 
     def auth_options_html(self) -> str:
+        """The HSA2 boot data of the auth page. ``sms``: a trusted phone that takes SMS. ``bridge_down`` and
+        ``bridge_down_sms``: the 2026 trusted-device push bridge is offered (``authInitialRoute``
+        ``auth/bridge/step`` with an APNS topic and a websocket host, as pyicloud 2026.10.1's
+        ``hsa2_bridge`` reads them), but its websocket does not answer; with ``_sms`` a trusted phone
+        is there to fall back to, without it no code can be delivered at all."""
         html = recorded_body("2fa_flow_valid_code.yml", "/appleauth/auth", contains="boot_args")
-        if self.two_factor != "sms":
+        if self.two_factor not in ("sms", "bridge_down", "bridge_down_sms"):
             return html
         start, end = html.index(">") + 1, html.rindex("</script>")
         boot = json.loads(html[start:end])
-        phone = boot["direct"]["twoSV"]["phoneNumberVerification"]
+        two_sv = boot["direct"]["twoSV"]
+        phone = two_sv["phoneNumberVerification"]
         phone["trustedPhoneNumber"] = phone["trustedPhoneNumbers"][0]
-        boot["direct"]["twoSV"]["bridgeInitiateData"] = {"phoneNumberVerification": phone}
+        bridge: dict[str, Any] = {"phoneNumberVerification": phone}
+        if self.two_factor.startswith("bridge_down"):
+            boot["direct"]["authInitialRoute"] = "auth/bridge/step"
+            bridge.update(apnsTopic="com.apple.idmsauthwidget", webSocketUrl=f"127.0.0.1:{self.closed_port}")
+        if self.two_factor == "bridge_down":  # no trusted phone number
+            del two_sv["phoneNumberVerification"], bridge["phoneNumberVerification"]
+        two_sv["bridgeInitiateData"] = bridge
         return html[:start] + json.dumps(boot) + html[end:]
 
     def auth_options_json(self) -> dict[str, Any]:
@@ -430,11 +453,14 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(length) if length else b""
         with fake.lock:
             fake.requests.append((method, parts.path))
-            for injection in fake.injections:
-                if injection.path_part in parts.path and injection.times > 0:
-                    injection.times -= 1
-                    self._send(injection.status, injection.body, injection.content_type, injection.headers)
-                    return
+            injected = next((i for i in fake.injections if i.path_part in parts.path and i.times > 0), None)
+            if injected is not None:
+                injected.times -= 1
+        if injected is not None:
+            time.sleep(injected.delay_s)
+            with contextlib.suppress(OSError):  # the client may have given up waiting
+                self._send(injected.status, injected.body, injected.content_type, injected.headers)
+            return
         try:
             body = json.loads(raw) if raw.strip() and raw.strip() != b"null" else {}
         except ValueError:

@@ -1,4 +1,4 @@
-"""iCloud Photos as a ``PhotoSource``: the only module that imports pyicloud.
+"""iCloud Photos as a ``PhotoSource``: the only package that imports pyicloud.
 
 One ``PyiCloudService`` lives as long as the process (cookies and session in the data folder,
 ``refresh_interval=None``), built without a network call. Its state is probed with
@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from pyicloud import PyiCloudService
 from pyicloud.common.cloudkit.client import CloudKitApiError, CloudKitAuthError, CloudKitRateLimited
 from pyicloud.exceptions import (
     PyiCloudAPIResponseException,
@@ -37,14 +36,9 @@ from pyicloud.exceptions import (
 )
 
 from photosorter.adapters.icloud.assets import DOWNLOAD, RECORD, IcloudAssets
-from photosorter.adapters.icloud.files import (
-    PARTIAL_PREFIX,
-    AssetDownloadError,
-    download,
-    link_into_place,
-    sweep_partials,
-)
+from photosorter.adapters.icloud.files import PARTIAL_PREFIX, AssetDownloadError, fetch_files, sweep_partials
 from photosorter.adapters.icloud.records import lookup_asset, read_page
+from photosorter.adapters.icloud.service import REQUEST_TIMEOUT_S, Service
 from photosorter.core import sync as plan
 from photosorter.errors import AuthRequiredError, SourceUnavailableError
 from photosorter.records import AuthState, SyncProgress
@@ -59,20 +53,6 @@ PROMPT_KEY = "prompt_pending"  # icloud_sync: when the last code was sent and no
 # what a malformed record makes pyicloud's asset properties raise
 _RECORD_ERRORS = (ValueError, TypeError, KeyError, AttributeError, UnicodeError)
 
-class _Service(PyiCloudService):  # type: ignore[misc]  # pyicloud is untyped for mypy here
-    """pyicloud's service; ``server`` moves every Apple endpoint under one base URL (tests, mirrors)."""
-
-    def __init__(self, *args: Any, server: str | None = None, **kwargs: Any) -> None:
-        self._server = server.rstrip("/") if server else None
-        super().__init__(*args, **kwargs)
-
-    def _setup_endpoints(self) -> None:
-        super()._setup_endpoints()
-        if self._server:
-            self._idmsa_endpoint = f"{self._server}/idmsa"
-            self._auth_endpoint = f"{self._idmsa_endpoint}/appleauth/auth"
-            self._home_endpoint = f"{self._server}/www"
-            self._setup_endpoint = f"{self._server}/setup/ws/1"
 
 
 class IcloudSource:
@@ -81,7 +61,8 @@ class IcloudSource:
     def __init__(self, apple_id: str, password: str, *, data_dir: Path, state_path: Path,
                  china_mainland: bool = False, media_folder: Path | None = None, videos: bool = True,
                  previews: Path | None = None, shared_library: bool = False, server: str | None = None,
-                 clock: Callable[[], float] = time.time, chunk: int = plan.FIRST_SYNC_CHUNK) -> None:
+                 clock: Callable[[], float] = time.time, chunk: int = plan.FIRST_SYNC_CHUNK,
+                 timeout_s: float = REQUEST_TIMEOUT_S) -> None:
         self.apple_id = apple_id
         self.media_folder = media_folder  # videos go here; live-photo movies stay beside their still
         self.videos = videos
@@ -93,8 +74,8 @@ class IcloudSource:
         self._lock = threading.RLock()
         cookie_dir = data_dir / "icloud"
         cookie_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self._api = _Service(apple_id, password, cookie_directory=str(cookie_dir), china_mainland=china_mainland,
-                             refresh_interval=None, authenticate=False, server=server)
+        self._api = Service(apple_id, password, cookie_directory=str(cookie_dir), china_mainland=china_mainland,
+                             refresh_interval=None, authenticate=False, server=server, timeout_s=timeout_s)
         self.assets = IcloudAssets(state_path)
         self._libraries: list[tuple[str, Any]] | None = None  # (state key prefix, pyicloud library)
         self._challenge: AuthState | None = None  # a code was asked for and not yet given
@@ -222,13 +203,23 @@ class IcloudSource:
         except PyiCloudException as exc:
             self._auto_login = True
             raise SourceUnavailableError(f"iCloud login failed for now: {type(exc).__name__}") from exc
+        except OSError as exc:  # pyicloud 2026.10.1 lets a push-bridge websocket it cannot reach escape
+            if not self._api.requires_2fa:
+                self._auto_login = True
+                raise SourceUnavailableError(f"cannot reach iCloud to log in: {type(exc).__name__}") from exc
+            log.warning("iCloud: the trusted-device push (Apple's websocket) could not be reached: %s",
+                        type(exc).__name__)
+            self._fall_back_to_sms()
         if self._api.requires_2fa:
             if self._api.two_factor_delivery_method == "security_key":
                 self._blocked = AuthState(ok=False, message=plan.SECURITY_KEY_MESSAGE, method="security key")
                 log.error("iCloud: %s", plan.SECURITY_KEY_MESSAGE)
                 return self._blocked
+            # pyicloud names the route Apple offers even when starting it failed (a push bridge whose
+            # websocket did not answer): only a delivery it saw start counts as a code that was sent
+            sent = bool(getattr(self._api, "_two_factor_code_requested", False))
             message, method = plan.describe_code_request(self._api.two_factor_delivery_method,
-                                                         self._api.two_factor_delivery_notice)
+                                                         self._api.two_factor_delivery_notice, sent=sent)
             self._challenge = AuthState(ok=False, message=message, method=method)
             self.assets.put(PROMPT_KEY, json.dumps({"at": self._clock(), "message": message, "method": method}))
             log.warning("iCloud: %s", message)
@@ -241,6 +232,15 @@ class IcloudSource:
         self._auto_login = True
         log.info("iCloud: logged in with the trusted session")
         return AuthState(ok=True)
+
+    def _fall_back_to_sms(self) -> None:
+        """What pyicloud does when the push bridge fails in a way it expects: an SMS when Apple allows one."""
+        api = self._api
+        try:
+            if api._can_request_sms_2fa_code():
+                api._request_sms_2fa_code(notice="the trusted-device push could not be reached; sent by SMS")
+        except (PyiCloudException, OSError) as exc:
+            log.warning("iCloud: no SMS could be asked for either: %s", type(exc).__name__)
 
     # sync -----------------------------------------------------------------------------------------
     def fetch_new(self, inbox: Path, on_progress: Callable[[SyncProgress], None] | None = None,
@@ -406,14 +406,15 @@ class IcloudSource:
         seen: set[str] = set()
         while True:
             read = read_page(album, rank + page - 1, page)
-            for asset_id, why in read.bad:
+            bad = [(asset_id, why) for asset_id, why in read.bad if asset_id not in seen]
+            for asset_id, why in bad:
                 self._record_problem(prefix, asset_id, asset_id, why)
             window = [p for p in read.photos if p.id not in seen]
-            seen.update(p.id for p in window)
-            size = len(window) + len(read.bad)
-            if not size:
+            seen.update([p.id for p in window] + [asset_id for asset_id, _ in bad])
+            repeated = len(read.photos) - len(window) + len(read.bad) - len(bad)
+            if not window and not bad:  # past the end the index repeats its last window
                 return
-            rank += size
+            rank += read.size - repeated
             yield rank, list(reversed(window))
             if read.size < page:
                 return
@@ -468,30 +469,8 @@ class IcloudSource:
                                      videos=self.videos, previews=self.previews is not None)
         name = plan.local_name(photo.filename, photo.id, original.type if original else None)
         folders = {"photo": inbox, "live": inbox, "preview": self.previews, "video": self.media_folder or inbox}
-        parts: list[tuple[str, Path, str, Any]] = []  # (role, temporary file, sha256, iCloud's resource)
-        local = sha256 = None
-        try:
-            for key, role in wanted:
-                resource = photo.resources[key]
-                folder = folders[role]
-                if not resource.url:
-                    log.warning("iCloud: %s has no download address for its %s; skipped", name, key)
-                elif folder is not None and (role != "live" or parts):  # a movie without its still: no
-                    temp, digest = download(self._api.session, resource.url, folder, name, resource.size)
-                    parts.append((role, temp, digest, resource))
-            taken = photo.asset_date.timestamp()
-            for role, temp, digest, resource in parts:
-                if role in ("photo", "video"):
-                    local, sha256 = link_into_place(temp, name, taken).name, digest
-                elif role == "live" and local is not None:
-                    link_into_place(temp, plan.companion_name(local, resource.filename, resource.type), taken)
-                elif role == "preview" and sha256 is not None:
-                    link_into_place(temp, f"{sha256}.jpg", self._clock(), numbered=False)
-        finally:
-            for _, temp, _, _ in parts:
-                with contextlib.suppress(FileNotFoundError):
-                    temp.unlink()
+        local, sha256, count = fetch_files(self._api.session, photo, wanted, name, folders, self._clock())
         self.assets.remember(prefix + photo.id, checksum=original.checksum if original else None,
                              filename=photo.filename, local_name=local, sha256=sha256, size=photo.size,
                              item_type=photo.item_type, added=photo.added_date.timestamp())
-        return sum(1 for role, *_ in parts if role in ("photo", "video"))
+        return count

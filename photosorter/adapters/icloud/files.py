@@ -1,5 +1,5 @@
-"""Downloading an asset's files: streamed to a hidden temporary file on the file system they will live
-on, size-checked, fsynced, then linked into place under a free name (never overwriting)."""
+"""Downloading an asset's files: each streamed to a hidden temporary file on the file system it will live
+on, size-checked, fsynced, then all linked into place under free names (never overwriting)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,14 @@ import logging
 import os
 import secrets
 from pathlib import Path
+from typing import Any
 
 import requests
 from pyicloud.exceptions import PyiCloudAPIResponseException
 
 from photosorter.adapters.filesystem import fsync_dir, remove_stale
 from photosorter.core.naming import numbered_name
+from photosorter.core.sync import companion_name
 from photosorter.errors import SourceUnavailableError
 
 log = logging.getLogger(__name__)
@@ -64,6 +66,37 @@ def download(session: requests.Session, url: str, folder: Path, name: str, size:
             partial.unlink()
         raise
     return partial, digest.hexdigest()
+
+
+def fetch_files(session: requests.Session, photo: Any, wanted: list[tuple[str, str]], name: str,
+                folders: dict[str, Path | None], now: float) -> tuple[str | None, str | None, int]:
+    """Download an asset's files (``wanted``: (version, role) from ``core.sync.plan_downloads``) and only
+    when every one has arrived whole put them in place, the still first: an asset is delivered complete
+    or not at all. Returns (the still's or video's file name, its sha256, how many photos and videos)."""
+    parts: list[tuple[str, Path, str, Any]] = []  # (role, temporary file, sha256, iCloud's resource)
+    local = sha256 = None
+    try:
+        for key, role in wanted:
+            resource = photo.resources[key]
+            folder = folders[role]
+            if not resource.url:
+                log.warning("iCloud: %s has no download address for its %s; skipped", name, key)
+            elif folder is not None and (role != "live" or parts):  # a movie without its still: no
+                temp, digest = download(session, resource.url, folder, name, resource.size)
+                parts.append((role, temp, digest, resource))
+        taken = photo.asset_date.timestamp()
+        for role, temp, digest, resource in parts:
+            if role in ("photo", "video"):
+                local, sha256 = link_into_place(temp, name, taken).name, digest
+            elif role == "live" and local is not None:
+                link_into_place(temp, companion_name(local, resource.filename, resource.type), taken)
+            elif role == "preview" and sha256 is not None:
+                link_into_place(temp, f"{sha256}.jpg", now, numbered=False)
+    finally:
+        for _, temp, _, _ in parts:
+            with contextlib.suppress(FileNotFoundError):
+                temp.unlink()
+    return local, sha256, sum(1 for role, *_ in parts if role in ("photo", "video"))
 
 
 def _orphaned(name: str) -> bool:

@@ -34,16 +34,34 @@ class Page:
 
 
 def read_page(album: Any, rank: int, page_size: int) -> Page:
-    """The newest-first window of ``page_size`` assets ending at ``rank``, read record by record when
-    pyicloud rejects the page as a whole."""
+    """The newest-first window of ``page_size`` assets ending at ``rank``. The raw page is kept as it
+    arrives, so that an asset pyicloud drops without a word (no master to pair with) is named, the walk
+    advances by what the page held (a short page is the last one), and a page pyicloud rejects as a
+    whole is read record by record."""
+    http = album._client._client._http
+    raw_pages: list[Any] = []
+    post = http.post
+
+    def keep_raw(path: str, payload: dict[str, Any], **kwargs: Any) -> Any:
+        data = post(path, payload, **kwargs)
+        if path == "/records/query":
+            raw_pages.append(data)
+        return data
+
+    http.post = keep_raw
     try:
         photos = list(album._get_photos_at(rank, DirectionEnum.DESCENDING, page_size))
-        return Page(photos, [], len(photos))
     except CloudKitApiError as exc:
         payload = getattr(exc, "payload", None)
         if not isinstance(payload, dict) or not isinstance(payload.get("records"), list):
             raise
         return _read_records(album, payload["records"])
+    finally:
+        del http.post  # pyicloud's own method again
+    raws = raw_pages[-1].get("records") if raw_pages and isinstance(raw_pages[-1], dict) else None
+    if not isinstance(raws, list):
+        return Page(photos, [], len(photos))
+    return Page(photos, _unpaired(raws, {p.id for p in photos}, []), _held(raws))
 
 
 def _validated(raw: object) -> CKRecord | None:
@@ -56,32 +74,53 @@ def _validated(raw: object) -> CKRecord | None:
 
 
 def _master_of(raw: dict[str, Any]) -> str:
-    ref = ((raw.get("fields") or {}).get("masterRef") or {}).get("value") or {}
-    return str(ref.get("recordName", "")) if isinstance(ref, dict) else ""
+    fields = raw.get("fields")
+    ref = fields.get("masterRef") if isinstance(fields, dict) else None
+    value = ref.get("value") if isinstance(ref, dict) else None
+    return str(value.get("recordName", "")) if isinstance(value, dict) else ""
+
+
+def _assets(raws: list[Any]) -> list[dict[str, Any]]:
+    return [r for r in raws if isinstance(r, dict) and r.get("recordType") == "CPLAsset"]
+
+
+def _held(raws: list[Any]) -> int:
+    """How many assets a page held: its assets, or its masters when an asset record came garbled."""
+    masters = sum(1 for r in raws if isinstance(r, dict) and r.get("recordType") == "CPLMaster")
+    return max(len(_assets(raws)), masters)
+
+
+def _name(raw: object) -> str:
+    return str(raw.get("recordName", "?")) if isinstance(raw, dict) else "?"
+
+
+def _unpaired(raws: list[Any], read: set[str], bad: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The assets of a page that became no photo and are not yet named in ``bad``."""
+    named = read | {asset_id for asset_id, _ in bad}
+    return [(_name(r), "its record names no photo master") for r in _assets(raws) if _name(r) not in named]
 
 
 def _read_records(album: Any, raws: list[Any]) -> Page:
     good: list[CKRecord] = []
     bad_masters: set[str] = set()
     bad: list[tuple[str, str]] = []
-    assets = [r for r in raws if isinstance(r, dict) and r.get("recordType") == "CPLAsset"]
     for raw in raws:
         record = _validated(raw)
         if record is not None:
             good.append(record)
             continue
         kind = raw.get("recordType") if isinstance(raw, dict) else None
-        name = str(raw.get("recordName", "?")) if isinstance(raw, dict) else "?"
         if kind == "CPLMaster":
-            bad_masters.add(name)
+            bad_masters.add(_name(raw))
         else:
-            bad.append((name, f"its {kind or 'unknown'} record is malformed"))
-    for raw in assets:  # an asset whose master cannot be read is lost with it
+            bad.append((_name(raw), f"its {kind if isinstance(kind, str) else 'unknown'} record is malformed"))
+    for raw in _assets(raws):  # an asset whose master cannot be read is lost with it
         if _master_of(raw) in bad_masters:
-            bad.append((str(raw.get("recordName", "?")), "its CPLMaster record is malformed"))
+            bad.append((_name(raw), "its CPLMaster record is malformed"))
     photos = list(album._process_photo_list_response(good))
+    bad += _unpaired(raws, {p.id for p in photos}, bad)
     log.debug("iCloud: read a rejected page record by record: %d photos, %d unreadable", len(photos), len(bad))
-    return Page(photos, bad, len(assets))
+    return Page(photos, bad, _held(raws))
 
 
 def lookup_asset(library: Any, asset_id: str) -> Any | None:
