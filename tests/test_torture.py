@@ -107,7 +107,7 @@ def test_the_daemon_killed_at_random_moments_loses_nothing_and_settles_consisten
                                env=env, cwd=tmp_path, capture_output=True, timeout=60, check=True)
                 labelled += 1
     listener = Listener(anonymous_mosquitto, "photosorter/state")
-    since = time.time() - 1
+    since = time.time()  # the killed daemons are gone (waited for): a heartbeat from now on is this one's
     process = subprocess.Popen(DAEMON, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, text=True)
     try:
@@ -179,7 +179,7 @@ def test_the_daemon_killed_while_syncing_icloud_brings_every_photo_once(tmp_path
     def placed() -> collections.Counter[str]:
         return contents(library)
 
-    since = time.time() - 1
+    since = time.time()  # the killed daemons are gone (waited for): a heartbeat from now on is this one's
     process = subprocess.Popen(DAEMON, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, text=True)
     try:
