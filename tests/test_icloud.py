@@ -331,3 +331,13 @@ def test_with_videos_off_no_movie_is_downloaded(fake: FakeICloud, tmp_path: Path
     source.videos = False  # the icloud_videos option
     source.fetch_new(inbox)
     assert files(inbox) and files(videos) == []
+
+
+def test_a_download_already_in_place_from_a_killed_run_is_not_put_there_twice(tmp_path: Path) -> None:
+    from photosorter.adapters.icloud.files import link_into_place
+
+    (tmp_path / "IMG_1.jpg").write_bytes(b"the photo")  # put in place, then killed before it was remembered
+    (tmp_path / "temp-again").write_bytes(b"the photo")  # fetched again by the next run
+    (tmp_path / "temp-other").write_bytes(b"another photo with the same name")
+    assert link_into_place(tmp_path / "temp-again", "IMG_1.jpg", 0.0) == tmp_path / "IMG_1.jpg"
+    assert link_into_place(tmp_path / "temp-other", "IMG_1.jpg", 0.0) == tmp_path / "IMG_1-2.jpg"

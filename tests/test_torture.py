@@ -174,7 +174,7 @@ def test_the_daemon_killed_while_syncing_icloud_brings_every_photo_once(tmp_path
            "APPLE_PASSWORD": fake_icloud.password, "PHOTOSORTER_ICLOUD_SERVER": fake_icloud.url,
            "REQUESTS_CA_BUNDLE": str(fake_icloud.cert), "CURL_CA_BUNDLE": str(fake_icloud.cert),
            "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    killed = sum(start_and_kill(env, tmp_path, rng.uniform(0.5, 4.0)) for _ in range(max(1, KILLS // 2)))
+    killed = sum(start_and_kill(env, tmp_path, rng.uniform(0.5, 3.0)) for _ in range(max(1, KILLS // 3)))
 
     def placed() -> collections.Counter[str]:
         return contents(library)
