@@ -114,3 +114,14 @@ def test_me_forget_without_yes_and_without_a_terminal_deletes_nothing(tmp_path: 
                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
     assert done.returncode == 1 and "--yes" in done.stderr
     assert "forgot" not in done.stdout
+
+
+def test_a_command_does_not_create_a_library_it_has_nothing_to_put_in(tmp_path: Path, tiny_model: Path) -> None:
+    example = tmp_path / "example.jpg"
+    example.write_bytes(jpeg_bytes((20, 220, 20)))
+    library = tmp_path / "nowhere" / "library"
+    done = subprocess.run([sys.executable, "-m", "photosorter", "label", str(example), "scenery", "--data",
+                           str(tmp_path / "data"), "--library", str(library), "--model", str(tiny_model)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert not (tmp_path / "nowhere").exists()

@@ -49,18 +49,21 @@ def _holder(fd: int) -> str:
     return f"photosorter {command or 'process'} (pid {pid}, since {since})"
 
 
-def _take(path: Path, command: str, wait: bool) -> None:
+def _take(path: Path, command: str, wait: bool) -> bool:
+    """Lock ``path`` (a folder, or a ``.lock`` file); False when the folder does not exist yet (a library
+    before its first sort: nothing in it to protect, and a command must not create it as a side effect)."""
     key = os.path.realpath(path)
     with _guard:
         if key in _held:
             fd, depth = _held[key]
             _held[key] = (fd, depth + 1)
-            return
-            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            return True
         if path.suffix == ".lock":
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        elif not path.is_dir():
+            return False
         else:
-            path.mkdir(mode=0o700, exist_ok=True)
             fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             try:
@@ -76,6 +79,7 @@ def _take(path: Path, command: str, wait: bool) -> None:
             os.close(fd)
             raise
         _held[key] = (fd, 1)
+        return True
 
 
 def _release(path: Path) -> None:
@@ -99,8 +103,8 @@ def folder_locks(folders: Sequence[Path], command: str, *, wait: bool = True,
     try:
         for folder in dict.fromkeys(Path(os.path.realpath(f)) for f in folders):
             path = folder / name if name else folder
-            _take(path, command, wait)
-            taken.append(path)
+            if _take(path, command, wait):
+                taken.append(path)
         yield
     finally:
         for path in reversed(taken):
