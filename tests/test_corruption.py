@@ -88,3 +88,24 @@ def test_a_knn_index_garbled_in_the_middle_is_rebuilt_not_trusted(tmp_path: Path
     with caplog.at_level(logging.ERROR):
         assert UsearchIndex.load(path, 16, categories) is None
     assert "is damaged" in caplog.text
+
+
+def test_forgetting_faces_also_forgets_them_in_the_backups(tmp_path: Path) -> None:
+    import sqlite3
+
+    from photosorter.adapters.sqlite import back_up
+    from photosorter.records import Face
+
+    path = tmp_path / "state.sqlite3"
+    state = SqliteState(path)
+    photo = state.add_photo("0" * 64, 1, tmp_path / "a.jpg")
+    face = Face(number=1, box=(0.1, 0.1, 0.5, 0.5), landmarks=(0.2, 0.2) * 5, score=0.9)
+    state.save_faces(photo, "face-model", [face], np.ones((1, 128), dtype=np.float32))
+    state.add_me_face(photo, 1, "face-model", np.ones(128, dtype=np.float32))
+    assert back_up(state._db, path, every_s=0.0)
+    state.forget_faces()
+    state.close()
+    backups = list(backup_folder(path).iterdir())
+    assert len(backups) == 1
+    with sqlite3.connect(backups[0]) as db:
+        assert db.execute("SELECT (SELECT COUNT(*) FROM faces) + (SELECT COUNT(*) FROM me_faces)").fetchone() == (0,)
