@@ -72,4 +72,5 @@ def test_a_data_folder_that_fills_up_mid_download_stops_cleanly_and_resumes(tmp_
         assert again.returncode == 0, again.stderr[-2000:]
     placed = {hashlib.sha256(p.read_bytes()).hexdigest() for p in (tmp_path / "library").rglob("*") if p.is_file()}
     assert originals <= placed
+    assert not (tmp_path / "library" / "_duplicates").exists()  # the download cut short is not filed twice
     print(f"disk full mid-download: {full.stderr.splitlines()[-1][20:]}")
