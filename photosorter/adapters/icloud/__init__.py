@@ -37,7 +37,7 @@ from pyicloud.exceptions import (
 
 from photosorter.adapters.icloud.assets import DOWNLOAD, RECORD, IcloudAssets
 from photosorter.adapters.icloud.files import PARTIAL_PREFIX, AssetDownloadError, fetch_files, sweep_partials
-from photosorter.adapters.icloud.records import lookup_asset, read_page
+from photosorter.adapters.icloud.records import can_look_up, lookup_asset, read_page
 from photosorter.adapters.icloud.service import REQUEST_TIMEOUT_S, Service
 from photosorter.core import sync as plan
 from photosorter.errors import AuthRequiredError, SourceUnavailableError
@@ -445,6 +445,8 @@ class IcloudSource:
     def _retry_stuck(self, prefix: str, library: Any, inbox: Path, stop: Callable[[], bool]) -> int:
         """Try again the assets of ``library`` whose files did not arrive, when due (``core.sync``)."""
         fetched = 0
+        if not can_look_up(library):
+            return 0
         for problem in self.assets.problems(prefix):
             if problem.kind != DOWNLOAD or stop() or not plan.retry_due(problem.tries, problem.last, self._clock()):
                 continue

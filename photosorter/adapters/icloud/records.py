@@ -38,7 +38,10 @@ def read_page(album: Any, rank: int, page_size: int) -> Page:
     arrives, so that an asset pyicloud drops without a word (no master to pair with) is named, the walk
     advances by what the page held (a short page is the last one), and a page pyicloud rejects as a
     whole is read record by record."""
-    http = album._client._client._http
+    http = getattr(getattr(getattr(album, "_client", None), "_client", None), "_http", None)
+    if http is None:  # pyicloud's legacy (untyped) path: no raw page to read from
+        photos = list(album._get_photos_at(rank, DirectionEnum.DESCENDING, page_size))
+        return Page(photos, [], len(photos))
     raw_pages: list[Any] = []
     post = http.post
 
@@ -121,6 +124,11 @@ def _read_records(album: Any, raws: list[Any]) -> Page:
     bad += _unpaired(raws, {p.id for p in photos}, bad)
     log.debug("iCloud: read a rejected page record by record: %d photos, %d unreadable", len(photos), len(bad))
     return Page(photos, bad, _held(raws))
+
+
+def can_look_up(library: Any) -> bool:
+    """Whether assets of ``library`` can be looked up by id (pyicloud's typed CloudKit client)."""
+    return getattr(library, "_client", None) is not None
 
 
 def lookup_asset(library: Any, asset_id: str) -> Any | None:
