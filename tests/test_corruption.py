@@ -44,10 +44,17 @@ def test_an_emptied_state_database_is_restored_from_its_backup(sorted_library: t
     common, path = sorted_library
     assert len(list(backup_folder(path).iterdir())) == 1
     path.write_bytes(b"")
-    status = cli("status", *common)
-    assert status.returncode == 0
-    assert "was damaged (empty (0 bytes)): restored from the backup" in status.stderr
-    assert "food               6" in status.stdout  # as backed up when label started
+    status = cli("status", *common)  # a reader holds no lock: it says so and touches nothing
+    assert status.returncode != 0 and "is empty (0 bytes): the next sort, label or the daemon restores it" \
+        in status.stderr
+    assert path.stat().st_size == 0 and not list(path.parent.glob("state.sqlite3.damaged-*"))
+    inbox = path.parent.parent / "inbox"  # sorted empty by the fixture
+    restored = cli("sort", inbox, *common)
+    assert restored.returncode == 0
+    assert "was damaged (empty (0 bytes)): restored from the backup" in restored.stderr
+    # As backed up when label started; the sort then found IMG_0 in beer/ (label's move) and took it as a label.
+    status = cli("status", *common).stdout
+    assert "food               5" in status and "beer               1" in status
     assert list(path.parent.glob("state.sqlite3.damaged-*"))  # kept, never deleted
 
 
@@ -61,6 +68,15 @@ def test_a_state_database_failing_its_integrity_check_is_restored(sorted_library
     with caplog.at_level(logging.ERROR):
         assert photo_count(path) == 6
     assert [r.getMessage().split(" (")[0] for r in caplog.records] == [f"the state database {path} was damaged"]
+
+
+def test_status_never_sets_aside_a_database_it_only_reads(sorted_library: tuple[list[str], Path]) -> None:
+    common, path = sorted_library
+    data = bytearray(path.read_bytes())
+    data[4096:3 * 4096] = b"\x5a" * (2 * 4096)  # damaged while, say, the daemon holds it
+    path.write_bytes(bytes(data))
+    cli("status", *common)
+    assert path.read_bytes() == bytes(data) and not list(path.parent.glob("state.sqlite3.damaged-*"))
 
 
 def test_a_damaged_database_without_a_backup_is_kept_aside_and_said_so(tmp_path: Path,

@@ -82,7 +82,7 @@ def run_status(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     from photosorter.ml.selfcheck import last_check  # numpy and Pillow: after the settings are printed
 
-    state = SqliteState(settings.library.data / STATE_FILE)
+    state = SqliteState(settings.library.data / STATE_FILE, writer=False)  # holds no lock: never repairs
     try:
         if library_exists:
             counts = state.library_counts()
