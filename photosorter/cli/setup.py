@@ -70,7 +70,7 @@ def setting_lines(settings: Settings) -> list[str]:
 def run_status(args: argparse.Namespace, settings: Settings) -> int:
     for key, title in SHOWN:
         print(f"{title}: {_value(settings, key)}  ({settings.source_of(key)})")
-    if args.every_setting:
+    if getattr(args, "every_setting", False):  # callers in-process (bench) may pass a bare Namespace
         print("every setting:")
         print("\n".join(setting_lines(settings)))
     library_exists = settings.library.path.is_dir()
