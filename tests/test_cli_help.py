@@ -83,3 +83,10 @@ def test_an_unknown_variable_is_warned_about_once_with_the_closest_name(tmp_path
     result = run_cli("status", "--data", tmp_path, env={"PHOTOSORTER_KNN_KK": "7"})
     assert result.returncode == 0
     assert result.stderr.count("PHOTOSORTER_KNN_KK") == 1 and "did you mean PHOTOSORTER_KNN_K?" in result.stderr
+
+
+def test_every_registered_command_is_listed_in_the_command_table() -> None:
+    """A command a module registers but cli/commands.py does not list could never be chosen."""
+    for name in COMMANDS:
+        registered = set(_parser([name])._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
+        assert registered == set(COMMANDS), f"add {sorted(registered - set(COMMANDS))} to cli/commands.py COMMANDS"
