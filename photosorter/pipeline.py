@@ -1,4 +1,8 @@
-"""One sort run: list the inbox -> read + decode (prefetched) -> embed -> classify -> place. Orchestration only."""
+"""One sort run: list the inbox -> read + decode (prefetched) -> embed -> classify -> place. Orchestration only.
+
+Labels (label, undo, resort, relearn) live in ``labelling.py``; ``Sorter`` passes them on to it, so its
+callers keep calling ``sorter.label(...)``. The photo a worker read and decoded is ``loaded.Loaded``.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +22,7 @@ from photosorter.config import Settings
 from photosorter.core.categories import FALLBACK
 from photosorter.core.classify import decide
 from photosorter.core.companions import VIDEOS_FOLDER, group_folder
-from photosorter.core.faces import ME, FaceVerdict
+from photosorter.core.faces import FaceVerdict
 from photosorter.core.placement import DUPLICATES_FOLDER, FAILED_FOLDER, plan_folder
 from photosorter.core.signals import FileHints, Signals, apply_signals, wants_text
 from photosorter.core.similarity import NEAR_DUPLICATE_BITS, dhash, nearest_hash
@@ -27,13 +30,14 @@ from photosorter.errors import ConfigError, ImageError
 from photosorter.facestage import FaceStage
 from photosorter.hand_edits import HandEdits
 from photosorter.knnstage import KnnStage
+from photosorter.labelling import Labelling
+from photosorter.loaded import Loaded
 from photosorter.ml.preprocess import fit_to_input, gray_thumbnail
 from photosorter.placing import Placer, printable
 from photosorter.ports import Decoder, Embedder, PhotoFiles, Previews, Prior, StateStore, VectorIndex
 from photosorter.progress import Progress
 from photosorter.records import (
     CorrectionEvent,
-    Face,
     Failure,
     PhotoEvent,
     PhotoRecord,
@@ -43,24 +47,6 @@ from photosorter.records import (
 )
 
 log = logging.getLogger(__name__)
-
-@dataclass
-class Loaded:
-    """A photo read and decoded off the main thread."""
-
-    path: Path
-    sha256: str = ""
-    size: int = 0
-    pixels: np.ndarray | None = None
-    gray: np.ndarray | None = None
-    faces: tuple[list[Face], np.ndarray] | None = None  # the face stage's scan (faces, embeddings)
-    hints: FileHints | None = None  # what the file's header says (screenshot or camera)
-    image: Image.Image | None = None  # the decoded photo, kept only for the text detector
-    embedding: np.ndarray | None = None  # computed on the worker too when sorting
-    probs: np.ndarray | None = None
-    companions: list[Path] | None = None  # files that go where the photo goes (live-photo movie, sidecars)
-    error: ImageError | None = None
-    unreadable: str | None = None
 
 
 class Sorter:
@@ -83,7 +69,6 @@ class Sorter:
         self.library = settings.library.path
         self._decode_workers = decode_workers
         self.on_sorted = on_sorted  # told about each photo placed (the daemon publishes it)
-        self.on_corrected: Callable[[CorrectionEvent], None] | None = None  # a person relabelled a photo
         self.faces = faces  # optional face stage: me / people from faces, adjusts the distribution
         self.previews = previews  # small renditions a source saved beside the originals (decoded instead)
         self.file_hints = file_hints  # reads a file's header for screenshot / camera hints
@@ -95,6 +80,18 @@ class Sorter:
         self._hash_ids, self._hash_groups, self._hashes = ids, groups, hashes
         self.knn = KnnStage(state=state, model_id=self.model_id, names=self.names, knn_k=settings.classify.knn_k,
                             trust_labels=settings.classify.knn_trust_labels)
+        self.labelling = Labelling(state=state, index=index, index_path=index_path, embedder=embedder, knn=self.knn,
+                                   faces=faces, library=self.library, names=self.names, model_id=self.model_id,
+                                   load=self._load, place=self._place, analyse=self._analyse, predict=self.predict)
+
+    @property
+    def on_corrected(self) -> Callable[[CorrectionEvent], None] | None:
+        """Told about each photo a person relabelled (the daemon publishes it)."""
+        return self.labelling.on_corrected
+
+    @on_corrected.setter
+    def on_corrected(self, callback: Callable[[CorrectionEvent], None] | None) -> None:
+        self.labelling.on_corrected = callback
 
     # recovery ---------------------------------------------------------------------------------------
     def recover(self) -> int:
@@ -347,184 +344,25 @@ class Sorter:
                 report.failed.append(Failure(printable(src), f"cannot move: {exc.strerror or exc}"))
             return None
 
-    # labels ---------------------------------------------------------------------------------------
+    # labels (photosorter/labelling.py) ----------------------------------------------------------------
     def label(self, paths: Iterable[Path], category: str, *, source: str = "cli", detail: str = "",
               face: int | None = None) -> int:
-        """Record ``category`` for each photo, teach the kNN index, move library photos; returns count.
-
-        A ``me`` label also adds the photo's largest face (or face number ``face``) to the "me" faces.
-        """
-        self._check_category(category)
-        count = 0
-        for path in paths:
-            photo_id, embedding, in_library = self._photo_for_label(path)
-            if photo_id is None or embedding is None:
-                continue
-            if category == ME:
-                self._teach_face(photo_id, path, face)
-            self._apply_label(photo_id, embedding, category, source, detail, move=in_library)
-            count += 1
-            log.info("labelled %s as %s", printable(path), category)
-        self.index.save(self.index_path)
-        return count
+        """Record ``category`` for each photo, teach the index, move library photos (``Labelling.label``)."""
+        return self.labelling.label(paths, category, source=source, detail=detail, face=face)
 
     def label_photo(self, photo_id: int, category: str, *, source: str, detail: str = "",
                     save_index: bool = True) -> Path | None:
-        """Label a photo the state knows (by id): record, teach the index, move it in the library.
-
-        Returns its library path afterwards (None when it has no embedding under this model and its
-        file cannot be read again). Used by corrections that arrive by email or MQTT.
-        """
-        self._check_category(category)
-        record = self.state.photo(photo_id)
-        if record is None:
-            raise ConfigError([f"photo: no photo with number {photo_id}"])
-        embedding = self.state.embedding(photo_id, self.model_id)
-        if embedding is None and record.library_path:
-            found, embedding, _ = self._photo_for_label(self.library / record.library_path)
-            if found != photo_id:
-                embedding = None
-        if embedding is None:
-            log.error("cannot label photo %d: no embedding and no readable file", photo_id)
-            return None
-        if category == ME and record.library_path:
-            self._teach_face(photo_id, self.library / record.library_path, None)
-        self._apply_label(photo_id, embedding, category, source, detail, move=record.library_path is not None)
-        if save_index:  # a batch of labels (the map's box) saves the index once, at its end
-            self.index.save(self.index_path)
-        after = self.state.photo(photo_id)
-        log.info("labelled photo %d as %s (%s)", photo_id, category, source)
-        if self.on_corrected is not None:
-            self.on_corrected(CorrectionEvent(photo_id, record.category, category, source, detail))
-        return self.library / after.library_path if after and after.library_path else None
+        """Label a photo the state knows, by id (``Labelling.label_photo``)."""
+        return self.labelling.label_photo(photo_id, category, source=source, detail=detail, save_index=save_index)
 
     def unlabel(self, photo_id: int, before: PhotoRecord, *, source: str, detail: str) -> bool:
-        """Take back a label (the web page's undo): forget it, let the index hold the label before it (if
-        any), and put the photo back as ``before`` had it. False when that label is no longer the latest."""
-        if not self.state.remove_label(photo_id, source, detail):
-            return False
-        previous = self.state.current_labels().get(photo_id)
-        embedding = self.state.embedding(photo_id, self.model_id)
-        if previous is not None and embedding is not None:
-            self.index.upsert(photo_id, embedding, previous)
-        else:
-            self.index.remove(photo_id)
-        self.index.save(self.index_path)
-        self.knn.labels_changed()
-        self.state.record_outcome(photo_id, category=before.category, score=before.score, margin=before.margin)
-        now = self.state.photo(photo_id)
-        folder = (before.library_path or "").split("/")[0]
-        if now and now.library_path and folder and now.library_path.split("/")[0] != folder:
-            self._place(photo_id, self.library / now.library_path, folder, before.status)
-        log.info("label of photo %d taken back (%s); it is in %s again", photo_id, source, folder or "place")
-        return True
-
-    def _teach_face(self, photo_id: int, path: Path, number: int | None) -> None:
-        """Add a face of a photo labelled ``me`` to the person's reference faces (scanning it if needed)."""
-        if self.faces is None:
-            return
-        if self.faces.faces(photo_id) is None:
-            loaded = self._load(path)
-            if loaded.faces is None:
-                log.warning("photo %d: cannot read it to find its faces", photo_id)
-                return
-            self.faces.verdict(photo_id, loaded.faces)
-        try:
-            self.faces.add_reference(photo_id, number)
-        except ConfigError as exc:
-            if number is not None:
-                raise
-            log.warning("photo %d: %s, so it teaches no face", photo_id, exc.message)
+        """Take back a label, the web page's undo (``Labelling.unlabel``)."""
+        return self.labelling.unlabel(photo_id, before, source=source, detail=detail)
 
     def resort(self, categories: Sequence[str]) -> dict[str, int]:
-        """Classify again the photos filed under ``categories`` (except those the person labelled) and move
-        each whose folder changes; stored faces are reused. Returns photos moved per folder."""
-        for category in categories:
-            self._check_category(category)
-        labelled = self.state.current_labels()
-        moved: dict[str, int] = {}
-        for record in self.state.placed_in(tuple(categories)):
-            if record.id in labelled or not record.library_path:
-                continue
-            path = self.library / record.library_path
-            loaded = self._load(path)
-            if loaded.pixels is None:
-                log.warning("resort: cannot read %s; left where it is", record.library_path)
-                continue
-            embeddings, probs = self.embedder.embed_images([loaded.pixels])
-            verdict = self.faces.verdict(record.id, loaded.faces) if self.faces is not None else None
-            prediction = self.predict(embeddings[0], probs[0] if probs is not None else None, faces=verdict,
-                                      hints=loaded.hints, image=loaded.image)
-            folder, status = plan_folder(prediction)
-            self.state.record_outcome(record.id, category=prediction.category, score=prediction.score,
-                                      margin=prediction.margin)
-            if folder != record.library_path.split("/")[0] and self._place(record.id, path, folder, status):
-                moved[folder] = moved.get(folder, 0) + 1
-        return moved
-
-    def _check_category(self, category: str) -> None:
-        if category not in self.names:
-            raise ConfigError([f"category: unknown category {category!r} (known: {', '.join(self.names)})"])
+        """Classify again the photos filed under ``categories`` (``Labelling.resort``)."""
+        return self.labelling.resort(categories)
 
     def relearn_labels(self, known: set[int]) -> int:
-        """Teach the index the labels made under another model (the embedded one, before the default could
-        be downloaded): each labelled photo not in ``known`` (those with an embedding under this model) whose
-        file is still there is embedded again. Labels are never lost by changing models. Returns how many."""
-        missing = {pid: cat for pid, cat in self.state.current_labels().items() if pid not in known}
-        learned = 0
-        for photo_id, category in missing.items():
-            record = self.state.photo(photo_id)
-            path = (self.library / record.library_path if record and record.library_path
-                    else Path(record.source_path) if record else None)
-            if path is None or not path.is_file():
-                continue
-            found, embedding, _ = self._photo_for_label(path)
-            if found == photo_id and embedding is not None:
-                self.index.upsert(photo_id, embedding, category)
-                learned += 1
-        if learned:
-            self.index.save(self.index_path)
-            self.knn.labels_changed()
-            log.info("learned %d of %d labels again with model %s (they were given under another model)",
-                     learned, len(missing), self.embedder.spec.name)
-        return learned
-
-    def _apply_label(self, photo_id: int, embedding: np.ndarray, category: str, source: str, detail: str, *,
-                     move: bool) -> None:
-        record = self.state.photo(photo_id)
-        filed = record.category if record and record.status in (PhotoStatus.PLACED, PhotoStatus.UNSURE) else None
-        self.state.add_label(photo_id, category, source, detail, guess=filed)
-        self.index.upsert(photo_id, embedding, category)
-        self.knn.labels_changed()
-        if move and record and record.library_path and record.library_path.split("/")[0] != category:
-            self.state.record_outcome(photo_id, category=category, score=1.0, margin=1.0)
-            if self._place(photo_id, self.library / record.library_path, category, PhotoStatus.PLACED):
-                log.info("moved %s to %s/ (labelled %s)", record.library_path, category, category)
-
-    def _photo_for_label(self, path: Path) -> tuple[int | None, np.ndarray | None, bool]:
-        """(photo id, embedding, whether it is in the library) for a photo to be labelled."""
-        resolved = Path(os.path.abspath(path))
-        try:
-            relative = str(resolved.relative_to(Path(os.path.abspath(self.library))))
-        except ValueError:
-            relative = None
-        record = self.state.photo_at(relative) if relative else None
-        if record is not None:
-            stored = self.state.embedding(record.id, self.model_id)
-            if stored is not None:
-                return record.id, stored, True
-        loaded = self._load(resolved)
-        if loaded.unreadable or loaded.error or loaded.pixels is None:
-            log.error("cannot label %s: %s", printable(path), loaded.unreadable or loaded.error)
-            return None, None, False
-        embeddings, _ = self.embedder.embed_images([loaded.pixels])
-        if record is None:
-            known = [r for r in self.state.photos_with_sha(loaded.sha256) if r.status is not PhotoStatus.DUPLICATE]
-            record = known[0] if known else None
-        photo_id = record.id if record else self.state.add_photo(loaded.sha256, loaded.size, resolved,
-                                                                 PhotoStatus.EXAMPLE)
-        assert loaded.gray is not None
-        self._analyse(photo_id, embeddings[0], dhash(loaded.gray))
-        if self.faces is not None:
-            self.faces.verdict(photo_id, loaded.faces)  # keeps the faces found: a `me` label needs no second decode
-        return photo_id, embeddings[0], record is not None and record.library_path is not None
+        """Teach the index the labels made under another model (``Labelling.relearn_labels``)."""
+        return self.labelling.relearn_labels(known)
