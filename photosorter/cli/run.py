@@ -12,22 +12,19 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from photosorter.adapters.locks import DAEMON_LOCK_FILE, LockBusyError, folder_locks
 from photosorter.cli.commands import Options, described
-from photosorter.cli.icloud import open_source, watch_codes
-from photosorter.cli.library import build_sorter, library_folders, model_lifetime, open_state
-from photosorter.cli.mail import build_mail, watch_replies
-from photosorter.cli.mqtt import open_publisher
-from photosorter.cli.web import start_web
 from photosorter.config import HEARTBEAT_FILE, Settings
-from photosorter.daemon import Daemon, SystemClock
-from photosorter.drift import check_drift
 from photosorter.errors import StateError
-from photosorter.mailflow import MailFlow
-from photosorter.placing import check_inbox
-from photosorter.ports import Controls, Labeller, PhotoSource, Publisher
+
+# The daemon's parts (the model stack, pyicloud, aiohttp, mail) are imported where the daemon is built,
+# so `photosorter run --help` answers without loading them.
+if TYPE_CHECKING:
+    from photosorter.mailflow import MailFlow
+    from photosorter.ports import Controls, Labeller, PhotoSource, Publisher
 
 log = logging.getLogger(__name__)
 
@@ -50,21 +47,30 @@ def local_zone() -> ZoneInfo:
 
 
 def _icloud_source(settings: Settings) -> PhotoSource | None:
+    from photosorter.cli.icloud import open_source
+
     return open_source(settings)
 
 
 def _publisher(settings: Settings, controls: Controls) -> Publisher | None:
+    from photosorter.cli.mqtt import open_publisher
+
     return open_publisher(settings, controls)
 
 
 def _mail(settings: Settings, sorter: Labeller, zone: ZoneInfo) -> MailFlow | None:
     if not (settings.mail.smtp_host or settings.mail.imap_host):
         return None
+    from photosorter.cli.mail import build_mail
+
     return build_mail(settings, zone=zone, labeller=sorter)
 
 
 def run_daemon(args: argparse.Namespace, settings: Settings) -> int:
     """One daemon per data folder: a second one is refused, naming the first."""
+    from photosorter.cli.library import library_folders
+    from photosorter.placing import check_inbox
+
     if settings.library.inbox:
         check_inbox(Path(settings.library.inbox), settings.library.path, library_folders(settings))
     try:
@@ -90,6 +96,13 @@ def _work_lock(settings: Settings, busy: list[str]) -> Iterator[bool]:
 
 
 def _run_daemon(settings: Settings) -> int:
+    from photosorter.cli.icloud import watch_codes
+    from photosorter.cli.library import build_sorter, model_lifetime, open_state
+    from photosorter.cli.mail import watch_replies
+    from photosorter.cli.web import start_web
+    from photosorter.daemon import Daemon, SystemClock
+    from photosorter.drift import check_drift
+
     state = open_state(settings)
     clock, zone = SystemClock(), local_zone()
     models = model_lifetime(settings, clock.monotonic)
