@@ -256,13 +256,19 @@ def test_a_broker_restart_is_survived_and_only_the_latest_state_is_sent_again(
     assert not any("cannot reach" in m for m in messages)  # the loss was said once; retries are quiet
 
 
-def test_home_assistant_coming_online_triggers_rediscovery(
-        anonymous_mosquitto: Mosquitto, publisher: MakePublisher, listen: Callable[..., Listener]) -> None:
-    sender = publisher(anonymous_mosquitto.settings())
+def discovered(mosquitto: Mosquitto, publisher: MakePublisher, listen: Callable[..., Listener]) -> Listener:
+    """A connected publisher that has published its state, and a listener that has seen its discovery."""
+    sender = publisher(mosquitto.settings())
     sender.publish_status(snapshot())
     wait_connected(sender, with_state=True)
-    listener = listen(anonymous_mosquitto)
+    listener = listen(mosquitto)
     listener.wait_for(lambda: len(discovery_configs(listener)) == ENTITIES, what="discovery")
+    return listener
+
+
+def test_home_assistant_coming_online_triggers_rediscovery(
+        anonymous_mosquitto: Mosquitto, publisher: MakePublisher, listen: Callable[..., Listener]) -> None:
+    listener = discovered(anonymous_mosquitto, publisher, listen)
     listener.clear()
     listener.publish("homeassistant/status", "online")
     listener.wait_for(lambda: len(discovery_configs(listener)) == ENTITIES, what="rediscovery")
@@ -272,11 +278,7 @@ def test_home_assistant_coming_online_triggers_rediscovery(
 
 def test_a_flood_of_home_assistant_birth_messages_is_answered_once(
         anonymous_mosquitto: Mosquitto, publisher: MakePublisher, listen: Callable[..., Listener]) -> None:
-    sender = publisher(anonymous_mosquitto.settings())
-    sender.publish_status(snapshot())
-    wait_connected(sender, with_state=True)
-    listener = listen(anonymous_mosquitto)
-    listener.wait_for(lambda: len(discovery_configs(listener)) == ENTITIES, what="discovery")
+    listener = discovered(anonymous_mosquitto, publisher, listen)
     for _ in range(100):
         listener.publish("homeassistant/status", "online")
     listener.clear()
