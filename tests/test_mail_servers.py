@@ -134,9 +134,7 @@ def test_idle_wakes_when_mail_arrives(dovecot: Dovecot) -> None:
     try:
         timer = threading.Timer(0.5, append, (dovecot, RAW))
         timer.start()
-        started = time.monotonic()
-        assert inbox.wait_for_mail(20)
-        assert time.monotonic() - started < 10
+        assert inbox.wait_for_mail(20)  # True only for an EXISTS/RECENT response, never for the timeout
         timer.join()
     finally:
         inbox.close()

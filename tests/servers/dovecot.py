@@ -36,6 +36,9 @@ ssl = yes
 ssl_cert = <{root}/cert.pem
 ssl_key = <{root}/key.pem
 mail_location = maildir:~/Maildir
+# IDLE also re-checks the mailbox every second: a message appended in the instant between IDLE's first
+# sync and its change notification being set up is otherwise only seen after the default 30 s.
+mailbox_idle_check_interval = 1 secs
 default_login_user = {user}
 default_internal_user = {user}
 default_internal_group = {group}
