@@ -429,6 +429,9 @@ class FakeICloud:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out as two writes on a kept-alive connection: with Nagle's algorithm the body waits
+    # for the client's delayed ACK (~40 ms a response), which made a 240-photo sync take 30 s instead of 6.
+    disable_nagle_algorithm = True
 
     @property
     def fake(self) -> FakeICloud:
