@@ -13,6 +13,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -130,6 +131,8 @@ class Sorter:
         loaded = Loaded(path, hashlib.sha256(data).hexdigest(), len(data))
         if self.file_hints is not None:
             loaded.hints = self.file_hints(data)
+        if self.previews is not None and self.previews.marked_screenshot(loaded.sha256):
+            loaded.hints = replace(loaded.hints or FileHints(), source_screenshot=True)
         preprocess = self.embedder.spec.preprocess
         try:
             image = self._decode(loaded.sha256, data, preprocess.size)

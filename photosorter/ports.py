@@ -81,9 +81,12 @@ class PhotoFiles(Protocol):
 
 
 class Previews(Protocol):
-    """Small renditions a source saved for photos it delivered, by the original's sha256."""
+    """Small renditions a source saved for photos it delivered, and what it said of them, by the
+    original's sha256."""
 
     def get(self, sha256: str) -> bytes | None: ...
+
+    def marked_screenshot(self, sha256: str) -> bool: ...
 
     def discard(self, sha256: str) -> None: ...
 

@@ -117,3 +117,16 @@ def test_exif_after_a_pngs_pixels_is_still_found() -> None:
     moved = data[:8] + b"".join(rest[:-1]) + exif + rest[-1]  # eXIf just before IEND, after the pixels
     assert moved.find(b"eXIf") > moved.find(b"IDAT")
     assert read_file_hints(moved).camera
+
+
+def test_icloud_s_screenshot_mark_outweighs_pixels_that_look_like_something_else() -> None:
+    names = ("screenshot", "food", "myfitnesspal", "other")
+    food = np.asarray([1e-9, 0.999, 1e-9, 0.001])
+    moved = adjust_for_file(food, names, FileHints(camera=True, source_screenshot=True))  # even with camera EXIF
+    assert moved.argmax() == 0 and moved[0] > 0.8 and abs(moved.sum() - 1) < 1e-9
+
+
+def test_a_marked_screenshot_the_model_reads_as_myfitnesspal_stays_myfitnesspal() -> None:
+    names = ("screenshot", "food", "myfitnesspal", "other")
+    diary = np.asarray([0.1, 0.5, 0.3, 0.1])
+    assert adjust_for_file(diary, names, FileHints(source_screenshot=True)).argmax() == 2

@@ -300,7 +300,9 @@ def test_each_still_comes_with_icloud_s_small_rendition_for_the_sorter(fake: Fak
     inbox, previews = tmp_path / "inbox", tmp_path / "data" / "previews"
     logged_in(fake, tmp_path).fetch_new(inbox)
     stills = {hashlib.sha256((inbox / name).read_bytes()).hexdigest() for name in group_folder(files(inbox)).photos}
-    assert {p.name.removesuffix(".jpg") for p in previews.iterdir()} == stills
+    assert {p.name.removesuffix(".jpg") for p in previews.glob("*.jpg")} == stills
+    marks = {p.name.removesuffix(".screenshot") for p in previews.glob("*.screenshot")}
+    assert len(marks) == 6 and marks < stills  # the recording's six screenshots (assetSubtypeV2 3)
     assert all(abs(p.stat().st_mtime - time.time()) < 600 for p in previews.iterdir())  # pruned by age
 
 

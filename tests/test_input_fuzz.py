@@ -66,7 +66,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeICloud]:
 
 
 FIELD_NAMES = ("filenameEnc", "itemType", "resOriginalRes", "resOriginalFileType", "resJPEGMedRes", "assetDate",
-               "addedDate", "masterRef", "resOriginalVidComplFileType", "resOriginalWidth")
+               "addedDate", "masterRef", "resOriginalVidComplFileType", "resOriginalWidth", "assetSubtypeV2")
 
 
 @st.composite

@@ -48,10 +48,13 @@ def test_previews_whose_photo_never_arrived_are_pruned_by_age(tmp_path: Path) ->
     previews = PreviewFolder(tmp_path / "previews")
     previews.folder.mkdir()
     old, fresh = previews.path_for("a" * 64), previews.path_for("b" * 64)
+    mark = previews.folder / f"{'a' * 64}.screenshot"
     old.write_bytes(b"x")
     fresh.write_bytes(b"y")
+    mark.write_bytes(b"")  # what iCloud said of it goes with it
     week_ago = time.time() - 8 * 86400
-    os.utime(old, (week_ago, week_ago))
-    assert previews.prune(7 * 86400) == 1
+    for path in (old, mark):
+        os.utime(path, (week_ago, week_ago))
+    assert previews.prune(7 * 86400) == 2
     assert [p.name for p in previews.folder.iterdir()] == [fresh.name]
     assert PreviewFolder(tmp_path / "absent").prune(1) == 0

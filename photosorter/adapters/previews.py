@@ -3,6 +3,10 @@
 iCloud serves every photo also as a ~2 MP JPEG; decoding that instead of a 12 MP HEIC, a PNG or a RAW
 the sorter cannot read is what makes classification cheap. A preview is named by the sha256 of its
 original, so it is found whatever the original is called, and is removed once the photo is sorted.
+
+What the source knows of the photo goes beside it the same way: an empty ``<sha256>.screenshot`` when
+iCloud's record marks the photo a screen capture (written by ``adapters/icloud/files.py`` before the
+photo appears in the inbox), so the mark survives a restart between download and sort.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from photosorter.adapters.filesystem import remove_stale
 log = logging.getLogger(__name__)
 
 SUFFIX = ".jpg"
+SCREENSHOT_SUFFIX = ".screenshot"  # the same name in adapters/icloud/files.py
 
 
 class PreviewFolder:
@@ -34,14 +39,19 @@ class PreviewFolder:
         except OSError:
             return None
 
+    def marked_screenshot(self, sha256: str) -> bool:
+        """Whether the photo's source marked it a screen capture."""
+        return (self.folder / f"{sha256}{SCREENSHOT_SUFFIX}").exists()
+
     def discard(self, sha256: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self.path_for(sha256).unlink()
+        for path in (self.path_for(sha256), self.folder / f"{sha256}{SCREENSHOT_SUFFIX}"):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
 
     def prune(self, older_than_s: float, now: float | None = None) -> int:
         """Remove previews whose photo never arrived in the library (deleted from the inbox by hand)."""
         limit = (time.time() if now is None else now) - older_than_s
-        removed = len(remove_stale(self.folder, lambda name: name.endswith(SUFFIX), limit))
+        removed = len(remove_stale(self.folder, lambda name: name.endswith((SUFFIX, SCREENSHOT_SUFFIX)), limit))
         if removed:
             log.info("removed %d previews of photos that never reached the library", removed)
         return removed

@@ -4,7 +4,8 @@ Each signal is optional and measured by ``photosorter evaluate`` with and withou
 - **faces**: me / people from the face stage (``core/faces.py``);
 - **text**: how much of the photo is text (``ml/textdetect.py``), as a likelihood per category;
 - **file**: what the file says (``adapters/filemeta.py``): iOS's ``Screenshot`` comment, or no camera
-  EXIF with a device screen's exact size, says screenshot; camera EXIF says it is not one.
+  EXIF with a device screen's exact size, says screenshot; camera EXIF says it is not one. What its
+  source says goes with it: iCloud marks each screen capture in its record (``adapters/icloud``).
 
 The sorter applies them after the prior/kNN blend: what the file says first, faces last (a macOS
 screenshot of a portrait, with its ``Screenshot`` comment, is still a photo of people).
@@ -24,18 +25,26 @@ COMMENT_WEIGHT = 0.8  # iOS wrote "Screenshot": nearly certain
 SCREEN_PNG_WEIGHT = 0.6  # exact screen size, PNG, no camera EXIF
 SCREEN_WEIGHT = 0.4  # exact screen size, no camera EXIF (a JPEG: could be a photo resized to a screen)
 CAMERA_FACTOR = 0.2  # camera EXIF: a screenshot's share is cut to a fifth
+# iCloud's asset subtype: Photos on the device that took it recorded a screen capture. Stronger than the
+# comment (which a macOS screenshot of anything carries) and than camera EXIF; only faces come after it.
+SOURCE_WEIGHT = 0.9
+GENERIC_SCREEN = "screenshot"  # where a marked screen capture goes when the model names no screen category:
+GENERIC_SHARE = 0.05  # its head start among the screen categories (a model's 0.3 for myfitnesspal still wins)
 
 
 @dataclass(frozen=True)
 class FileHints:
-    """What the file's header says (all False: it says nothing)."""
+    """What the file's header says, and its source (all False: they say nothing)."""
 
     screenshot_comment: bool = False
     camera: bool = False
     screen_size: bool = False
     png: bool = False
+    source_screenshot: bool = False  # its source marks it a screen capture (iCloud's asset subtype)
 
     def screenshot_weight(self) -> float:
+        if self.source_screenshot:
+            return SOURCE_WEIGHT
         if self.screenshot_comment:
             return COMMENT_WEIGHT
         if self.camera or not self.screen_size:
@@ -106,7 +115,7 @@ def adjust_for_file(distribution: np.ndarray, categories: Sequence[str], hints: 
     if not screen:
         return distribution
     adjusted = np.asarray(distribution, dtype=np.float64).copy()
-    if hints.camera and not hints.screenshot_comment:
+    if hints.camera and not (hints.screenshot_comment or hints.source_screenshot):
         adjusted[screen] *= CAMERA_FACTOR
         return np.asarray(adjusted / adjusted.sum(), dtype=np.float64)
     weight = hints.screenshot_weight()
@@ -114,5 +123,7 @@ def adjust_for_file(distribution: np.ndarray, categories: Sequence[str], hints: 
         return distribution
     target = np.zeros_like(adjusted)
     share = adjusted[screen] + 1e-3  # a screen category the model gave nothing still gets a little
+    if hints.source_screenshot and GENERIC_SCREEN in categories:
+        share[[categories[i] for i in screen].index(GENERIC_SCREEN)] += GENERIC_SHARE
     target[screen] = share / share.sum()
     return np.asarray((1.0 - weight) * adjusted + weight * target, dtype=np.float64)

@@ -235,13 +235,20 @@ class FakeICloud:
             seed = f"{master_name}/{prefix}"
             content = movie_for(seed) if "movie" in kind or "mpeg" in kind else jpeg_for(seed)
             key = hashlib.sha256(seed.encode()).hexdigest()[:32]
-            self.contents[key] = content
-            token["size"] = len(content)
-            token["fileChecksum"] = base64.b64encode(hashlib.sha1(content).digest()).decode()
+            self._put(key, token, content)
             if "downloadURL" in token:
                 token["downloadURL"] = f"{self.url}/content/B/{key}/${{f}}?o=x&v=1"
             keys[prefix] = key
         return FakePhoto(master, asset, keys)
+
+    def _put(self, key: str, token: dict[str, Any], content: bytes) -> None:
+        self.contents[key] = content
+        token["size"] = len(content)
+        token["fileChecksum"] = base64.b64encode(hashlib.sha1(content).digest()).decode()
+
+    def serve(self, photo: FakePhoto, prefix: str, content: bytes) -> None:
+        """From now on the photo's ``prefix`` file (``resOriginal``, ``resJPEGMed``) is ``content``."""
+        self._put(photo.content_keys[prefix], photo.master["fields"][f"{prefix}Res"]["value"], content)
 
     def break_download(self, photo: FakePhoto, status: int = 404) -> None:
         """Every download of the photo's original answers ``status`` from now on."""

@@ -37,7 +37,7 @@ from pyicloud.exceptions import (
 
 from photosorter.adapters.icloud.assets import DOWNLOAD, RECORD, IcloudAssets
 from photosorter.adapters.icloud.files import PARTIAL_PREFIX, AssetDownloadError, fetch_files, sweep_partials
-from photosorter.adapters.icloud.records import can_look_up, lookup_asset, read_page
+from photosorter.adapters.icloud.records import can_look_up, lookup_asset, read_page, screenshot_mark
 from photosorter.adapters.icloud.service import REQUEST_TIMEOUT_S, Service
 from photosorter.core import sync as plan
 from photosorter.errors import AuthRequiredError, SourceUnavailableError
@@ -86,6 +86,7 @@ class IcloudSource:
         self._failures = 0
         self._not_before = 0.0
         self._reported = ""
+        self._odd_subtype = False  # an assetSubtypeV2 that is not a number was logged
 
     def close(self) -> None:
         self.assets.close()
@@ -471,7 +472,12 @@ class IcloudSource:
                                      videos=self.videos, previews=self.previews is not None)
         name = plan.local_name(photo.filename, photo.id, original.type if original else None)
         folders = {"photo": inbox, "live": inbox, "preview": self.previews, "video": self.media_folder or inbox}
-        local, sha256, count = fetch_files(self._api.session, photo, wanted, name, folders, self._clock())
+        screenshot = screenshot_mark(photo)
+        if screenshot is None and not self._odd_subtype:  # hostile or new: said once, then ignored
+            self._odd_subtype = True
+            log.info("iCloud: an asset's subtype is not a number (%s); ignored", photo.id)
+        local, sha256, count = fetch_files(self._api.session, photo, wanted, name, folders, self._clock(),
+                                           screenshot=bool(screenshot))
         self.assets.remember(prefix + photo.id, checksum=original.checksum if original else None,
                              filename=photo.filename, local_name=local, sha256=sha256, size=photo.size,
                              item_type=photo.item_type, added=photo.added_date.timestamp())

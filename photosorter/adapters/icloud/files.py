@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 CHUNK_BYTES = 1 << 20
 DOWNLOAD_TIMEOUT_S = (10.0, 120.0)
 PARTIAL_PREFIX = ".photosorter-icloud-"
+SCREENSHOT_SUFFIX = ".screenshot"  # the same name in adapters/previews.py
 
 
 class AssetDownloadError(SourceUnavailableError):
@@ -69,10 +70,12 @@ def download(session: requests.Session, url: str, folder: Path, name: str, size:
 
 
 def fetch_files(session: requests.Session, photo: Any, wanted: list[tuple[str, str]], name: str,
-                folders: dict[str, Path | None], now: float) -> tuple[str | None, str | None, int]:
+                folders: dict[str, Path | None], now: float,
+                screenshot: bool = False) -> tuple[str | None, str | None, int]:
     """Download an asset's files (``wanted``: (version, role) from ``core.sync.plan_downloads``) and only
     when every one has arrived whole put them in place, the still first: an asset is delivered complete
-    or not at all. Returns (the still's or video's file name, its sha256, how many photos and videos)."""
+    or not at all. A ``screenshot`` (iCloud's mark) is noted beside the previews before the still appears.
+    Returns (the still's or video's file name, its sha256, how many photos and videos)."""
     parts: list[tuple[str, Path, str, Any]] = []  # (role, temporary file, sha256, iCloud's resource)
     local = sha256 = None
     try:
@@ -85,6 +88,9 @@ def fetch_files(session: requests.Session, photo: Any, wanted: list[tuple[str, s
                 temp, digest = download(session, resource.url, folder, name, resource.size)
                 parts.append((role, temp, digest, resource))
         taken = photo.asset_date.timestamp()
+        still = next((digest for role, _, digest, _ in parts if role == "photo"), None)
+        if screenshot and still is not None and folders["preview"] is not None:
+            save_mark(folders["preview"], f"{still}{SCREENSHOT_SUFFIX}")
         for role, temp, digest, resource in parts:
             if role in ("photo", "video"):
                 local, sha256 = link_into_place(temp, name, taken).name, digest
@@ -97,6 +103,14 @@ def fetch_files(session: requests.Session, photo: Any, wanted: list[tuple[str, s
             with contextlib.suppress(FileNotFoundError):
                 temp.unlink()
     return local, sha256, sum(1 for role, *_ in parts if role in ("photo", "video"))
+
+
+def save_mark(folder: Path, name: str) -> None:
+    """An empty file that says something of a photo (``adapters/previews.py`` reads it), durably."""
+    folder.mkdir(parents=True, exist_ok=True)
+    os.close(os.open(folder / name, os.O_CREAT | os.O_WRONLY, 0o600))
+    os.utime(folder / name)  # pruned by age like the previews: from this download on
+    fsync_dir(folder)
 
 
 def _orphaned(name: str) -> bool:

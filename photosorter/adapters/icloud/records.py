@@ -6,6 +6,10 @@ pyicloud validates a whole page of the added-date index at once: one record with
 that raw page, record by record: the records that validate become photos as pyicloud would build them,
 and each bad one is named by its asset id. An asset on the retry list is looked up by id
 (``records/lookup``), since the listing walk may never come back to it.
+
+A record also says what kind of asset it is: ``assetSubtypeV2`` 3 is a screen capture (what pyicloud's
+XMP writer calls ``Screenshot``, and what the Screenshots smart album lists), read from the listing
+already fetched: no request more.
 """
 
 from __future__ import annotations
@@ -19,8 +23,11 @@ from pyicloud.common.cloudkit.base import resolve_cloudkit_validation_extra
 from pyicloud.common.cloudkit.client import CloudKitApiError
 from pyicloud.common.cloudkit.models import CKQueryResponse, CKRecord, CKZoneIDReq
 from pyicloud.services.photos_cloudkit import DirectionEnum
+from pyicloud.services.photos_cloudkit.mappers import record_field_value
 
 log = logging.getLogger(__name__)
+
+SCREENSHOT_SUBTYPE = 3  # CPLAsset assetSubtypeV2 of a screen capture (0: a still, 2: a live photo)
 
 
 @dataclass(frozen=True)
@@ -145,3 +152,16 @@ def lookup_asset(library: Any, asset_id: str) -> Any | None:
     if master is None:
         return None
     return library.asset_type(library.service, master, asset, library=library)
+
+
+def screenshot_mark(photo: Any) -> bool | None:
+    """Whether iCloud's record marks the asset a screen capture; None when its ``assetSubtypeV2`` holds
+    something other than a whole number (to be ignored: it says nothing)."""
+    record = getattr(photo, "asset_record", None)
+    try:
+        value = record_field_value(record, "assetSubtypeV2") if record is not None else None
+    except (AttributeError, TypeError, ValueError):
+        return None
+    if value is None:
+        return False
+    return value == SCREENSHOT_SUBTYPE if type(value) is int else None
