@@ -34,6 +34,7 @@ INGRESS_PORT = 8099
 TITLES = {"knn_k": "kNN neighbours", "knn_trust_labels": "Labels before kNN is trusted", "apple_id": "Apple ID",
           "apple_password": "Apple ID password", "mqtt_tls": "MQTT over TLS", "mail_from": "Digest sender",
           "mail_to": "Digest recipient", "icloud_china_mainland": "iCloud China mainland",
+          "icloud_edited": "iCloud edited photos",
           "model_base_url": "Model mirror URL", "web_port": "Web page port",
           "web_host": "Web page address", "smtp_security": "SMTP security", "imap_security": "IMAP security"}
 

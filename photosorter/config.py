@@ -25,6 +25,7 @@ from typing import Any
 from dotenv import dotenv_values
 
 from photosorter.core.categories import DEFAULT_CATEGORIES, RESERVED
+from photosorter.core.sync import EDITED_MODES
 from photosorter.errors import ConfigError
 from photosorter.records import Category
 
@@ -249,6 +250,9 @@ OPTIONS: tuple[Option, ...] = (
       "Minutes between iCloud checks for new photos."),
     _("icloud_videos", "icloud", "videos", True, _bool,
       "Download videos (into <library>/videos) and live-photo movies (beside their still); off: skip them."),
+    _("icloud_edited", "icloud", "edited", "original", _choice(*EDITED_MODES),
+      "A photo edited in Photos: original (filed as taken), edited (the edit, a JPEG, as Photos shows it) or "
+      "both (the edit beside the original, as NAME-edited.jpg)."),
     _("icloud_shared_library", "icloud", "shared_library", False, _bool,
       "Also sync the iCloud Shared Library (what you and the people you share it with add); off: your own only."),
     _("icloud_china_mainland", "icloud", "china_mainland", False, _bool,
@@ -341,6 +345,7 @@ class IcloudSettings:
     password: Secret
     poll_minutes: int
     videos: bool
+    edited: str
     shared_library: bool
     china_mainland: bool
 

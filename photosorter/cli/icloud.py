@@ -65,6 +65,7 @@ def open_source(settings: Settings) -> IcloudSource | None:
                         state_path=settings.library.data / STATE_FILE, china_mainland=settings.icloud.china_mainland,
                         media_folder=settings.library.path / VIDEOS_FOLDER, videos=settings.icloud.videos,
                         previews=preview_folder(settings), shared_library=settings.icloud.shared_library,
+                        edited=settings.icloud.edited,
                         server=os.environ.get(SERVER_ENV) or None)
 
 

@@ -60,23 +60,42 @@ def listing_needed(cursor: str, saved_cursor: str | None, backfill_done: bool) -
     return not (backfill_done and saved_cursor is not None and cursor == saved_cursor)
 
 
+EDITED_MODES = ("original", "edited", "both")  # the icloud_edited option
+EDIT_VERSIONS = ("edited", "edited_medium", "edited_thumb")  # an edit's renditions (the CPLAsset's resJPEG*)
+
+
 def plan_downloads(item_type: str, is_live_photo: bool, versions: tuple[str, ...], *,
-                   videos: bool, previews: bool = False) -> list[tuple[str, str]]:
+                   videos: bool, previews: bool = False, edited: str = "original") -> list[tuple[str, str]]:
     """(version key, role) pairs to fetch for an asset, in order: the original still (``photo``); when
     videos are kept, a live photo's movie (``live``, saved beside the still) or a video's original
     (``video``); and iCloud's own ~2048 px JPEG rendition of a still (``preview``), which the sorter
     decodes instead of the original: a few ms against 36 ms for a 12 MP JPEG even in draft mode, about
-    1 s for a HEIC without an embedded thumbnail, and a RAW or PNG it reads at all or slowly."""
+    1 s for a HEIC without an embedded thumbnail, and a RAW or PNG it reads at all or slowly.
+
+    An edited still (``edited`` among the versions: Photos' rendering of the edit, a JPEG) with
+    ``edited`` "edited" is the edit instead (its own small rendition as the preview); with "both" the
+    edit comes too, as a photo of its own beside the original (``edit``)."""
     if item_type == "movie":
         return [("original", "video")] if videos and "original" in versions else []
-    wanted = [("original", "photo")] if "original" in versions else []
+    use_edit = edited == "edited" and "edited" in versions
+    still = "edited" if use_edit else "original"
+    wanted = [(still, "photo")] if still in versions else []
     if videos and is_live_photo and "original_video" in versions:
         wanted.append(("original_video", "live"))
+    if wanted and edited == "both" and "edited" in versions:
+        wanted.append(("edited", "edit"))
     if wanted and previews:
-        rendition = next((key for key in ("medium", "thumb") if key in versions), None)
+        renditions = ("edited_medium", "edited_thumb") if use_edit else ("medium", "thumb")
+        rendition = next((key for key in renditions if key in versions), None)
         if rendition is not None:
             wanted.append((rendition, "preview"))
     return wanted
+
+
+def edited_name(photo_name: str, file_type: str | None) -> str:
+    """The name of an edit kept beside its original: ``IMG_1.HEIC`` -> ``IMG_1-edited.jpg`` (its own stem,
+    so a live photo's movie still pairs with the original alone)."""
+    return typed_name(f"{stem(photo_name)}-edited", file_type or "public.jpeg")
 
 
 def sync_progress(done: int, total: int | None, downloaded: int, *, first_done: int, elapsed_s: float) -> SyncProgress:

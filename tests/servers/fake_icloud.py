@@ -226,19 +226,22 @@ class FakeICloud:
         master["recordName"] = master_name
         asset["recordName"] = f"{asset['recordName']}-{tag}"
         asset["fields"]["masterRef"]["value"]["recordName"] = master_name
-        for field_name, value in master["fields"].items():
-            if not (field_name.endswith("Res") and isinstance(value.get("value"), dict)):
-                continue
-            token = value["value"]
-            prefix = field_name[:-3]
-            kind = str(master["fields"].get(f"{prefix}FileType", {}).get("value", ""))
-            seed = f"{master_name}/{prefix}"
-            content = movie_for(seed) if "movie" in kind or "mpeg" in kind else jpeg_for(seed)
-            key = hashlib.sha256(seed.encode()).hexdigest()[:32]
-            self._put(key, token, content)
-            if "downloadURL" in token:
-                token["downloadURL"] = f"{self.url}/content/B/{key}/${{f}}?o=x&v=1"
-            keys[prefix] = key
+        # the master's files (resOriginal, ...) under their prefix; an edit's renditions on the asset
+        # (resJPEGFull, ...) under "asset:<prefix>"
+        for record, tail in ((master, ""), (asset, "asset:")):
+            for field_name, value in record["fields"].items():
+                if not (field_name.endswith("Res") and isinstance(value.get("value"), dict)):
+                    continue
+                token = value["value"]
+                prefix = tail + field_name[:-3]
+                kind = str(record["fields"].get(f"{field_name[:-3]}FileType", {}).get("value", ""))
+                seed = f"{master_name}/{prefix}"
+                content = movie_for(seed) if "movie" in kind or "mpeg" in kind else jpeg_for(seed)
+                key = hashlib.sha256(seed.encode()).hexdigest()[:32]
+                self._put(key, token, content)
+                if "downloadURL" in token:
+                    token["downloadURL"] = f"{self.url}/content/B/{key}/${{f}}?o=x&v=1"
+                keys[prefix] = key
         return FakePhoto(master, asset, keys)
 
     def _put(self, key: str, token: dict[str, Any], content: bytes) -> None:
@@ -247,8 +250,10 @@ class FakeICloud:
         token["fileChecksum"] = base64.b64encode(hashlib.sha1(content).digest()).decode()
 
     def serve(self, photo: FakePhoto, prefix: str, content: bytes) -> None:
-        """From now on the photo's ``prefix`` file (``resOriginal``, ``resJPEGMed``) is ``content``."""
-        self._put(photo.content_keys[prefix], photo.master["fields"][f"{prefix}Res"]["value"], content)
+        """From now on the photo's ``prefix`` file (``resOriginal``, ``resJPEGMed``, ``asset:resJPEGFull``)
+        is ``content``."""
+        record = photo.asset if prefix.startswith("asset:") else photo.master
+        self._put(photo.content_keys[prefix], record["fields"][f"{prefix.removeprefix('asset:')}Res"]["value"], content)
 
     def break_download(self, photo: FakePhoto, status: int = 404) -> None:
         """Every download of the photo's original answers ``status`` from now on."""

@@ -37,7 +37,13 @@ from pyicloud.exceptions import (
 
 from photosorter.adapters.icloud.assets import DOWNLOAD, RECORD, IcloudAssets
 from photosorter.adapters.icloud.files import PARTIAL_PREFIX, AssetDownloadError, fetch_files, sweep_partials
-from photosorter.adapters.icloud.records import can_look_up, lookup_asset, read_page, screenshot_mark
+from photosorter.adapters.icloud.records import (
+    can_look_up,
+    edit_resources,
+    lookup_asset,
+    read_page,
+    screenshot_mark,
+)
 from photosorter.adapters.icloud.service import REQUEST_TIMEOUT_S, Service
 from photosorter.core import sync as plan
 from photosorter.errors import AuthRequiredError, SourceUnavailableError
@@ -62,10 +68,11 @@ class IcloudSource:
                  china_mainland: bool = False, media_folder: Path | None = None, videos: bool = True,
                  previews: Path | None = None, shared_library: bool = False, server: str | None = None,
                  clock: Callable[[], float] = time.time, chunk: int = plan.FIRST_SYNC_CHUNK,
-                 timeout_s: float = REQUEST_TIMEOUT_S) -> None:
+                 timeout_s: float = REQUEST_TIMEOUT_S, edited: str = "original") -> None:
         self.apple_id = apple_id
         self.media_folder = media_folder  # videos go here; live-photo movies stay beside their still
         self.videos = videos
+        self.edited = edited  # an edited photo: its original, its edit or both (core.sync.plan_downloads)
         self.previews = previews  # where iCloud's small renditions go for the sorter (adapters.previews)
         self.chunk = chunk
         self.shared_library = shared_library  # also the iCloud Shared Library (zone SharedSync-…)
@@ -468,16 +475,19 @@ class IcloudSource:
         """Download an asset's files (still, live movie, preview; or a video) and only when every one has
         arrived whole put them in place, the still first: an asset is delivered complete or not at all."""
         original = photo.resources.get("original")
-        wanted = plan.plan_downloads(photo.item_type, photo.is_live_photo, tuple(photo.versions),
-                                     videos=self.videos, previews=self.previews is not None)
-        name = plan.local_name(photo.filename, photo.id, original.type if original else None)
-        folders = {"photo": inbox, "live": inbox, "preview": self.previews, "video": self.media_folder or inbox}
+        resources = photo.resources if self.edited == "original" else {**photo.resources, **edit_resources(photo)}
+        wanted = plan.plan_downloads(photo.item_type, photo.is_live_photo, tuple(resources), videos=self.videos,
+                                     previews=self.previews is not None, edited=self.edited)
+        first = resources[wanted[0][0]] if wanted else original  # the edit, in place of the original
+        name = plan.local_name(photo.filename, photo.id, first.type if first else None)
+        folders = {"photo": inbox, "live": inbox, "edit": inbox, "preview": self.previews,
+                   "video": self.media_folder or inbox}
         screenshot = screenshot_mark(photo)
         if screenshot is None and not self._odd_subtype:  # hostile or new: said once, then ignored
             self._odd_subtype = True
             log.info("iCloud: an asset's subtype is not a number (%s); ignored", photo.id)
         local, sha256, count = fetch_files(self._api.session, photo, wanted, name, folders, self._clock(),
-                                           screenshot=bool(screenshot))
+                                           screenshot=bool(screenshot), resources=resources)
         self.assets.remember(prefix + photo.id, checksum=original.checksum if original else None,
                              filename=photo.filename, local_name=local, sha256=sha256, size=photo.size,
                              item_type=photo.item_type, added=photo.added_date.timestamp())

@@ -17,7 +17,7 @@ from pyicloud.exceptions import PyiCloudAPIResponseException
 
 from photosorter.adapters.filesystem import fsync_dir, remove_stale
 from photosorter.core.naming import numbered_name
-from photosorter.core.sync import companion_name
+from photosorter.core.sync import companion_name, edited_name
 from photosorter.errors import SourceUnavailableError
 
 log = logging.getLogger(__name__)
@@ -70,17 +70,19 @@ def download(session: requests.Session, url: str, folder: Path, name: str, size:
 
 
 def fetch_files(session: requests.Session, photo: Any, wanted: list[tuple[str, str]], name: str,
-                folders: dict[str, Path | None], now: float,
-                screenshot: bool = False) -> tuple[str | None, str | None, int]:
-    """Download an asset's files (``wanted``: (version, role) from ``core.sync.plan_downloads``) and only
-    when every one has arrived whole put them in place, the still first: an asset is delivered complete
-    or not at all. A ``screenshot`` (iCloud's mark) is noted beside the previews before the still appears.
-    Returns (the still's or video's file name, its sha256, how many photos and videos)."""
+                folders: dict[str, Path | None], now: float, screenshot: bool = False,
+                resources: dict[str, Any] | None = None) -> tuple[str | None, str | None, int]:
+    """Download an asset's files (``wanted``: (version, role) from ``core.sync.plan_downloads``, among
+    ``resources``, by default the photo's) and only when every one has arrived whole put them in place,
+    the still first: an asset is delivered complete or not at all. A ``screenshot`` (iCloud's mark) is
+    noted beside the previews before the still appears. Returns (the still's or video's file name, its
+    sha256, how many photos and videos)."""
+    resources = photo.resources if resources is None else resources
     parts: list[tuple[str, Path, str, Any]] = []  # (role, temporary file, sha256, iCloud's resource)
     local = sha256 = None
     try:
         for key, role in wanted:
-            resource = photo.resources[key]
+            resource = resources[key]
             folder = folders[role]
             if not resource.url:
                 log.warning("iCloud: %s has no download address for its %s; skipped", name, key)
@@ -88,21 +90,23 @@ def fetch_files(session: requests.Session, photo: Any, wanted: list[tuple[str, s
                 temp, digest = download(session, resource.url, folder, name, resource.size)
                 parts.append((role, temp, digest, resource))
         taken = photo.asset_date.timestamp()
-        still = next((digest for role, _, digest, _ in parts if role == "photo"), None)
-        if screenshot and still is not None and folders["preview"] is not None:
-            save_mark(folders["preview"], f"{still}{SCREENSHOT_SUFFIX}")
+        for role, _, digest, _ in parts:
+            if screenshot and role in ("photo", "edit") and folders["preview"] is not None:
+                save_mark(folders["preview"], f"{digest}{SCREENSHOT_SUFFIX}")
         for role, temp, digest, resource in parts:
             if role in ("photo", "video"):
                 local, sha256 = link_into_place(temp, name, taken).name, digest
             elif role == "live" and local is not None:
                 link_into_place(temp, companion_name(local, resource.filename, resource.type), taken)
+            elif role == "edit" and local is not None:
+                link_into_place(temp, edited_name(local, resource.type), taken)
             elif role == "preview" and sha256 is not None:
                 link_into_place(temp, f"{sha256}.jpg", now, numbered=False)
     finally:
         for _, temp, _, _ in parts:
             with contextlib.suppress(FileNotFoundError):
                 temp.unlink()
-    return local, sha256, sum(1 for role, *_ in parts if role in ("photo", "video"))
+    return local, sha256, sum(1 for role, *_ in parts if role in ("photo", "video", "edit"))
 
 
 def save_mark(folder: Path, name: str) -> None:

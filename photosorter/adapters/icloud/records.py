@@ -23,11 +23,13 @@ from pyicloud.common.cloudkit.base import resolve_cloudkit_validation_extra
 from pyicloud.common.cloudkit.client import CloudKitApiError
 from pyicloud.common.cloudkit.models import CKQueryResponse, CKRecord, CKZoneIDReq
 from pyicloud.services.photos_cloudkit import DirectionEnum
-from pyicloud.services.photos_cloudkit.mappers import record_field_value
+from pyicloud.services.photos_cloudkit.mappers import build_photo_resource, record_field_value
 
 log = logging.getLogger(__name__)
 
 SCREENSHOT_SUBTYPE = 3  # CPLAsset assetSubtypeV2 of a screen capture (0: a still, 2: a live photo)
+# An edit's renditions are on the CPLAsset (the CPLMaster holds the original's): icloudpd's "adjusted" size
+EDIT_PREFIXES = {"edited": "resJPEGFull", "edited_medium": "resJPEGMed", "edited_thumb": "resJPEGThumb"}
 
 
 @dataclass(frozen=True)
@@ -165,3 +167,20 @@ def screenshot_mark(photo: Any) -> bool | None:
     if value is None:
         return False
     return value == SCREENSHOT_SUBTYPE if type(value) is int else None
+
+
+def edit_resources(photo: Any) -> dict[str, Any]:
+    """The renditions of the asset's edit (``core.sync.EDIT_VERSIONS``) that can be downloaded, from its
+    CPLAsset record already listed; none for an unedited asset or a record that cannot say."""
+    record = getattr(photo, "asset_record", None)
+    found: dict[str, Any] = {}
+    for key, prefix in EDIT_PREFIXES.items():
+        try:
+            resource = build_photo_resource(key=key, prefix=prefix, master_record=record, filename=photo.filename,
+                                            item_type_extensions=photo.FILE_TYPE_EXTENSIONS, is_live_photo=False,
+                                            item_type_lookup=photo.ITEM_TYPES) if record is not None else None
+        except (AttributeError, TypeError, ValueError, KeyError):
+            resource = None
+        if resource is not None and isinstance(resource.url, str) and resource.url:
+            found[key] = resource
+    return found
