@@ -48,7 +48,7 @@ from bench.clipshaped import clip_models, prompt_rows
 from bench.common import ROOT, RSS, median_ms, row, timed, use_cores
 from bench.icloudsync import icloud_rows
 from bench.idle import idle_rows
-from bench.library import library_rows
+from bench.library import library_rows, storage_agreement
 from bench.sorting import compare_sort, make_12mp, make_screenshots, model_latency
 from photosorter.adapters.icloud import IcloudAssets
 from photosorter.adapters.state import SqliteState
@@ -99,6 +99,8 @@ def knn(dim: int, sizes: tuple[int, ...], work: Path) -> None:
             index.save(path)
         with timed() as loading:
             UsearchIndex.load(path, dim, index.categories)
+        if size == 10_000:
+            storage_agreement(f"{size // 1000}k clustered {dim}-d", vectors, queries)
         mode = "exact" if index.exact else "graph"
         row(f"kNN {size // 1000}k x {dim}: photosorter ({mode}) / numpy query",
             f"{ours_ms:7.3f} ms / {numpy_ms:7.3f} ms  recall@5 {recall:.3f}")

@@ -1,7 +1,7 @@
 """The face stage of the sorter: scan a photo's faces, remember them, judge me / people, keep the "me" faces.
 
 Orchestration only: the models are behind ``FaceModel`` (``ml/faces.py``), storage behind ``FaceStore``
-(``adapters/state.py``), the decisions in ``core/faces.py``. The person's reference faces live in a
+(``adapters/state/faces.py``), the decisions in ``core/faces.py``. The person's reference faces live in a
 second usearch index (keys: reference-face ids), saved beside the kNN index and rebuilt from the state
 when it does not match. Face data never leaves the data folder and is never logged.
 """

@@ -9,6 +9,7 @@ import pytest
 
 from photosorter.adapters.files import LocalFiles
 from photosorter.adapters.images import decode_image
+from photosorter.adapters.vectors import decode, encode
 from photosorter.config import Settings, load_settings
 from photosorter.core.categories import FALLBACK
 from photosorter.core.classify import decide
@@ -67,3 +68,10 @@ def test_knn_leave_one_out_accuracy_reaches_the_floor(eval_set: LabelledSet, set
 
 def test_embeddings_are_unit_length(eval_set: LabelledSet) -> None:
     assert np.allclose(np.linalg.norm(eval_set.embeddings, axis=1), 1.0, atol=1e-4)
+
+
+def test_knn_answers_are_the_same_from_embeddings_stored_as_int8(eval_set: LabelledSet) -> None:
+    categories = sorted(set(eval_set.labels))
+    stored = np.stack([decode(*encode(vector)) for vector in eval_set.embeddings])
+    exact = knn_leave_one_out(eval_set.embeddings, eval_set.labels, eval_set.groups, 5, categories)
+    assert knn_leave_one_out(stored, eval_set.labels, eval_set.groups, 5, categories) == exact

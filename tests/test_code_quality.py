@@ -46,6 +46,7 @@ def test_only_the_composition_root_imports_adapters() -> None:
 
 def test_adapters_never_import_each_other() -> None:
     shared = {"photosorter.adapters.sqlite",  # connection plumbing for the tables in the one state file
+              "photosorter.adapters.vectors",  # how embeddings are stored in it (state, catalog, mail ledger read them)
               "photosorter.adapters.filesystem"}  # flushing a folder, sweeping stale leftovers
     adapters = ROOT / "photosorter" / "adapters"
     for path in adapters.rglob("*.py"):

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from photosorter.adapters.sqlite import connect
+from photosorter.adapters.vectors import EMBEDDING_COLUMNS, EMBEDDING_SCHEMA, decode_rows
 from photosorter.records import PhotoRecord, PhotoStatus
 
 _COLUMNS = ("id, sha256, source_path, library_path, category, score, margin, status, reason, duplicate_of, "
@@ -27,7 +28,7 @@ def _record(row: tuple) -> PhotoRecord:  # type: ignore[type-arg]
 
 class SqliteCatalog:
     def __init__(self, path: Path) -> None:
-        self._db = connect(path, "", "the state database (web page)")
+        self._db = connect(path, EMBEDDING_SCHEMA, "the state database (web page)", added_columns=EMBEDDING_COLUMNS)
 
     def close(self) -> None:
         self._db.close()
@@ -54,13 +55,13 @@ class SqliteCatalog:
         """(photo ids, embeddings [n, d], folder of each, whether each is labelled) of the library's photos in
         a category folder or _unsure, ``chunk`` rows at a time (memory stays flat), every ``every``-th photo."""
         rows = self._db.execute(
-            "SELECT p.id, p.status, p.category, e.vector, p.id IN (SELECT photo_id FROM labels) FROM photos p "
+            "SELECT p.id, p.status, p.category, e.vector, p.id IN (SELECT photo_id FROM labels), e.scale FROM photos p "
             "JOIN embeddings e ON e.photo_id = p.id AND e.model = ? "
             "WHERE p.status IN ('placed', 'unsure') AND p.library_path IS NOT NULL AND p.id % ? = 0 ORDER BY p.id",
             (model, every))
         while batch := rows.fetchmany(chunk):
             yield (np.fromiter((r[0] for r in batch), np.int64, len(batch)),
-                   np.stack([np.frombuffer(r[3], dtype=np.float32) for r in batch]),
+                   decode_rows((r[3], r[5]) for r in batch),
                    ["_unsure" if r[1] == "unsure" else str(r[2]) for r in batch],
                    np.fromiter((bool(r[4]) for r in batch), bool, len(batch)))
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from photosorter.adapters.sqlite import connect, transaction
+from photosorter.adapters.vectors import EMBEDDING_COLUMNS, EMBEDDING_SCHEMA, decode
 from photosorter.errors import StateError
 from photosorter.records import PhotoRecord, PhotoStatus, SentDigest
 
@@ -61,7 +62,7 @@ _PHOTO_COLUMNS = ("p.id, p.sha256, p.source_path, p.library_path, p.category, p.
 
 class SqliteMailLedger:
     def __init__(self, path: Path) -> None:
-        self._db = connect(path, SCHEMA, "the mail ledger")
+        self._db = connect(path, SCHEMA + EMBEDDING_SCHEMA, "the mail ledger", added_columns=EMBEDDING_COLUMNS)
 
     def close(self) -> None:
         self._db.close()
@@ -92,9 +93,9 @@ class SqliteMailLedger:
         for start in range(0, len(photo_ids), 500):
             chunk = photo_ids[start:start + 500]
             marks = ",".join("?" * len(chunk))
-            for photo_id, vector in self._rows(f"SELECT photo_id, vector FROM embeddings WHERE photo_id IN ({marks}) "
-                                               "ORDER BY rowid", tuple(chunk)):
-                found[int(photo_id)] = np.frombuffer(vector, dtype=np.float32)
+            for photo_id, vector, scale in self._rows(f"SELECT photo_id, vector, scale FROM embeddings WHERE photo_id "
+                                                      f"IN ({marks}) ORDER BY rowid", tuple(chunk)):
+                found[int(photo_id)] = decode(vector, scale)
         return found
 
     def last_digest_time(self) -> float | None:

@@ -12,11 +12,18 @@ from pathlib import Path
 
 import numpy as np
 
-from photosorter.adapters.sqlite import back_up, check_database, connect, remove_backups, transaction
-from photosorter.core.drift import Observation
+from photosorter.adapters.sqlite import back_up, check_database, connect, transaction
+from photosorter.adapters.state.faces import FACE_SCHEMA, FaceRows
+from photosorter.adapters.vectors import (
+    EMBEDDING_COLUMNS,
+    EMBEDDING_SCHEMA,
+    EmbeddingRows,
+    save_embedding,
+    upgrade,
+)
 from photosorter.core.naming import printable
 from photosorter.errors import StateError
-from photosorter.records import Face, MeFace, Move, PhotoRecord, PhotoStatus, Prediction, RunReport
+from photosorter.records import Move, PhotoRecord, PhotoStatus, Prediction, RunReport
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS photos (
@@ -38,12 +45,6 @@ CREATE TABLE IF NOT EXISTS photos (
 );
 CREATE INDEX IF NOT EXISTS photos_sha ON photos(sha256);
 CREATE INDEX IF NOT EXISTS photos_library ON photos(library_path);
-CREATE TABLE IF NOT EXISTS embeddings (
-    photo_id INTEGER NOT NULL REFERENCES photos(id),
-    model TEXT NOT NULL,
-    vector BLOB NOT NULL,
-    PRIMARY KEY (photo_id, model)
-);
 CREATE TABLE IF NOT EXISTS labels (
     id INTEGER PRIMARY KEY,
     photo_id INTEGER NOT NULL REFERENCES photos(id),
@@ -76,35 +77,7 @@ CREATE TABLE IF NOT EXISTS runs (
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 """
 
-# Faces are personal data: they stay in this file (mode 0600), are never published, and
-# ``forget_faces`` (``photosorter me forget``) deletes all of them. A photo with a face_scans row
-# was looked at by the face model ``model`` (``faces`` may be 0); its faces are numbered left to right.
-FACE_SCHEMA = """
-CREATE TABLE IF NOT EXISTS face_scans (
-    photo_id INTEGER PRIMARY KEY REFERENCES photos(id),
-    model TEXT NOT NULL,
-    faces INTEGER NOT NULL,
-    created REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS faces (
-    photo_id INTEGER NOT NULL REFERENCES photos(id),
-    number INTEGER NOT NULL,
-    box TEXT NOT NULL,
-    landmarks TEXT NOT NULL,
-    score REAL NOT NULL,
-    vector BLOB NOT NULL,
-    PRIMARY KEY (photo_id, number)
-);
-CREATE TABLE IF NOT EXISTS me_faces (
-    id INTEGER PRIMARY KEY,
-    photo_id INTEGER NOT NULL REFERENCES photos(id),
-    number INTEGER NOT NULL,
-    model TEXT NOT NULL,
-    vector BLOB NOT NULL,
-    created REAL NOT NULL
-);
-"""
-
+SCHEMA_VERSION = 1  # PRAGMA user_version: 1 = embeddings stored as int8 (adapters/vectors.py)
 _PHOTO_COLUMNS = ("id, sha256, source_path, library_path, category, score, margin, status, reason, "
                   "duplicate_of, near_group")
 
@@ -123,7 +96,7 @@ def display_path(path: Path | str) -> str:
     return printable(os.fsencode(path))
 
 
-class SqliteState:
+class SqliteState(EmbeddingRows, FaceRows):
     def __init__(self, path: Path, *, writer: bool = True) -> None:
         """``writer`` (every command that changes the library, and the daemon) checks the file at start and
         makes the daily backup; a reader (``status``) does neither: it holds no lock, so it must never set
@@ -133,10 +106,14 @@ class SqliteState:
         elif path.is_file() and path.stat().st_size == 0:  # opening it would write an empty schema over it
             raise StateError(f"the state database {path} is empty (0 bytes): the next sort, label or the daemon "
                              "restores it from its backup")
-        self._db = connect(path, SCHEMA + FACE_SCHEMA, "the state database", foreign_keys=True,
-                           added_columns=(("moves", "follows", "INTEGER"), ("labels", "guess", "TEXT")))
+        self._db = connect(path, SCHEMA + EMBEDDING_SCHEMA + FACE_SCHEMA, "the state database", foreign_keys=True,
+                           added_columns=(("moves", "follows", "INTEGER"), ("labels", "guess", "TEXT"),
+                                          *EMBEDDING_COLUMNS))
         self.path = path
         self._counted: dict[object, tuple[tuple[int, int], object]] = {}  # see _unchanged
+        if writer and int(self._db.execute("PRAGMA user_version").fetchone()[0]) < SCHEMA_VERSION:
+            upgrade(self._db, path)  # float32 embeddings an older version wrote
+            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         if writer and self._db.execute("SELECT EXISTS (SELECT 1 FROM photos)").fetchone()[0]:
             back_up(self._db, path)  # once a day; three kept
 
@@ -186,17 +163,11 @@ class SqliteState:
                       prediction: Prediction | None = None) -> None:
         """Store a photo's embedding, perceptual hash and group, and what it was classified as."""
         with self._tx() as db:
-            db.execute("INSERT OR REPLACE INTO embeddings (photo_id, model, vector) VALUES (?,?,?)",
-                       (photo_id, model, np.asarray(vector, dtype=np.float32).tobytes()))
+            save_embedding(db, photo_id, model, vector)
             db.execute("UPDATE photos SET dhash=?, near_group=? WHERE id=?", (_signed(dhash), near_group, photo_id))
             if prediction is not None:
                 db.execute("UPDATE photos SET category=?, score=?, margin=?, updated=? WHERE id=?",
                            (prediction.category, prediction.score, prediction.margin, time.time(), photo_id))
-
-    def embedding(self, photo_id: int, model: str) -> np.ndarray | None:
-        row = self._db.execute("SELECT vector FROM embeddings WHERE photo_id=? AND model=?",
-                               (photo_id, model)).fetchone()
-        return np.frombuffer(row[0], dtype=np.float32).copy() if row else None
 
     def perceptual_hashes(self) -> tuple[list[int], list[int], np.ndarray]:
         """(photo ids, their near-duplicate groups, uint64 hashes) of every analysed photo."""
@@ -235,23 +206,6 @@ class SqliteState:
         rows = self._db.execute(
             "SELECT photo_id, category FROM labels WHERE id IN (SELECT MAX(id) FROM labels GROUP BY photo_id)")
         return {int(photo_id): category for photo_id, category in rows}
-
-    def labelled_embeddings(self, model: str) -> list[tuple[int, str, np.ndarray]]:
-        """Each labelled photo's latest label with its embedding under ``model``."""
-        rows = self._db.execute(
-            "SELECT l.photo_id, l.category, e.vector FROM labels l JOIN embeddings e "
-            "ON e.photo_id = l.photo_id AND e.model = ? "
-            "WHERE l.id IN (SELECT MAX(id) FROM labels GROUP BY photo_id) ORDER BY l.photo_id", (model,))
-        return [(int(p), c, np.frombuffer(v, dtype=np.float32).copy()) for p, c, v in rows]
-
-    def recent_embeddings(self, model: str, limit: int) -> np.ndarray:
-        """Up to ``limit`` embeddings under ``model`` (the latest photos), ``[n, dim]``; a sample of the
-        model's own photos for measuring how similar unrelated photos are."""
-        rows = self._db.execute("SELECT vector FROM embeddings WHERE model=? ORDER BY photo_id DESC LIMIT ?",
-                                (model, limit)).fetchall()
-        if not rows:
-            return np.zeros((0, 0), dtype=np.float32)
-        return np.stack([np.frombuffer(row[0], dtype=np.float32) for row in rows])
 
     # the move journal -----------------------------------------------------------------------------
     def begin_move(self, photo_id: int | None, src: Path, dst: Path, library_path: str | None,
@@ -395,85 +349,6 @@ class SqliteState:
         for category in self.current_labels().values():
             counts[category] = counts.get(category, 0) + 1
         return counts
-
-    # drift ----------------------------------------------------------------------------------------
-    def analyses_since(self, since: float, model: str) -> list[Observation]:
-        """Photos sorted (into a category or _unsure) since ``since``, with their embedding under ``model``."""
-        rows = self._db.execute(
-            "SELECT p.id, p.created, p.status, p.category, COALESCE(p.near_group, p.id), e.vector FROM photos p "
-            "JOIN embeddings e ON e.photo_id = p.id AND e.model = ? "
-            "WHERE p.status IN ('placed', 'unsure') AND p.created >= ? ORDER BY p.id", (model, since))
-        return [Observation(int(i), float(c), s == "unsure", cat, int(g), np.frombuffer(v, dtype=np.float32).copy())
-                for i, c, s, cat, g, v in rows]
-
-    # faces (personal data; see FACE_SCHEMA) -------------------------------------------------------
-    def save_faces(self, photo_id: int, model: str, faces: list[Face], vectors: np.ndarray) -> None:
-        """Replace what is stored about a photo's faces with this scan's result (possibly no faces).
-
-        Without an fsync of its own (3 ms a photo): a scan lost to a power cut is simply made again,
-        and the sorter's next journal write makes this one durable too."""
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        try:
-            with self._tx() as db:
-                db.execute("DELETE FROM faces WHERE photo_id=?", (photo_id,))
-                db.execute("INSERT OR REPLACE INTO face_scans (photo_id, model, faces, created) VALUES (?,?,?,?)",
-                           (photo_id, model, len(faces), time.time()))
-                db.executemany(
-                    "INSERT INTO faces (photo_id, number, box, landmarks, score, vector) VALUES (?,?,?,?,?,?)",
-                    [(photo_id, face.number, json.dumps(face.box), json.dumps(face.landmarks), face.score,
-                      np.asarray(vector, dtype=np.float32).tobytes())
-                     for face, vector in zip(faces, vectors, strict=True)])
-        finally:
-            self._db.execute("PRAGMA synchronous=FULL")
-
-    def faces_of(self, photo_id: int, model: str) -> tuple[list[Face], np.ndarray] | None:
-        """A photo's faces and their embeddings under face model ``model``; None when it was not scanned."""
-        scan = self._db.execute("SELECT faces FROM face_scans WHERE photo_id=? AND model=?",
-                                (photo_id, model)).fetchone()
-        if scan is None:
-            return None
-        rows = self._db.execute("SELECT number, box, landmarks, score, vector FROM faces WHERE photo_id=? "
-                                "ORDER BY number", (photo_id,)).fetchall()
-        faces = [Face(int(n), tuple(json.loads(b)), tuple(json.loads(k)), float(s)) for n, b, k, s, _ in rows]
-        vectors = [np.frombuffer(v, dtype=np.float32) for *_, v in rows]
-        return faces, (np.stack(vectors) if vectors else np.zeros((0, 0), dtype=np.float32))
-
-    def add_me_face(self, photo_id: int, number: int, model: str, vector: np.ndarray) -> int:
-        with self._tx() as db:
-            db.execute("DELETE FROM me_faces WHERE photo_id=? AND number=? AND model=?", (photo_id, number, model))
-            cursor = db.execute("INSERT INTO me_faces (photo_id, number, model, vector, created) VALUES (?,?,?,?,?)",
-                                (photo_id, number, model, np.asarray(vector, dtype=np.float32).tobytes(),
-                                 time.time()))
-            return int(cursor.lastrowid or 0)
-
-    def me_faces(self, model: str) -> list[MeFace]:
-        """The person's reference faces under face model ``model``, oldest first."""
-        rows = self._db.execute("SELECT m.id, m.photo_id, m.number, m.created, m.vector, p.library_path, "
-                                "p.source_path FROM me_faces m JOIN photos p ON p.id = m.photo_id "
-                                "WHERE m.model=? ORDER BY m.id", (model,))
-        return [MeFace(int(i), int(p), int(n), float(c), np.frombuffer(v, dtype=np.float32).copy(), lib or src)
-                for i, p, n, c, v, lib, src in rows]
-
-    def remove_me_face(self, face_id: int) -> bool:
-        with self._tx() as db:
-            return db.execute("DELETE FROM me_faces WHERE id=?", (face_id,)).rowcount > 0
-
-    def forget_faces(self) -> tuple[int, int]:
-        """Delete every reference face and every stored face (overwritten on disk, WAL truncated).
-
-        Returns (reference faces, faces) deleted."""
-        try:
-            self._db.execute("PRAGMA secure_delete=ON")
-            with self._tx() as db:
-                references = db.execute("DELETE FROM me_faces").rowcount
-                faces = db.execute("DELETE FROM faces").rowcount
-                db.execute("DELETE FROM face_scans")
-            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        except sqlite3.Error as exc:
-            raise StateError(f"cannot forget faces: {exc}") from exc
-        remove_backups(self.path)  # they hold the faces too
-        back_up(self._db, self.path, every_s=0.0)
-        return references, faces
 
     def placed_in(self, categories: tuple[str, ...]) -> list[PhotoRecord]:
         """Photos filed in the library under one of ``categories`` (not those in _unsure)."""
