@@ -184,7 +184,7 @@ def main() -> None:
         heics = make_12mp(photos[3::7], heic, work / "heic-src", heic=True)
         screens = make_screenshots(photos[5::7], screens_n, work / "screen-src")
         model_latency(args.model, "MobileNetV2", cores, 10 if quick else 100)
-        compare_sort(f"12 MP JPEG ({len(jpegs)})", jpegs, args.model, work / "jpeg", cores, faces)
+        compare_sort(f"12 MP JPEG ({len(jpegs)})", jpegs, args.model, work / "jpeg", cores, faces, text=True)
         compare_sort(f"12 MP HEIC ({len(heics)})", heics, args.model, work / "heic", cores, faces)
         compare_sort(f"eval set ({len(eval_photos)}, <=1280 px)", eval_photos, args.model, work / "eval", cores,
                      faces)

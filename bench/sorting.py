@@ -54,7 +54,7 @@ def naive(photos: list[Path], spec: ModelSpec, out: Path, cores: int) -> float:
 
 
 def product(photos: list[Path], model: Path, work: Path, cores: int, faces: str = "off",
-            previews: bool = False) -> tuple[float, float]:
+            previews: bool = False, text: bool = False) -> tuple[float, float]:
     """``previews``: each photo's ``<name>.preview.jpg`` beside it is put where the iCloud source saves
     its small rendition (``<data>/previews/<sha256>.jpg``), so the sorter decodes that instead.
     Returns (seconds, CPU seconds of this process meanwhile: every thread's work, whatever else runs)."""
@@ -69,7 +69,7 @@ def product(photos: list[Path], model: Path, work: Path, cores: int, faces: str 
                         saved.path_for(hashlib.sha256(photo.read_bytes()).hexdigest()))
     settings = load_settings({"library": str(work / "library"), "data": str(work / "data"), "model": str(model),
                               "log_level": "warning", "model_threads": cores, "faces": faces != "off",
-                              "face_model": None if faces == "off" else faces,
+                              "face_model": None if faces == "off" else faces, "text_signal": text,
                               "settle_seconds": 0},  # the bench's photos were copied in a moment ago
                              environ={}, dotenv_path=Path("/nonexistent"))
     state = SqliteState(settings.library.data / "state.sqlite3")
@@ -85,8 +85,9 @@ def product(photos: list[Path], model: Path, work: Path, cores: int, faces: str 
 
 
 def compare_sort(name: str, photos: list[Path], model: Path, work: Path, cores: int, faces: str = "off",
-                 model_only_cpu_ms: float | None = None) -> None:
-    """The naive baseline, photosorter on the originals (with the face stage too when ``faces``), and
+                 model_only_cpu_ms: float | None = None, text: bool = False) -> None:
+    """The naive baseline, photosorter on the originals (with the face stage too when ``faces``, and the
+    text signal on top when ``text``: detection, and the words of photos with text), and
     photosorter given iCloud's rendition of each photo (``<name>.preview.jpg`` beside it). With
     ``model_only_cpu_ms`` (the model's CPU time per photo), each photosorter row also says what share of
     its CPU time the model takes: with decoding fully overlapped, the share of the model-only rate
@@ -95,13 +96,15 @@ def compare_sort(name: str, photos: list[Path], model: Path, work: Path, cores: 
     RSS.reset()
     base = naive(photos, spec, work / "naive", cores)
     row(f"sort {name}: naive", f"{len(photos) / base:7.1f} photos/s  peak RSS {RSS.peak_mb:5.0f} MB")
-    runs = [("photosorter", "off", False)] + ([("photosorter + faces", faces, False)] if faces != "off" else [])
+    runs = [("photosorter", "off", False, False)] + \
+        ([("photosorter + faces", faces, False, False)] if faces != "off" else []) + \
+        ([(f"photosorter + {'faces + ' if faces != 'off' else ''}text", faces, False, True)] if text else [])
     if photos[0].with_name(photos[0].name + ".preview.jpg").exists():
-        runs.append(("photosorter, iCloud rendition", "off", True))
-    for label, stage, previews in runs:
+        runs.append(("photosorter, iCloud rendition", "off", True, False))
+    for label, stage, previews, read in runs:
         RSS.reset()
         ours, cpu = product(photos, model, work / f"product-{label.replace(' ', '').replace(',', '')}", cores,
-                            stage, previews)
+                            stage, previews, read)
         rate = len(photos) / ours
         cpu_ms = cpu * 1000 / len(photos)
         of_model = f"  CPU {cpu_ms:5.0f} ms/photo, model {model_only_cpu_ms / cpu_ms:4.0%}" \

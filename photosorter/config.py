@@ -234,7 +234,8 @@ OPTIONS: tuple[Option, ...] = (
     _("other_min_score", "classify", "other_min_score", 0.25, _fraction,
       "A photo whose best category scores below this is filed as other."),
     _("text_signal", "classify", "text_signal", False, _bool,
-      "Look for text in photos that may be text, books, screenshots or beer (about 50 ms each)."),
+      "Look for text in photos that may be text, books, screenshots or beer (about 40 ms each), "
+      "and read the largest lines of screens to tell MyFitnessPal (about 50 ms more)."),
     # faces
     _("faces", "faces", "enabled", True, _bool,
       "Find faces to tell photos of you (me) from photos of other people (people)."),

@@ -17,6 +17,7 @@ from PIL import Image
 
 from photosorter.core.categories import FALLBACK
 from photosorter.core.classify import blend, decide, knn_evidence_matrix, label_reliability, label_trust
+from photosorter.core.groups import DisjointSets
 from photosorter.core.metrics import accuracy, confusion_matrix, group_folds, knn_vote_matrix, per_category
 from photosorter.core.placement import UNSURE_FOLDER
 from photosorter.core.signals import NO_SIGNALS, Signals, apply_signals
@@ -99,19 +100,12 @@ def read_sources(folder: Path) -> dict[Path, str]:
 
 def near_duplicate_groups(hashes: list[int]) -> list[int]:
     """Union photos whose perceptual hashes are within ``NEAR_DUPLICATE_BITS``; group id = first member."""
-    parent = list(range(len(hashes)))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
+    groups = DisjointSets(len(hashes))
     for i in range(len(hashes)):
         for j in range(i):
             if hamming(hashes[i], hashes[j]) <= NEAR_DUPLICATE_BITS:
-                parent[root(i)] = root(j)
-    return [root(i) for i in range(len(hashes))]
+                groups.join(i, j)
+    return groups.roots()
 
 
 CURVE_POINTS: tuple[int | None, ...] = (1, 2, 5, 10, None)  # None: every training label

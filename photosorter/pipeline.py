@@ -25,7 +25,7 @@ from photosorter.core.classify import decide
 from photosorter.core.companions import VIDEOS_FOLDER, group_folder
 from photosorter.core.faces import FaceVerdict
 from photosorter.core.placement import DUPLICATES_FOLDER, FAILED_FOLDER, plan_folder
-from photosorter.core.signals import FileHints, Signals, apply_signals, wants_text
+from photosorter.core.signals import FileHints, Signals, apply_signals, read_from, wants_text
 from photosorter.core.similarity import NEAR_DUPLICATE_BITS, dhash, nearest_hash
 from photosorter.errors import ConfigError, ImageError
 from photosorter.facestage import FaceStage
@@ -35,7 +35,7 @@ from photosorter.labelling import Labelling
 from photosorter.loaded import Loaded
 from photosorter.ml.preprocess import fit_to_input, gray_thumbnail
 from photosorter.placing import Placer, printable
-from photosorter.ports import Decoder, Embedder, PhotoFiles, Previews, Prior, StateStore, VectorIndex
+from photosorter.ports import Decoder, Embedder, PhotoFiles, Previews, Prior, StateStore, TextLook, VectorIndex
 from photosorter.progress import Progress
 from photosorter.records import (
     CorrectionEvent,
@@ -56,7 +56,7 @@ class Sorter:
                  decode_workers: int = 2, on_sorted: Callable[[PhotoEvent], None] | None = None,
                  faces: FaceStage | None = None, previews: Previews | None = None,
                  file_hints: Callable[[bytes], FileHints] | None = None,
-                 text_coverage: Callable[[Image.Image], float] | None = None) -> None:
+                 text: TextLook | None = None) -> None:
         self.settings = settings
         self.state = state
         self.files = files
@@ -73,7 +73,7 @@ class Sorter:
         self.faces = faces  # optional face stage: me / people from faces, adjusts the distribution
         self.previews = previews  # small renditions a source saved beside the originals (decoded instead)
         self.file_hints = file_hints  # reads a file's header for screenshot / camera hints
-        self.text_coverage = text_coverage  # share of a photo that is text (run only when text may matter)
+        self.text = text  # text coverage and words (run only when text may matter)
         self.placer = Placer(state, files, self.library)
         self.hand_edits = HandEdits(state, files, self.library, self.names)
         self._reported_skips: set[Path] = set()
@@ -115,10 +115,11 @@ class Sorter:
         prior = self.prior(embedding, class_probs)
         neighbours = self.index.search(embedding, self.settings.classify.knn_k, exclude=exclude)
         distribution = self.knn.distribution(prior, neighbours)
-        coverage = None
-        if self.text_coverage is not None and image is not None and wants_text(distribution, self.names):
-            coverage = self.text_coverage(image)
-        distribution = apply_signals(distribution, self.names, Signals(faces=faces, file=hints, text_coverage=coverage))
+        coverage, words = None, None
+        if self.text is not None and image is not None and wants_text(distribution, self.names):
+            coverage, words = self.text(image, read_from(distribution, self.names))
+        distribution = apply_signals(distribution, self.names,
+                                     Signals(faces=faces, file=hints, text_coverage=coverage, words=words))
         return decide(distribution, self.names, unsure_margin=self.settings.classify.unsure_margin,
                       other_min_score=self.settings.classify.other_min_score, fallback=FALLBACK)
 
@@ -139,7 +140,7 @@ class Sorter:
             del data
             loaded.pixels = fit_to_input(image, preprocess, self.settings.model.crop)
             loaded.gray = gray_thumbnail(image)
-            if self.text_coverage is not None:
+            if self.text is not None:
                 loaded.image = image
             if self.faces is not None:  # on this worker thread, overlapping the main thread's work
                 loaded.faces = self.faces.detect(np.asarray(image))

@@ -30,6 +30,9 @@ from photosorter.records import (
     SyncProgress,
 )
 
+# The text stage: (photo, coverage from which to read its words or None) -> (text coverage, lines read or None)
+TextLook = Callable[[Image.Image, float | None], tuple[float, tuple[str, ...] | None]]
+
 
 class Embedder(Protocol):
     spec: ModelSpec

@@ -24,7 +24,7 @@ def test_the_quick_benchmark_prints_every_kind_of_row() -> None:
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     for kind in ("model only: MobileNetV2 int8", "model only: MobileNetV2 float32", "sort 12 MP JPEG",
                  "sort 12 MP HEIC", "sort eval set", "sort PNG screenshots", "iCloud rendition", "photosorter + faces",
-                 "memory, MobileNetV2 + faces", "kNN 10k x 512: photosorter (graph)", "state: check 10k",
-                 "photos: status command", "MQTT status publish", "daemon idle"):
+                 "photosorter + faces + text", "memory, MobileNetV2 + faces", "kNN 10k x 512: photosorter (graph)",
+                 "state: check 10k", "photos: status command", "MQTT status publish", "daemon idle"):
         assert kind in done.stdout, kind
     assert "ratio" in done.stdout and "Traceback" not in done.stderr

@@ -19,7 +19,7 @@ from photosorter.adapters.images import decode_image
 from photosorter.cli.commands import Options, described
 from photosorter.config import CROP_MODES, Settings
 from photosorter.core.faces import judge_faces
-from photosorter.core.signals import Signals
+from photosorter.core.signals import READ_FROM, Signals
 from photosorter.errors import ConfigError, ModelError
 from photosorter.evaluation import (
     LabelledSet,
@@ -35,7 +35,7 @@ from photosorter.ml.download import resolve_model
 from photosorter.ml.embedder import OnnxEmbedder
 from photosorter.ml.faces import OnnxFaces, resolve_face_models
 from photosorter.ml.prior import ZeroShotPrior
-from photosorter.ml.textdetect import OnnxTextDetector
+from photosorter.ml.textread import OnnxTextReader
 
 log = logging.getLogger(__name__)
 
@@ -146,15 +146,16 @@ def build_scan(settings: Settings) -> tuple[Scan, list[str]]:
         except ModelError as exc:
             log.warning("evaluation without faces: %s", exc.message)
 
-    text = OnnxTextDetector(threads=settings.model.threads) if settings.classify.text_signal else None
+    text = OnnxTextReader(threads=settings.model.threads) if settings.classify.text_signal else None
 
     def scan(data: bytes, image: Image.Image) -> Signals:
         verdict = None
         if faces is not None:
             found, _ = faces.analyse(np.asarray(image.convert("RGB")))
             verdict = judge_faces(found, [-1.0] * len(found), me_threshold=settings.faces.me_threshold)
-        coverage = text.coverage(image) if text is not None else None  # applied only where the sorter runs it
-        return Signals(faces=verdict, file=read_file_hints(data), text_coverage=coverage)
+        # text on every photo; apply_signals uses it only where the sorter would have looked
+        coverage, words = text.look(image, READ_FROM) if text is not None else (None, None)
+        return Signals(faces=verdict, file=read_file_hints(data), text_coverage=coverage, words=words)
 
     return scan, ["file"] + (["faces"] if faces is not None else []) + (["text"] if text is not None else [])
 

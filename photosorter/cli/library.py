@@ -29,7 +29,7 @@ from photosorter.ml.lifetime import ModelLifetime
 from photosorter.ml.modelspec import ModelSpec
 from photosorter.ml.prior import ZeroShotPrior
 from photosorter.ml.selfcheck import check_on_this_cpu
-from photosorter.ml.textdetect import OnnxTextDetector
+from photosorter.ml.textread import OnnxTextReader
 from photosorter.pipeline import Sorter
 from photosorter.placing import check_inbox
 from photosorter.records import PhotoEvent, RunReport
@@ -157,7 +157,7 @@ def build_sorter(settings: Settings, state: SqliteState,
                     prior=prior, index=index, index_path=index_path, on_sorted=on_sorted,
                     faces=build_face_stage(settings, state, required=faces_required, lifetime=lifetime),
                     previews=PreviewFolder(preview_folder(settings)), file_hints=read_file_hints,
-                    text_coverage=OnnxTextDetector(threads=settings.model.threads).coverage
+                    text=OnnxTextReader(threads=settings.model.threads).look
                     if settings.classify.text_signal else None)
     sorter.relearn_labels({photo_id for photo_id, _, _ in labelled})  # after a change of model
     return sorter

@@ -3,16 +3,19 @@
 Each signal is optional and measured by ``photosorter evaluate`` with and without it:
 - **faces**: me / people from the face stage (``core/faces.py``);
 - **text**: how much of the photo is text (``ml/textdetect.py``), as a likelihood per category;
+- **words**: what its largest text lines say (``ml/textread.py``), only where a word can decide: an app's
+  name, or its screen's headings on a screen;
 - **file**: what the file says (``adapters/filemeta.py``): iOS's ``Screenshot`` comment, or no camera
   EXIF with a device screen's exact size, says screenshot; camera EXIF says it is not one. What its
   source says goes with it: iCloud marks each screen capture in its record (``adapters/icloud``).
 
-The sorter applies them after the prior/kNN blend: what the file says first, faces last (a macOS
+The sorter applies them after the prior/kNN blend: text coverage, what the file says, words, faces last (a macOS
 screenshot of a portrait, with its ``Screenshot`` comment, is still a photo of people).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -76,12 +79,67 @@ class Signals:
     faces: FaceVerdict | None = None
     file: FileHints | None = None
     text_coverage: float | None = None
+    words: tuple[str, ...] | None = None  # the lines read, as the recogniser spelt them
+
+
+# Words: what the largest text lines say. Only words that name a category's one app are used (no brand
+# lists: a beer's or a book's words are too many to list and would fit whatever photos they came from).
+# The app's name decides (mixed in at NAME_WEIGHT); two of its screen's headings decide which screen
+# category a screen belongs to (the screen share moves to the app at HEADINGS_WEIGHT), so a nutrition
+# label photographed in a shop, with the same words, stays text or food.
+APP_NAMES = {"myfitnesspal": ("myfitnesspal",)}  # letters only, lower case: "My FitnessPal" matches
+APP_HEADINGS = {"myfitnesspal": frozenset({
+    "calories", "protein", "carbs", "carbohydrates", "fat", "remaining", "goal", "macros", "nutrients",
+    "breakfast", "lunch", "dinner", "snacks", "exercise"})}
+HEADINGS_NEEDED = 2  # distinct headings read
+NAME_WEIGHT = 0.8
+HEADINGS_WEIGHT = 0.8
+READ_FROM = TEXT_BINS[0]  # the words are read from this text coverage on (less: nothing to read)
+# and only where a screen is in play (screen categories hold TEXT_GATE): there a word can decide, and
+# the recogniser (about 50 ms a photo) stays off the many text, book and beer photos it could not move
 
 
 def wants_text(distribution: np.ndarray, categories: Sequence[str]) -> bool:
     """Whether reading the photo's text could matter: a text-like category is in play."""
     share = sum(float(distribution[categories.index(c)]) for c in TEXT_CATEGORIES if c in categories)
     return share >= TEXT_GATE
+
+
+def read_from(distribution: np.ndarray, categories: Sequence[str]) -> float | None:
+    """The text coverage from which the photo's words are read (None: no word could decide here: no app
+    category, or no screen in play)."""
+    if not any(c in APP_NAMES or c in APP_HEADINGS for c in categories):
+        return None
+    share = sum(float(distribution[categories.index(c)]) for c in SCREEN_CATEGORIES if c in categories)
+    return READ_FROM if share >= TEXT_GATE else None
+
+
+def _apps_named(lines: Sequence[str]) -> tuple[set[str], set[str]]:
+    """The categories whose app is named, and those whose screen headings are read (enough of them)."""
+    letters = ["".join(re.findall(r"[a-z]", line.lower())) for line in lines]
+    tokens = {token for line in lines for token in re.findall(r"[a-z]+", line.lower())}
+    named = {app for app, names in APP_NAMES.items() if any(n in line for n in names for line in letters)}
+    headed = {app for app, headings in APP_HEADINGS.items() if len(tokens & headings) >= HEADINGS_NEEDED}
+    return named, headed
+
+
+def adjust_for_words(distribution: np.ndarray, categories: Sequence[str], lines: Sequence[str]) -> np.ndarray:
+    """Toward the app a photo's words name; a screen's share to the app whose headings it shows."""
+    named, headed = _apps_named(lines)
+    adjusted = np.asarray(distribution, dtype=np.float64).copy()
+    for app in sorted(named | headed):
+        if app not in categories:
+            continue
+        target = categories.index(app)
+        if app in named:
+            adjusted *= 1.0 - NAME_WEIGHT
+            adjusted[target] += NAME_WEIGHT
+            continue
+        for screen in (categories.index(c) for c in SCREEN_CATEGORIES if c in categories and c != app):
+            moved = adjusted[screen] * HEADINGS_WEIGHT
+            adjusted[screen] -= moved
+            adjusted[target] += moved
+    return np.asarray(adjusted / adjusted.sum(), dtype=np.float64)
 
 
 def adjust_for_text(distribution: np.ndarray, categories: Sequence[str], coverage: float) -> np.ndarray:
@@ -98,11 +156,14 @@ NO_SIGNALS = Signals()
 
 
 def apply_signals(distribution: np.ndarray, categories: Sequence[str], signals: Signals) -> np.ndarray:
-    """The distribution moved by each signal that says something."""
-    if signals.text_coverage is not None and wants_text(distribution, categories):
+    """The distribution moved by each signal that says something (text only where the sorter reads it)."""
+    text_in_play, words_in_play = wants_text(distribution, categories), read_from(distribution, categories)
+    if signals.text_coverage is not None and text_in_play:
         distribution = adjust_for_text(distribution, categories, signals.text_coverage)
     if signals.file is not None:
         distribution = adjust_for_file(distribution, categories, signals.file)
+    if signals.words and text_in_play and words_in_play is not None:  # after the file: it may make a screen
+        distribution = adjust_for_words(distribution, categories, signals.words)
     if signals.faces is not None:  # last: prominent faces make even a screenshot of a photo about people
         distribution = adjust_distribution(distribution, categories, signals.faces)
     return distribution

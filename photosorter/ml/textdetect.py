@@ -5,7 +5,7 @@ opencv, shapely nor pyclipper (what the package pulls in) enter the runtime.
 The detector gives a text probability per pixel; the share of pixels above ``TEXT_PROBABILITY`` is the
 photo's text coverage. Measured at 320 px (long side) on the shared photos, median coverage is text 0.05
 to 0.07, screenshot 0.01 to 0.02, beer (labels, cans) 0.01, and 0.000 for animal, food, people, scenery.
-No recognition: reading words (MyFitnessPal, brand names) needs the 10 MB recogniser and ~0.9 s a photo.
+Reading the words of the largest text lines is ``ml/textread.py``.
 """
 
 from __future__ import annotations
@@ -20,14 +20,48 @@ import onnxruntime as ort
 from PIL import Image
 
 from photosorter.errors import ModelError
+from photosorter.ml.runtime import session_options
 
 DETECT_SIDE = 320  # long side the detector sees (a multiple of 32); 56 ms a photo on a 2-core Zen 1
 TEXT_PROBABILITY = 0.3  # PaddleOCR's own binarisation threshold
 MODEL_SHA256 = "d2a7720d45a54257208b1e13e36a8479894cb74155a5efe29462512d42f49da9"
 
 
-def shipped_model() -> Path:
-    return Path(str(resources.files("photosorter.data").joinpath("models/ppocr-det/text_det.onnx")))
+def shipped_model(name: str = "ppocr-det/text_det.onnx") -> Path:
+    return Path(str(resources.files("photosorter.data").joinpath(f"models/{name}")))
+
+
+class PinnedModel:
+    """A shipped ONNX file whose session is created on first use (under a lock), the file checked
+    against its sha256 first: a changed or corrupt file is never run."""
+
+    def __init__(self, path: Path, sha256: str, what: str, threads: int) -> None:
+        self.path, self.sha256, self.what = path, sha256, what
+        self._threads = threads
+        self._lock = threading.Lock()
+        self._session: ort.InferenceSession | None = None
+
+    def session(self) -> ort.InferenceSession:
+        with self._lock:
+            if self._session is None:
+                try:
+                    data = self.path.read_bytes()
+                except OSError as exc:
+                    raise ModelError(f"{self.what} {self.path} unreadable: {exc}") from exc
+                if hashlib.sha256(data).hexdigest() != self.sha256:
+                    raise ModelError(f"{self.what} {self.path} does not match its sha256 (corrupt or changed)")
+                # the sorter's threads (model_threads), spinning off: see runtime.session_options
+                self._session = ort.InferenceSession(data, session_options(self._threads),
+                                                     providers=["CPUExecutionProvider"])
+            return self._session
+
+    def run(self, feed: np.ndarray) -> np.ndarray:
+        session = self.session()
+        try:
+            (output,) = session.run(None, {session.get_inputs()[0].name: feed})
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            raise ModelError(f"{self.what} failed: {exc}") from exc
+        return np.asarray(output)
 
 
 def detector_input(image: Image.Image, side: int = DETECT_SIDE) -> np.ndarray:
@@ -47,33 +81,12 @@ def text_coverage(probabilities: np.ndarray) -> float:
 
 
 class OnnxTextDetector:
-    """The session is created on first use (under a lock) with the file checked against its sha256."""
-
     def __init__(self, model: Path | None = None, threads: int = 2) -> None:
-        self.model = model or shipped_model()
-        self._threads = threads
-        self._lock = threading.Lock()
-        self._session: ort.InferenceSession | None = None
+        self.model = PinnedModel(model or shipped_model(), MODEL_SHA256, "text detector", threads)
 
-    def _load(self) -> ort.InferenceSession:
-        with self._lock:
-            if self._session is None:
-                try:
-                    data = self.model.read_bytes()
-                except OSError as exc:
-                    raise ModelError(f"text detector {self.model} unreadable: {exc}") from exc
-                if hashlib.sha256(data).hexdigest() != MODEL_SHA256:
-                    raise ModelError(f"text detector {self.model} does not match its sha256 (corrupt or changed)")
-                options = ort.SessionOptions()
-                options.intra_op_num_threads = self._threads  # the sorter's 2 cores, like the image model
-                options.inter_op_num_threads = 1
-                self._session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
-            return self._session
+    def probabilities(self, image: Image.Image) -> np.ndarray:
+        """``[H, W]``: the text probability of each pixel of the photo scaled to ``DETECT_SIDE``."""
+        return np.asarray(self.model.run(detector_input(image))[0, 0])
 
     def coverage(self, image: Image.Image) -> float:
-        session = self._load()
-        try:
-            (probabilities,) = session.run(None, {session.get_inputs()[0].name: detector_input(image)})
-        except Exception as exc:  # onnxruntime raises its own untyped errors
-            raise ModelError(f"text detection failed: {exc}") from exc
-        return text_coverage(probabilities[0, 0])
+        return text_coverage(self.probabilities(image))
