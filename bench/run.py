@@ -19,7 +19,8 @@
 5. State: 100k known photos by sha256 and 100k known iCloud asset ids; a 100k-photo library's state file,
    ``status``, the daemon's status snapshot, the MQTT status publish (to a real mosquitto) and the digest.
 6. The idle daemon's CPU per hour (inbox, MQTT), measured over ``--idle-s`` seconds (5 in --quick).
-7. iCloud (full run only): a first sync of ``--icloud`` photos from the local fake server and an idle poll.
+7. iCloud (full run only): a first sync of ``--icloud`` photos from the local fake server and an idle poll;
+   by hand, ``--icloud-listing 100000``: the listing of a 100k library and the idle poll after it.
 
 The 12 MP photos are made here by upscaling shared eval photos (nothing is downloaded). Needs
 ``heif-enc`` (libheif-examples) for the HEICs.
@@ -46,6 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.clipshaped import clip_models, prompt_rows
 from bench.common import ROOT, RSS, median_ms, row, timed, use_cores
+from bench.icloudlisting import icloud_listing_rows
 from bench.icloudsync import icloud_rows
 from bench.idle import idle_rows
 from bench.library import library_rows, storage_agreement
@@ -164,6 +166,9 @@ def main() -> None:
                         help="the CLIP-shaped rows (off in --quick: the export takes minutes)")
     parser.add_argument("--cores", type=int, default=2, help="CPU cores (and model_threads); 1: a Pi's view")
     parser.add_argument("--icloud", type=int, default=1000, help="photos in the fake iCloud library (0: no rows)")
+    parser.add_argument("--icloud-listing", type=int, default=0,
+                        help="photos the fake iCloud generates for a first sync's listing and an idle poll, by hand "
+                             "(100000; 0: no rows)")
     parser.add_argument("--library", type=int, default=100_000, help="photos in the state for the library rows")
     parser.add_argument("--idle-s", type=float, default=600.0, help="seconds to watch the idle daemon (0: no row)")
     parser.add_argument("--quick", action="store_true", help="every kind of row at small sizes, under a minute")
@@ -215,6 +220,8 @@ def main() -> None:
             broker.stop()
         if args.icloud and not quick:
             icloud_rows(args.icloud, work / "icloud")
+        if args.icloud_listing:
+            icloud_listing_rows(args.icloud_listing, work / "icloud-listing")
 
 
 if __name__ == "__main__":

@@ -130,6 +130,25 @@ def test_first_sync_of_a_library_with_several_pages_is_resumable(fake: FakeIClou
           f"second half in {elapsed:.1f} s")
 
 
+def test_photos_taken_during_a_first_sync_shift_its_pages_without_losing_or_doubling_any(
+        fake: FakeICloud, tmp_path: Path) -> None:
+    fake.load_recording(copies=3, limit=70)  # 210 photos: three pages of the added-date index
+    source = logged_in(fake, tmp_path)
+    source.previews = None  # the stills are enough to count
+    taken = iter([2, 1])
+
+    def take_photos(progress: SyncProgress) -> None:  # between two pages: the index shifts by that many
+        for n in range(next(taken, 0)):
+            fake.add_new_photo(index=30 + n, tag=f"during{progress.done}-{n}")
+
+    source.fetch_new(tmp_path / "inbox", take_photos)
+    assert source.assets.count() == 210
+    source.fetch_new(tmp_path / "inbox")  # the ones taken meanwhile come with the next sync's head walk
+    assert source.assets.count() == 213
+    downloaded = [p.split("/")[3] for _, p in fake.requests if "/content/" in p]
+    assert len(downloaded) == len(set(downloaded))
+
+
 def test_a_poll_with_nothing_new_costs_two_requests(fake: FakeICloud, tmp_path: Path) -> None:
     fake.load_recording(limit=30)
     source = logged_in(fake, tmp_path)

@@ -27,11 +27,12 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 from urllib.parse import parse_qs, urlsplit
 
 import yaml
@@ -163,6 +164,7 @@ class FakeICloud:
         self.truncate_downloads = 0
         self.truncate_skip = 0  # downloads served whole before the truncating starts
         self.photos: list[FakePhoto] = []  # newest first (rank 0 is the newest)
+        self.generated: GeneratedLibrary | None = None  # served instead of ``photos`` when set
         self.shared_photos: list[FakePhoto] | None = None  # the Shared Library, when the account has one
         self.contents: dict[str, bytes] = {}
         self.sync_version = 1
@@ -202,6 +204,12 @@ class FakeICloud:
                 self.photos.append(self._adopt(master, asset, f"c{copy_number}"))
         self.sync_version += 1
 
+    def generate_library(self, count: int, name: str = "listing_photos.yml") -> None:
+        """A library of ``count`` photos made when a query asks for them (``GeneratedLibrary``): for
+        listing benchmarks of 100,000 photos; their files are a few bytes, not images."""
+        self.generated = GeneratedLibrary(self, recorded_photo_records(name), count)
+        self.sync_version += 1
+
     def add_shared_library(self, name: str = "listing_photos.yml", *, limit: int | None = None) -> None:
         """Give the account a Shared Library (a zone of the shared database) holding recorded photos."""
         pairs = recorded_photo_records(name)[:limit]
@@ -219,7 +227,7 @@ class FakeICloud:
             self.sync_version += 1
         return photo
 
-    def _adopt(self, master: dict[str, Any], asset: dict[str, Any], tag: str) -> FakePhoto:
+    def _adopt(self, master: dict[str, Any], asset: dict[str, Any], tag: str, *, bodies: bool = True) -> FakePhoto:
         master, asset = copy.deepcopy(master), copy.deepcopy(asset)
         keys: dict[str, str] = {}
         master_name = f"{master['recordName']}-{tag}"
@@ -236,9 +244,12 @@ class FakeICloud:
                 prefix = tail + field_name[:-3]
                 kind = str(record["fields"].get(f"{field_name[:-3]}FileType", {}).get("value", ""))
                 seed = f"{master_name}/{prefix}"
-                content = movie_for(seed) if "movie" in kind or "mpeg" in kind else jpeg_for(seed)
                 key = hashlib.sha256(seed.encode()).hexdigest()[:32]
-                self._put(key, token, content)
+                if not bodies:  # sized and summed, never stored (a generated library's files)
+                    token["size"], token["fileChecksum"] = len(seed), base64.b64encode(key.encode()).decode()
+                else:
+                    content = movie_for(seed) if "movie" in kind or "mpeg" in kind else jpeg_for(seed)
+                    self._put(key, token, content)
                 if "downloadURL" in token:
                     token["downloadURL"] = f"{self.url}/content/B/{key}/${{f}}?o=x&v=1"
                 keys[prefix] = key
@@ -260,7 +271,7 @@ class FakeICloud:
         self.inject(f"/content/B/{photo.content_keys['resOriginal']}/", status, times=10**6, content_type="text/plain",
                     body=b"gone")
 
-    def lookup(self, body: dict[str, Any], photos: list[FakePhoto]) -> tuple[int, dict[str, Any], dict[str, str]]:
+    def lookup(self, body: dict[str, Any], photos: Sequence[FakePhoto]) -> tuple[int, dict[str, Any], dict[str, str]]:
         """records/lookup: the asked-for CPLAsset or CPLMaster records, NOT_FOUND for the others."""
         by_name = {p.id: p.asset for p in photos} | {p.master["recordName"]: p.master for p in photos}
         records = []
@@ -397,14 +408,16 @@ class FakeICloud:
         return {"zoneID": {"zoneName": name, "ownerRecordName": OWNER, "zoneType": "REGULAR_CUSTOM_ZONE"},
                 "syncToken": self.sync_token(), "atomic": True}
 
-    def library(self, database: str) -> list[FakePhoto]:
+    def library(self, database: str) -> Sequence[FakePhoto]:
         """The photos a query to the ``private`` or ``shared`` database reads."""
-        return self.photos if database == "private" else (self.shared_photos or [])
+        if database == "private":
+            return self.photos if self.generated is None else self.generated
+        return self.shared_photos or []
 
     def sync_token(self) -> str:
         return base64.b64encode(f"fake-sync-{self.sync_version}".encode()).decode()
 
-    def query(self, body: dict[str, Any], photos: list[FakePhoto]) -> tuple[int, dict[str, Any], dict[str, str]]:
+    def query(self, body: dict[str, Any], photos: Sequence[FakePhoto]) -> tuple[int, dict[str, Any], dict[str, str]]:
         query = body.get("query", {})
         kind = query.get("recordType")
         if kind == "CheckIndexingState":
@@ -428,7 +441,7 @@ class FakeICloud:
 
 
     def count_query(self, body: dict[str, Any],
-                    photos: list[FakePhoto]) -> tuple[int, dict[str, Any], dict[str, str]]:
+                    photos: Sequence[FakePhoto]) -> tuple[int, dict[str, Any], dict[str, str]]:
         """HyperionIndexCountLookup, as recorded: the number of items in an index (the whole library)."""
         batch = body.get("batch") or [{}]
         index = ((batch[0].get("query") or {}).get("filterBy") or {}).get("fieldValue", {}).get("value", [""])[0]
@@ -437,6 +450,33 @@ class FakeICloud:
                   "recordChangeTag": "0", "deleted": False,
                   "zoneID": {"zoneName": "PrimarySync", "ownerRecordName": OWNER}}
         return 200, {"batch": [{"records": [record], "syncToken": self.sync_token()}]}, {}
+
+
+class GeneratedLibrary(Sequence[FakePhoto]):
+    """``count`` photos, the recorded ones over and over with ids ``<recorded>-g<rank>``, made when a query
+    reads them and never kept: the server's memory stays flat however big the library. Rank 0 is the
+    newest, as in ``FakeICloud.photos``."""
+
+    def __init__(self, fake: FakeICloud, pairs: list[tuple[dict[str, Any], dict[str, Any]]], count: int) -> None:
+        self.fake, self.pairs, self.size = fake, pairs, count
+
+    def __len__(self) -> int:
+        return self.size
+
+    @overload
+    def __getitem__(self, index: int) -> FakePhoto: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[FakePhoto]: ...
+
+    def __getitem__(self, index: int | slice) -> FakePhoto | list[FakePhoto]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self.size))]
+        if not -self.size <= index < self.size:
+            raise IndexError(index)
+        rank = index % self.size
+        master, asset = self.pairs[rank % len(self.pairs)]
+        return self.fake._adopt(master, asset, f"g{rank}", bodies=False)
 
 
 class _Handler(BaseHTTPRequestHandler):
