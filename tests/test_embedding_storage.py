@@ -156,6 +156,10 @@ def test_a_migration_killed_midway_leaves_every_embedding_readable(older: tuple[
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert formats(path) == (PHOTOS - 30, 30)  # both formats side by side
     assert cosines(stored(path), vectors).min() > 0.9999
+    catalog = SqliteCatalog(path)
+    web_map = np.concatenate([chunk[1] for chunk in catalog.library_embeddings(MODEL, chunk=25)])
+    catalog.close()
+    assert cosines(web_map, vectors).min() > 0.9999
     SqliteState(path).close()  # the next writer finishes the migration
     assert formats(path) == (0, PHOTOS)
     assert cosines(stored(path), vectors).min() > 0.9999

@@ -55,8 +55,13 @@ def decode(blob: bytes, scale: float | None) -> np.ndarray:
 
 
 def decode_rows(rows: Iterable[tuple[bytes, float | None]]) -> np.ndarray:
-    """``[n, d]`` float32 from (vector, scale) rows."""
-    return np.stack([decode(blob, scale) for blob, scale in rows])
+    """``[n, d]`` float32 from (vector, scale) rows (int8 ones in one step: the web map reads 100k)."""
+    rows = list(rows)
+    scales = [scale for _, scale in rows]
+    if not rows or None in scales:
+        return np.stack([decode(blob, scale) for blob, scale in rows])
+    values = np.frombuffer(b"".join(blob for blob, _ in rows), dtype=np.int8).reshape(len(rows), -1)
+    return values.astype(np.float32) * np.asarray(scales, dtype=np.float32)[:, None]
 
 
 def save_embedding(db: sqlite3.Connection, photo_id: int, model: str, vector: np.ndarray) -> None:
