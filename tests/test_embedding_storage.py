@@ -18,6 +18,7 @@ from photosorter.adapters.mailstate import SqliteMailLedger
 from photosorter.adapters.state import SqliteState
 from photosorter.adapters.vectors import decode, encode
 from photosorter.records import PhotoStatus
+from tests.filesystems import small_tmpfs
 
 MODEL = "3f9a1c0e5b7d2468"
 PHOTOS = 120
@@ -163,3 +164,18 @@ def test_a_migration_killed_midway_leaves_every_embedding_readable(older: tuple[
     SqliteState(path).close()  # the next writer finishes the migration
     assert formats(path) == (0, PHOTOS)
     assert cosines(stored(path), vectors).min() > 0.9999
+
+
+def test_a_migration_without_disk_room_leaves_the_state_usable_and_goes_on_later(
+        older: tuple[Path, np.ndarray], tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    source, vectors = older
+    with small_tmpfs(tmp_path / "small", source.stat().st_size // 1024 + 160) as folder:
+        path = folder / "state.sqlite3"
+        shutil.copyfile(source, path)
+        SqliteState(path).close()  # opens: the rewrite did not fit (the whole file goes through the WAL)
+        assert "cannot store the embeddings" in caplog.text and "full" in caplog.text
+        assert formats(path) == (PHOTOS, 0)
+        assert cosines(stored(path), vectors).min() == pytest.approx(1.0)
+        subprocess.run(["mount", "-o", "remount,size=8m", str(folder)], check=True)
+        SqliteState(path).close()
+        assert formats(path) == (0, PHOTOS)

@@ -23,6 +23,7 @@ import numpy as np
 
 from photosorter.adapters.sqlite import transaction
 from photosorter.core.drift import Observation
+from photosorter.errors import StateError
 
 log = logging.getLogger(__name__)
 
@@ -88,12 +89,18 @@ def migrate(db: sqlite3.Connection, *, batch_rows: int = MIGRATE_BATCH_ROWS, max
     return done
 
 
-def upgrade(db: sqlite3.Connection, path: object) -> None:
-    """Migrate every float32 row (a writer does it at start), then give the freed pages back to the disk."""
+def upgrade(db: sqlite3.Connection, path: object) -> bool:
+    """Migrate every float32 row (a writer does it at start), then give the freed pages back to the disk.
+    False when it could not finish (a full disk): the rows are read as they are, the next start goes on."""
     started = time.perf_counter()
-    rows = migrate(db)
+    try:
+        rows = migrate(db)
+    except StateError as exc:
+        log.warning("cannot store the embeddings of %s as int8 yet (%s); they are read as they are, and the next "
+                    "start tries again", path, exc)
+        return False
     if not rows:
-        return
+        return True
     try:
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         db.execute("VACUUM")
@@ -101,6 +108,7 @@ def upgrade(db: sqlite3.Connection, path: object) -> None:
         log.warning("cannot compact %s after migrating its embeddings: %s", path, exc)
     log.info("state database %s: %d embeddings stored as int8 instead of float32 (%.1f s)", path, rows,
              time.perf_counter() - started)
+    return True
 
 
 class EmbeddingRows:

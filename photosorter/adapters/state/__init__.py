@@ -7,7 +7,7 @@ import json
 import os
 import sqlite3
 import time
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, suppress
 from pathlib import Path
 
 import numpy as np
@@ -111,9 +111,10 @@ class SqliteState(EmbeddingRows, FaceRows):
                                           *EMBEDDING_COLUMNS))
         self.path = path
         self._counted: dict[object, tuple[tuple[int, int], object]] = {}  # see _unchanged
-        if writer and int(self._db.execute("PRAGMA user_version").fetchone()[0]) < SCHEMA_VERSION:
-            upgrade(self._db, path)  # float32 embeddings an older version wrote
-            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+        if writer and version < SCHEMA_VERSION and upgrade(self._db, path):  # float32 rows an older version wrote
+            with suppress(sqlite3.Error):  # a full disk: the next start looks again (no rows left: quick)
+                self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         if writer and self._db.execute("SELECT EXISTS (SELECT 1 FROM photos)").fetchone()[0]:
             back_up(self._db, path)  # once a day; three kept
 
