@@ -21,6 +21,7 @@ def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeICloud
     server = FakeICloud(tmp_path).start()
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(server.cert))  # requests prefers these to Session.verify
     monkeypatch.setenv("CURL_CA_BUNDLE", str(server.cert))
+    monkeypatch.setenv("SSL_CERT_FILE", str(server.cert))  # pyicloud's push-bridge websocket: ssl's default context
     yield server
     server.stop()
 

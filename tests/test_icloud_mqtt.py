@@ -11,8 +11,8 @@ from pathlib import Path
 from photosorter.adapters.icloud import IcloudSource
 from photosorter.adapters.mqtt import MqttPublisher
 from photosorter.config import load_settings
-from photosorter.core.sync import CODE_TRIES
-from photosorter.records import AuthState
+from photosorter.core.sync import CODE_TRIES, describe_security_key
+from photosorter.records import AuthState, StatusSnapshot
 from tests.icloudfixtures import SIGNIN, open_source
 from tests.servers.fake_icloud import FakeICloud
 from tests.servers.mosquitto import Listener, Mosquitto
@@ -41,13 +41,15 @@ class SourceControls:
 
 
 def send_codes(broker: Mosquitto, listen: Callable[..., Listener], controls: SourceControls,
-               codes: list[str]) -> None:
+               codes: list[str]) -> Listener:
+    """Type ``codes`` into the text entity, with the source's state shown on the state topic (retained)."""
     publisher = MqttPublisher(broker.settings(), CATEGORIES, controls).start()  # type: ignore[arg-type]
     try:
         deadline = time.monotonic() + 10
         while not publisher.connected:
             assert time.monotonic() < deadline
             time.sleep(0.02)
+        publisher.publish_status(StatusSnapshot({}, 0, 0, 0, None, None, controls.source.auth_state(), False))
         listener = listen(broker)
         for code in codes:
             listener.publish("photosorter/icloud_code/set", code)
@@ -56,6 +58,7 @@ def send_codes(broker: Mosquitto, listen: Callable[..., Listener], controls: Sou
             time.sleep(0.05)
     finally:
         publisher.close()
+    return listener
 
 
 def test_codes_after_a_rejected_password_never_sign_in_again(
@@ -89,3 +92,34 @@ def test_a_code_with_none_pending_never_reaches_apple(
     send_codes(anonymous_mosquitto, listen, controls, ["123456"] * 5)
     assert fake.count(SIGNIN) == signins and fake.count(VERIFY) == 0
     assert all(a.ok for a in controls.answers)
+
+
+def test_a_code_the_push_bridge_showed_completes_the_login_from_home_assistant(
+        fake: FakeICloud, tmp_path: Path, anonymous_mosquitto: Mosquitto, listen: Callable[..., Listener]) -> None:
+    fake.two_factor = "bridge"  # Apple's 2026 trusted-device push (tests/servers/fake_push.py)
+    source = open_source(fake, tmp_path)
+    state = source.auth_state()
+    assert "Apple sent to your trusted Apple devices" in state.message and len(fake.bridge.pushes) == 1
+    controls = SourceControls(source)
+    listener = send_codes(anonymous_mosquitto, listen, controls, [fake.code])
+    assert controls.answers[-1].ok and source.auth_state().ok
+    listener.wait_for_message("photosorter/state", lambda m: m.json()["icloud"]["login_needed"] == "OFF")
+    shown = [m.json()["icloud"] for m in listener.messages if m.topic == "photosorter/state"]
+    assert shown[0]["login_needed"] == "ON" and "trusted Apple devices" in shown[0]["message"]
+    assert [p.rsplit("/bridge/", 1)[1] for _, p in fake.requests if "/bridge/" in p] == [
+        "step/0", "step/2", "step/4", "code/validate", "step/6"]
+    assert fake.count(SIGNIN) == 1 and fake.prompts == 1 and fake.count(VERIFY) == 0
+
+
+def test_a_security_key_account_is_shown_on_mqtt_and_its_codes_never_reach_apple(
+        fake: FakeICloud, tmp_path: Path, anonymous_mosquitto: Mosquitto, listen: Callable[..., Listener]) -> None:
+    fake.two_factor = "security_key"  # the auth page also offers the push bridge and a phone: neither is used
+    source = open_source(fake, tmp_path)
+    controls = SourceControls(source)
+    listener = send_codes(anonymous_mosquitto, listen, controls, ["123456", "654321"])
+    said = describe_security_key(["YubiKey 5C"])  # the key's name as Apple lists it
+    shown = listener.wait_for_message("photosorter/state").json()["icloud"]
+    assert shown == {"login_needed": "ON", "message": said, "method": "security key"}
+    assert all(a.message == said for a in controls.answers)
+    assert fake.count(SIGNIN) == 1 and fake.count(VERIFY) == 0 and fake.prompts == 0
+    assert fake.bridge.connections == {} and fake.count("/verify/phone") == 0

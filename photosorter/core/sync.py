@@ -210,8 +210,16 @@ def describe_code_request(method: str, notice: str | None = None, *, sent: bool 
     return message, shown
 
 
-SECURITY_KEY_MESSAGE = ("This Apple ID signs in with a security key only, which photosorter cannot use. "
-                        "Add a trusted phone number or device to the Apple ID, then run: photosorter icloud login")
+def describe_security_key(key_names: list[str] | None = None) -> str:
+    """What a person reads when the Apple ID signs in with a security key (FIDO2, USB or NFC): photosorter,
+    an add-on with no key to touch, cannot answer it and no code was sent; and what to do instead.
+    ``key_names`` are the names Apple lists for the account's keys (shown cleaned and short)."""
+    names = [("".join(c for c in str(n) if c.isprintable()).strip())[:40] for n in key_names or []]
+    named = f" ({', '.join(n for n in names if n)})" if any(names) else ""
+    return (f"This Apple ID signs in with a security key only{named}: photosorter cannot use a security key and "
+            "no code was sent. To sync it, remove the security keys from the Apple ID (iPhone: Settings > your "
+            "name > Sign-In & Security > Security Keys > Remove All Security Keys), then run: photosorter icloud "
+            "login")
 
 
 CODE_TRIES = 5  # codes checked with Apple per CODE_WINDOW_S: Apple locks an account after repeated wrong codes

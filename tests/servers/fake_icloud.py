@@ -1,6 +1,7 @@
 """A local HTTPS server that speaks the iCloud endpoints pyicloud 2026.10.1 calls, built from the recorded
 exchanges in ../shared/icloud-recorded (icloudpd's cassettes): Apple sign-in with real SRP-6a, the 2FA
-routes (trusted device, SMS, security key), account login and validation with cookies, CloudKit
+routes (trusted device, SMS, security key, and the 2026 push bridge with its websocket: fake_push.py),
+account login and validation with cookies, CloudKit
 indexing state, zones, the newest-first "added" index with startRank paging, and asset downloads.
 
 Everything is served from one loopback address under path prefixes (``/idmsa``, ``/setup``, ``/ck``,
@@ -42,6 +43,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from PIL import Image
 from srp import _pysrp
+
+from tests.servers.fake_push import TOPIC, PushBridge
 
 RECORDED = Path(os.environ.get("PHOTOSORTER_SHARED", Path(__file__).resolve().parents[2] / ".." / "shared")
                 ).resolve() / "icloud-recorded"
@@ -170,6 +173,7 @@ class FakeICloud:
         self.sync_version = 1
         self.indexing_state = "FINISHED"
         self.prompts = 0  # 2FA deliveries (SMS sends, trusted-device pushes)
+        self.bridge = PushBridge(self.cert, self._key)  # the 2026 trusted-device push bridge (fake_push)
         probe = socket.socket()
         probe.bind(("127.0.0.1", 0))
         self.closed_port = probe.getsockname()[1]  # where the push bridge's websocket is not served
@@ -194,6 +198,7 @@ class FakeICloud:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+        self.bridge.stop()
 
     # library -------------------------------------------------------------------------------------
     def load_recording(self, name: str = "listing_photos.yml", *, copies: int = 1, limit: int | None = None) -> None:
@@ -338,13 +343,15 @@ class FakeICloud:
         return 409, {"authType": "hsa2"}, headers
 
     def auth_options_html(self) -> str:
-        """The HSA2 boot data of the auth page. ``sms``: a trusted phone that takes SMS. ``bridge_down`` and
-        ``bridge_down_sms``: the 2026 trusted-device push bridge is offered (``authInitialRoute``
-        ``auth/bridge/step`` with an APNS topic and a websocket host, as pyicloud 2026.10.1's
-        ``hsa2_bridge`` reads them), but its websocket does not answer; with ``_sms`` a trusted phone
-        is there to fall back to, without it no code can be delivered at all."""
+        """The HSA2 boot data of the auth page. ``sms``: a trusted phone that takes SMS. ``bridge``: the 2026
+        trusted-device push bridge (``authInitialRoute`` ``auth/bridge/step`` with an APNS topic and a
+        websocket host, as pyicloud 2026.10.1's ``hsa2_bridge`` reads them) served by ``fake_push``, and a
+        trusted phone. ``bridge_down`` and ``bridge_down_sms``: the bridge is offered but its websocket
+        does not answer; with ``_sms`` a trusted phone is there to fall back to, without it no code can
+        be delivered at all. ``security_key``: the page offers the live bridge and the phone as well (the
+        worst case for a client: only the key may be used; its challenge is in the JSON answer)."""
         html = recorded_body("2fa_flow_valid_code.yml", "/appleauth/auth", contains="boot_args")
-        if self.two_factor not in ("sms", "bridge_down", "bridge_down_sms"):
+        if self.two_factor not in ("sms", "bridge", "bridge_down", "bridge_down_sms", "security_key"):
             return html
         start, end = html.index(">") + 1, html.rindex("</script>")
         boot = json.loads(html[start:end])
@@ -352,9 +359,10 @@ class FakeICloud:
         phone = two_sv["phoneNumberVerification"]
         phone["trustedPhoneNumber"] = phone["trustedPhoneNumbers"][0]
         bridge: dict[str, Any] = {"phoneNumberVerification": phone}
-        if self.two_factor.startswith("bridge_down"):
+        if self.two_factor.startswith("bridge") or self.two_factor == "security_key":
             boot["direct"]["authInitialRoute"] = "auth/bridge/step"
-            bridge.update(apnsTopic="com.apple.idmsauthwidget", webSocketUrl=f"127.0.0.1:{self.closed_port}")
+            host = f"127.0.0.1:{self.closed_port}" if "down" in self.two_factor else self.bridge.start().address
+            bridge.update(apnsTopic=TOPIC, webSocketUrl=host)
         if self.two_factor == "bridge_down":  # no trusted phone number
             del two_sv["phoneNumberVerification"], bridge["phoneNumberVerification"]
         two_sv["bridgeInitiateData"] = bridge
@@ -365,6 +373,21 @@ class FakeICloud:
             return {"fsaChallenge": {"challenge": "Y2hhbGxlbmdl", "keyHandles": ["a2V5"], "rpId": "apple.com"},
                     "keyNames": ["YubiKey 5C"]}
         return {}
+
+    def bridge_step(self, number: int, body: dict[str, Any],
+                    session_token: str) -> tuple[int, dict[str, Any], dict[str, str]]:
+        if session_token not in self._session_tokens:
+            return 401, {"serviceErrors": [{"code": "-21669", "message": "no sign-in"}]}, {}
+        status, answer = self.bridge.step(number, body, session_token, self.code)
+        if number == 0 and status == 200:
+            self.prompts += 1  # the code shows on the trusted devices
+        return status, answer, {}
+
+    def bridge_validate(self, body: dict[str, Any], session_token: str) -> tuple[int, dict[str, Any], dict[str, str]]:
+        if session_token not in self._session_tokens or not self.bridge.validate(body, session_token, self.code):
+            return 412, {"service_errors": [{"code": "-21669", "message": "Incorrect verification code."}]}, {}
+        self._session_tokens[session_token] = True
+        return 204, {}, {"X-Apple-Session-Token": session_token}
 
     def verify_code(self, code: str, session_token: str) -> tuple[int, dict[str, Any], dict[str, str]]:
         if code != self.code or session_token not in self._session_tokens:
@@ -544,6 +567,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(200, {"trustedPhoneNumber": {"id": 1}}, {})
         elif path in (f"{auth}/verify/trusteddevice/securitycode", f"{auth}/verify/phone/securitycode"):
             self._json(*fake.verify_code(str(body.get("securityCode", {}).get("code", "")), session_token))
+        elif path.startswith(f"{auth}/bridge/step/") and path.rsplit("/", 1)[1].isdigit():
+            self._json(*fake.bridge_step(int(path.rsplit("/", 1)[1]), body, session_token))
+        elif path == f"{auth}/bridge/code/validate":
+            self._json(*fake.bridge_validate(body, session_token))
         elif path == f"{auth}/2sv/trust":
             self._json(*fake.trust(session_token))
         elif path == "/setup/ws/1/accountLogin":

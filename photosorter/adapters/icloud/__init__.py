@@ -33,6 +33,7 @@ from pyicloud.exceptions import (
     PyiCloudException,
     PyiCloudFailedLoginException,
     PyiCloudServiceNotActivatedException,
+    PyiCloudTrustedDeviceVerificationException,
 )
 
 from photosorter.adapters.icloud.assets import DOWNLOAD, RECORD, IcloudAssets
@@ -96,6 +97,8 @@ class IcloudSource:
         self._odd_subtype = False  # an assetSubtypeV2 that is not a number was logged
 
     def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._api.close_push_bridge()
         self.assets.close()
 
     # auth -----------------------------------------------------------------------------------------
@@ -172,6 +175,13 @@ class IcloudSource:
                 accepted = self._api.validate_2fa_code(digits)
             except PyiCloudConnectionException as exc:
                 raise SourceUnavailableError("cannot reach iCloud to check the code; enter it again") from exc
+            except PyiCloudTrustedDeviceVerificationException as exc:  # the push bridge's websocket, not the code
+                log.warning("iCloud: the trusted-device push session ended before the code was checked: %s",
+                            type(exc).__name__)
+                self._state = AuthState(ok=False, method=method, message=(
+                    "Apple's trusted-device session ended before the code could be checked (not a wrong code): "
+                    "enter the same code again."))
+                return self._state
             except PyiCloudException as exc:
                 log.warning("iCloud refused the code: %s", type(exc).__name__)
                 accepted = False
@@ -220,8 +230,10 @@ class IcloudSource:
             self._fall_back_to_sms()
         if self._api.requires_2fa:
             if self._api.two_factor_delivery_method == "security_key":
-                self._blocked = AuthState(ok=False, message=plan.SECURITY_KEY_MESSAGE, method="security key")
-                log.error("iCloud: %s", plan.SECURITY_KEY_MESSAGE)
+                names = self._api.security_key_names
+                message = plan.describe_security_key(names if isinstance(names, list) else None)
+                self._blocked = AuthState(ok=False, message=message, method="security key")
+                log.error("iCloud: %s", message)
                 return self._blocked
             # pyicloud names the route Apple offers even when starting it failed (a push bridge whose
             # websocket did not answer): only a delivery it saw start counts as a code that was sent

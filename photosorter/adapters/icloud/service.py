@@ -27,6 +27,21 @@ class Service(PyiCloudService):  # type: ignore[misc]  # pyicloud is untyped for
                         **kwargs)
 
         self.session.request = request
+        # ...and the trusted-device push bridge's steps go through ``request_raw``, past that wrapper
+        send_raw = self.session.request_raw
+
+        def request_raw(*args: Any, timeout: Any = None, **kwargs: Any) -> Any:
+            return send_raw(*args, timeout=timeout if timeout is not None else (CONNECT_TIMEOUT_S, timeout_s),
+                            **kwargs)
+
+        self.session.request_raw = request_raw
+
+    def close_push_bridge(self) -> None:
+        """Close the websocket of a trusted-device push still waiting for its code (pyicloud keeps it open
+        between the push and the code; a source that is closed will never enter one)."""
+        clear = getattr(self, "_clear_trusted_device_bridge_state", None)
+        if clear is not None:
+            clear()
 
     def _setup_endpoints(self) -> None:
         super()._setup_endpoints()
