@@ -221,7 +221,8 @@ class Daemon:
             try:
                 again = part.work()
             except AuthRequiredError as exc:
-                self._auth = AuthState(ok=False, message=exc.message)
+                if self._auth.ok or self._auth.message != exc.message:  # keep the source's own (with its method)
+                    self._auth = AuthState(ok=False, message=exc.message)
                 part.timer = part.timer.failed(now)
                 self._report(name, part, exc.message)
             except PhotosorterError as exc:

@@ -10,13 +10,19 @@ import io
 import logging
 import sys
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from photosorter.adapters.icloud import IcloudSource
 from photosorter.cli import main
+from photosorter.cli.library import build_sorter, open_state
+from photosorter.config import load_settings
 from photosorter.core.sync import describe_security_key
+from photosorter.daemon import Daemon
 from photosorter.errors import AuthRequiredError
+from photosorter.records import AuthState
+from tests.clocks import FakeClock
 from tests.conftest import settings_env
 from tests.icloudfixtures import SIGNIN, open_source
 from tests.servers.fake_icloud import FakeICloud
@@ -139,3 +145,26 @@ def test_a_security_key_account_is_told_once_and_nothing_is_sent_or_tried_again(
 def test_a_security_key_message_names_the_keys_cleanly() -> None:
     assert "(YubiKey 5C, Backup)" in describe_security_key(["YubiKey 5C", "Back\x1bup"])
     assert "only:" in describe_security_key(None) and "()" not in describe_security_key(["\n"])
+
+
+def test_the_daemon_shows_a_security_key_account_as_one_problem_and_never_signs_in_again(
+        fake: FakeICloud, tmp_path: Path, tiny_model: Path, caplog: pytest.LogCaptureFixture) -> None:
+    fake.two_factor = "security_key"
+    settings = load_settings({"library": str(tmp_path / "library"), "data": str(tmp_path / "data"),
+                              "model": str(tiny_model), "inbox": str(tmp_path / "inbox"), "icloud_poll_minutes": 10},
+                             environ={}, dotenv_path=tmp_path / "none")
+    state = open_state(settings)
+    clock = FakeClock()
+    daemon = Daemon(settings=settings, sorter=build_sorter(settings, state), state=state, clock=clock,
+                    zone=ZoneInfo("UTC"), source=open_source(fake, tmp_path))
+    caplog.set_level(logging.INFO, "photosorter")
+    for _ in range(6):  # six polls, an hour apart
+        daemon.run_due_parts()
+        clock.advance(3600)
+    said = describe_security_key(["YubiKey 5C"])
+    assert daemon.status().auth == AuthState(ok=False, message=said, method="security key")  # the MQTT state
+    assert daemon.attention()[0] == f"iCloud login needed: {said}"  # health and the digest
+    logged = [(r.levelname, r.name) for r in caplog.records if said in r.getMessage()]
+    assert logged == [("ERROR", "photosorter.adapters.icloud"), ("WARNING", "photosorter.daemon")]  # once each
+    assert fake.count(SIGNIN) == 1 and fake.prompts == 0 and fake.bridge.connections == {}
+    state.close()
