@@ -23,8 +23,11 @@ from photosorter.errors import StateError
 # The daemon's parts (the model stack, pyicloud, aiohttp, mail) are imported where the daemon is built,
 # so `photosorter run --help` answers without loading them.
 if TYPE_CHECKING:
+    from photosorter.daemon import Daemon
     from photosorter.mailflow import MailFlow
+    from photosorter.pipeline import Sorter
     from photosorter.ports import Controls, Labeller, PhotoSource, Publisher
+    from photosorter.web.app import WebServer
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +69,16 @@ def _mail(settings: Settings, sorter: Labeller, zone: ZoneInfo) -> MailFlow | No
     return build_mail(settings, zone=zone, labeller=sorter)
 
 
+def _web(settings: Settings, sorter: Sorter, daemon: Daemon) -> WebServer | None:
+    """The web page, when ``web_port`` is set (aiohttp, 24 MB resident, is imported only then)."""
+    if not settings.web.enabled:
+        return None
+    from photosorter.cli.web import start_web
+
+    return start_web(settings, sorter, daemon.submit, status=daemon.status,
+                     submit_code=daemon.submit_icloud_code if daemon.source is not None else None)
+
+
 def run_daemon(args: argparse.Namespace, settings: Settings) -> int:
     """One daemon per data folder: a second one is refused, naming the first."""
     from photosorter.cli.library import library_folders
@@ -96,10 +109,7 @@ def _work_lock(settings: Settings, busy: list[str]) -> Iterator[bool]:
 
 
 def _run_daemon(settings: Settings) -> int:
-    from photosorter.cli.icloud import watch_codes
     from photosorter.cli.library import build_sorter, model_lifetime, open_state
-    from photosorter.cli.mail import watch_replies
-    from photosorter.cli.web import start_web
     from photosorter.daemon import Daemon, SystemClock
     from photosorter.drift import check_drift
 
@@ -115,9 +125,7 @@ def _run_daemon(settings: Settings) -> int:
     daemon.publisher = _publisher(settings, daemon)  # MQTT commands call back into the daemon
     if mail is not None:
         mail.attention = daemon.attention  # the digest lists what the daemon sees failing
-    web = start_web(settings, sorter, daemon.submit, status=daemon.status,
-                    submit_code=daemon.submit_icloud_code if daemon.source is not None else None) \
-        if settings.web.enabled else None
+    web = _web(settings, sorter, daemon)
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         log.info("received %s: finishing the current photo", signal.Signals(signum).name)
@@ -127,8 +135,12 @@ def _run_daemon(settings: Settings) -> int:
     signal.signal(signal.SIGINT, on_signal)
     watchers_stop = threading.Event()
     if daemon.source is not None:
+        from photosorter.cli.icloud import watch_codes
+
         watch_codes(settings.library.data, daemon, watchers_stop)  # photosorter icloud code 123456
     if mail is not None and settings.mail.imap_host:
+        from photosorter.cli.mail import watch_replies
+
         watch_replies(settings, daemon.request_replies, watchers_stop)  # IMAP IDLE: replies within seconds
     try:
         return daemon.run()
