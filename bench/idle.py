@@ -1,9 +1,12 @@
-"""CPU a running daemon uses when there is nothing to do: ``photosorter run`` with the inbox watched, MQTT
-(a real mosquitto) and the web page on, measured from /proc over ``seconds`` and scaled to an hour."""
+"""A running daemon when there is nothing to do: ``photosorter run`` with the inbox watched and MQTT (a real
+mosquitto). Its CPU measured from /proc over ``seconds`` and scaled to an hour; and its resident memory
+before work, after sorting a few photos, and after the models were unloaded (``model_idle_minutes`` 1,
+so that row takes about two minutes and is left out of --quick)."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -22,6 +25,62 @@ def _rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1000
     return 0.0
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def _wait_for(done: object, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not done() and time.monotonic() < deadline:  # type: ignore[operator]
+        time.sleep(0.5)
+
+
+def unload_row(model: Path, faces: str, photos: list[Path], work: Path, mqtt_port: int, *, web: bool,
+               worker: bool = True) -> None:
+    """RSS of ``photosorter run``: started, after sorting ``photos`` (with its model worker's), and after
+    the models were unloaded."""
+    inbox = work / "inbox"
+    inbox.mkdir(parents=True)
+    env = {**os.environ, "PHOTOSORTER_LIBRARY": str(work / "library"), "PHOTOSORTER_DATA": str(work / "data"),
+           "PHOTOSORTER_MODEL": str(model), "PHOTOSORTER_INBOX": str(inbox), "PHOTOSORTER_SETTLE_SECONDS": "0",
+           "PHOTOSORTER_MQTT_HOST": "127.0.0.1", "PHOTOSORTER_MQTT_PORT": str(mqtt_port),
+           "PHOTOSORTER_FACES": str(faces != "off").lower(), "PHOTOSORTER_LOG_LEVEL": "info",
+           "PHOTOSORTER_MODEL_IDLE_MINUTES": "1", "PHOTOSORTER_INBOX_POLL_MINUTES": "1",
+           "PHOTOSORTER_MODEL_WORKER": str(worker).lower(), "PHOTOSORTER_WEB_PORT": str(mqtt_port + 1 if web else 0)}
+    if faces != "off":
+        env["PHOTOSORTER_FACE_MODEL"] = faces
+    log = work / "daemon.log"
+    with open(log, "w", encoding="utf-8") as output:
+        daemon = subprocess.Popen([sys.executable, "-m", "photosorter", "run"], env=env, cwd=work, stdout=output,
+                                  stderr=output)
+    try:
+        _wait_for(lambda: "photosorter running" in log.read_text(), 60)
+        time.sleep(2)
+        started = _rss_mb(daemon.pid)
+        for photo in photos:
+            shutil.copy(photo, inbox / photo.name)
+        _wait_for(lambda: not any(inbox.iterdir()), 150)  # the next inbox look is within a minute
+        time.sleep(1)
+        sorted_mb, helpers_mb = _rss_mb(daemon.pid), sum(_rss_mb(child) for child in _children(daemon.pid))
+        _wait_for(lambda: any("unloaded:" in line and " image" in line  # CLIP's text tower goes first
+                              for line in log.read_text().splitlines()), 150)
+        time.sleep(3)
+        what = f"daemon {'(inbox, MQTT, web)' if web else '(inbox, MQTT)'}{', faces' if faces != 'off' else ''}"
+        row(f"{what}{'' if worker else ', model_worker off'}: RSS started / after sorting {len(photos)} "
+            "(+ worker) / after unload",
+            f"{started:4.0f} / {sorted_mb:4.0f} (+{helpers_mb:.0f}) / {_rss_mb(daemon.pid):4.0f} MB")
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=30)
 
 
 def idle_rows(model: Path, work: Path, mqtt_port: int, seconds: float) -> None:

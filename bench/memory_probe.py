@@ -3,9 +3,9 @@ benchmark's own process would include everything it measured before):
 
     python bench/memory_probe.py MODEL FACES INBOX WORK CORES   ->  one JSON line
 
-Imports what ``photosorter run`` imports, builds the sorter as the daemon does (models loaded on
-demand, released when idle), and reports resident memory idle before work, the peak during a sort of
-INBOX, and idle again after the models were released (what the daemon holds between runs).
+Builds the sorter as the daemon does with ``model_worker`` off (models loaded on demand in this
+process, released when idle; ``photosorter sort`` runs them so too), and reports resident memory idle
+before work, the peak during a sort of INBOX, and idle again after the models were released.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import RSS
 from photosorter.adapters.state import SqliteState
-from photosorter.cli import run as _daemon_imports  # noqa: F401  (what the daemon process imports)
 from photosorter.cli.library import build_sorter, model_lifetime
 from photosorter.config import load_settings
 
@@ -27,7 +26,8 @@ from photosorter.config import load_settings
 def main(model: str, faces: str, inbox: Path, work: Path, cores: int) -> None:
     settings = load_settings({"library": str(work / "library"), "data": str(work / "data"), "model": model,
                               "log_level": "warning", "model_threads": cores, "faces": faces != "off",
-                              "face_model": None if faces == "off" else faces, "settle_seconds": 0},
+                              "face_model": None if faces == "off" else faces, "settle_seconds": 0,
+                              "model_worker": False},
                              environ={}, dotenv_path=Path("/nonexistent"))
     state = SqliteState(settings.library.data / "state.sqlite3")
     models = model_lifetime(settings)

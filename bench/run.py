@@ -18,7 +18,9 @@
 4. kNN: the product's index vs brute-force numpy at 1k, 10k, 100k labelled photos.
 5. State: 100k known photos by sha256 and 100k known iCloud asset ids; a 100k-photo library's state file,
    ``status``, the daemon's status snapshot, the MQTT status publish (to a real mosquitto) and the digest.
-6. The idle daemon's CPU per hour (inbox, MQTT), measured over ``--idle-s`` seconds (5 in --quick).
+6. The idle daemon's CPU per hour (inbox, MQTT), measured over ``--idle-s`` seconds (5 in --quick), and
+   (full run only) its RSS started, after a sort and after the models were unloaded, web page off and on,
+   with the model worker (the default) and without.
 7. iCloud (full run only): a first sync of ``--icloud`` photos from the local fake server and an idle poll;
    by hand, ``--icloud-listing 100000``: the listing of a 100k library and the idle poll after it.
 
@@ -49,7 +51,7 @@ from bench.clipshaped import clip_models, prompt_rows
 from bench.common import ROOT, RSS, median_ms, row, timed, use_cores
 from bench.icloudlisting import icloud_listing_rows
 from bench.icloudsync import icloud_rows
-from bench.idle import idle_rows
+from bench.idle import idle_rows, unload_row
 from bench.library import library_rows, storage_agreement
 from bench.sorting import compare_sort, make_12mp, make_screenshots, model_latency
 from photosorter.adapters.icloud import IcloudAssets
@@ -216,6 +218,10 @@ def main() -> None:
             library_rows(5_000 if quick else args.library, args.model, work / "library", broker.port)
             if args.idle_s:
                 idle_rows(args.model, work / "idle", broker.port, 3.0 if quick else args.idle_s)
+            if not quick:  # waits for model_idle_minutes (1): about two minutes each
+                for number, (web, worker) in enumerate(((False, True), (True, True), (True, False))):
+                    unload_row(args.model, faces, eval_photos[:20], work / f"unload-{number}", broker.port,
+                               web=web, worker=worker)
         finally:
             broker.stop()
         if args.icloud and not quick:

@@ -220,6 +220,10 @@ OPTIONS: tuple[Option, ...] = (
     _("model_threads", "model", "threads", 2, _int_between(1, 64), "CPU threads for inference."),
     _("model_idle_minutes", "model", "idle_minutes", 5, _int_between(0, 1440),
       "Minutes without work after which the models are unloaded to free memory; 0 keeps them loaded."),
+    _("model_worker", "model", "worker", True, _bool,
+      "Run the models in a separate process that ends when they are unloaded, so the daemon keeps no "
+      "inference library in memory between runs (photosorter run only); false runs them in the daemon's own "
+      "process."),
     _("crop", "model", "crop", "center", _choice(*CROP_MODES),
       "Fit photos to the model input by centre crop or by padding."),
     # classify
@@ -316,6 +320,7 @@ class ModelSettings:
     base_url: str
     threads: int
     idle_minutes: int
+    worker: bool
     crop: str
 
 

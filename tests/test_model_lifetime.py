@@ -22,6 +22,7 @@ from photosorter.ml.lifetime import ModelLifetime
 from photosorter.ml.modelspec import read_model_folder, sha256_file
 from tests.conftest import write_photo
 from tests.test_daemon import BERLIN, FakeClock
+from tests.test_model_worker import worker_pids
 
 IDLE_S = 300.0
 
@@ -119,17 +120,21 @@ def test_the_daemon_unloads_idle_models_between_runs_and_a_new_photo_loads_them(
     daemon.run_due_parts()
     loaded = models.held  # the image model, and the face models the sort used
     assert "tiny-classifier image" in loaded and any(key.startswith("faces") for key in loaded)
+    first_worker = worker_pids()  # model_worker (the default): the models run in one child process
+    assert len(first_worker) == 1
     clock.advance(5 * 60)
     daemon.run_due_parts()  # an empty inbox needs no model, and 10 minutes have not passed
     assert models.held == loaded
     clock.advance(5 * 60)
     daemon.run_due_parts()
-    assert models.held == ()
+    assert models.held == () and worker_pids() == []  # the worker ended with its last model
     write_photo(inbox, "b.jpg", (20, 200, 20))
     clock.advance(5 * 60)
     daemon.run_due_parts()
-    assert set(models.held) == set(loaded)
+    assert set(models.held) == set(loaded) and len(worker_pids()) == 1 and worker_pids() != first_worker
     assert len(list(Path(daemon_settings.library.path).rglob("*.jpg"))) == 2
+    models.release_all()
+    assert worker_pids() == []
     state.close()
 
 

@@ -72,8 +72,14 @@ def session_threads(settings: Settings) -> int:
 
 
 def model_lifetime(settings: Settings, clock: Callable[[], float] = time.monotonic) -> ModelLifetime:
-    """Holds the models of one process; a daemon lets them go after ``model_idle_minutes`` (0: never)."""
+    """Holds the daemon's models and lets them go after ``model_idle_minutes`` (0: never). With
+    ``model_worker`` they run in a child process that ends with them, so the daemon itself never imports
+    onnxruntime (one-shot commands keep the default: sessions in their own process)."""
     minutes = settings.model.idle_minutes
+    if settings.model.worker:
+        from photosorter.ml.worker import InferenceWorker
+
+        return ModelLifetime(minutes * 60.0 if minutes else None, clock, InferenceWorker().open_session)
     return ModelLifetime(minutes * 60.0 if minutes else None, clock)
 
 
@@ -137,8 +143,9 @@ def build_sorter(settings: Settings, state: SqliteState,
                  on_sorted: Callable[[PhotoEvent], None] | None = None, *, faces_required: bool = False,
                  lifetime: ModelLifetime | None = None) -> Sorter:
     """The sorter; ``lifetime`` (a daemon's, to unload idle models) defaults to one that keeps them."""
-    spec = check_on_this_cpu(open_model(settings), settings.library.data, settings.model.threads)
     lifetime = lifetime or ModelLifetime()
+    spec = check_on_this_cpu(open_model(settings), settings.library.data, settings.model.threads,
+                             lifetime.open_session)
     embedder = OnnxEmbedder(spec, threads=session_threads(settings), lifetime=lifetime,
                             cache_dir=settings.library.data / "cache", fastest_graph=True)
     prior = ZeroShotPrior(embedder, settings.classify.categories, settings.library.data / "cache")
@@ -157,7 +164,7 @@ def build_sorter(settings: Settings, state: SqliteState,
                     prior=prior, index=index, index_path=index_path, on_sorted=on_sorted,
                     faces=build_face_stage(settings, state, required=faces_required, lifetime=lifetime),
                     previews=PreviewFolder(preview_folder(settings)), file_hints=read_file_hints,
-                    text=OnnxTextReader(threads=settings.model.threads).look
+                    text=OnnxTextReader(threads=settings.model.threads, lifetime=lifetime).look
                     if settings.classify.text_signal else None)
     sorter.relearn_labels({photo_id for photo_id, _, _ in labelled})  # after a change of model
     return sorter

@@ -112,6 +112,9 @@ def _run_daemon(settings: Settings) -> int:
     from photosorter.cli.library import build_sorter, model_lifetime, open_state
     from photosorter.daemon import Daemon, SystemClock
     from photosorter.drift import check_drift
+    from photosorter.ml.lifetime import limit_heap_arenas
+
+    limit_heap_arenas()  # before the daemon's threads start: less heap left behind between runs
 
     state = open_state(settings)
     clock, zone = SystemClock(), local_zone()
@@ -154,6 +157,7 @@ def _run_daemon(settings: Settings) -> int:
         if mail is not None:
             mail.close()
         state.close()
+        models.release_all()  # ends the model worker's process, if one runs
         # a clean stop is not a live daemon: health says so at once, not after HEALTHY_WITHIN_S
         (settings.library.data / HEARTBEAT_FILE).unlink(missing_ok=True)
         log.info("stopped")

@@ -5,13 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 
 from photosorter.errors import ModelError
 from photosorter.ml.lifetime import ModelLifetime
 from photosorter.ml.modelspec import ModelSpec
 from photosorter.ml.preprocess import to_tensor
-from photosorter.ml.runtime import GraphChoice, choose_image_graph, open_session
+from photosorter.ml.runtime import GraphChoice, Session, choose_image_graph
 
 
 def _normalise(vectors: np.ndarray) -> np.ndarray:
@@ -39,15 +38,15 @@ class OnnxEmbedder:
     def max_batch(self) -> int:
         return self.spec.batch or 8
 
-    def _image_session(self) -> ort.InferenceSession:
+    def _image_session(self) -> Session:
         return self.lifetime.hold(f"{self.spec.name} image", self._load_image)
 
-    def _load_image(self) -> ort.InferenceSession:
+    def _load_image(self) -> Session:
         if self.graph is None:  # the first load measures (or recalls) which graph is faster here
             self.graph, session = choose_image_graph(self.spec, self._threads, self._cache_dir,
-                                                     measure=self._fastest_graph)
+                                                     measure=self._fastest_graph, opener=self.lifetime.open_session)
             return session
-        return open_session(self.spec.folder / self.graph.file, self._threads)
+        return self.lifetime.open_session(self.spec.folder / self.graph.file, self._threads)
 
     def embed_images(self, pixels: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
         """L2-normalised embeddings ``[n, d]`` and, for classifiers, class probabilities ``[n, classes]``."""
@@ -79,7 +78,7 @@ class OnnxEmbedder:
         from tokenizers import Tokenizer  # only CLIP-family models need it
 
         session = self.lifetime.hold(f"{self.spec.name} text",
-                                     lambda: open_session(self.spec.folder / text.file, self._threads))
+                                     lambda: self.lifetime.open_session(self.spec.folder / text.file, self._threads))
         tokenizer = Tokenizer.from_file(str(self.spec.folder / text.tokenizer))
         tokenizer.enable_truncation(text.context_length)
         tokenizer.enable_padding(length=text.context_length, pad_id=tokenizer.token_to_id("<|endoftext|>") or 0)

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnxruntime as ort
 from PIL import Image
 
 from photosorter.errors import ModelError
@@ -27,7 +26,7 @@ from photosorter.ml.catalogue import FACE_CATALOGUE
 from photosorter.ml.download import embedded_folder, fetch_model
 from photosorter.ml.lifetime import ModelLifetime
 from photosorter.ml.modelspec import sha256_file
-from photosorter.ml.runtime import open_session
+from photosorter.ml.runtime import Session
 from photosorter.records import Face
 
 STRIDES = (8, 16, 32)
@@ -154,7 +153,7 @@ def to_faces(detections: list[Detection], width: int, height: int) -> list[Face]
             for i, d in enumerate(ordered)]
 
 
-# onnxruntime ----------------------------------------------------------------------------------------------
+# the sessions ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class FaceModelFiles:
     """The detector and embedder files of one face model set, and a short id of their exact weights."""
@@ -212,8 +211,8 @@ class OnnxFaces:
         self._threads = threads
         self.lifetime = lifetime or ModelLifetime()
 
-    def _session(self, path: Path) -> ort.InferenceSession:
-        return self.lifetime.hold(f"faces {path.stem}", lambda: open_session(path, self._threads))
+    def _session(self, path: Path) -> Session:
+        return self.lifetime.hold(f"faces {path.stem}", lambda: self.lifetime.open_session(path, self._threads))
 
     def analyse(self, image: np.ndarray) -> tuple[list[Face], np.ndarray]:
         """Faces in an RGB ``[h, w, 3]`` uint8 photo (numbered left to right) and their embeddings ``[n, 256]``."""

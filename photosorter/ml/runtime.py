@@ -17,11 +17,13 @@ import logging
 import os
 import platform
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-import onnxruntime as ort
 
 from photosorter.errors import ModelError
 from photosorter.ml.modelspec import ModelSpec, sha256_file
@@ -36,8 +38,48 @@ WARM_RUNS = 5  # timed runs per graph after one warm-up; the minimum is kept (le
 # about 12% (issue 17: 18.5 vs 16.3 ms with spinning off); a VNNI CPU runs int8 1.5-2x faster.
 FLOAT_MARGIN = 0.95
 
+if TYPE_CHECKING:
+    import onnxruntime as ort
+
+
+class Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+class Metadata(Protocol):
+    @property
+    def custom_metadata_map(self) -> dict[str, str]: ...
+
+
+class Session(Protocol):
+    """What photosorter asks of a model session: onnxruntime's own, or one run by an ``InferenceWorker``."""
+
+    def run(self, output_names: list[str] | None, input_feed: dict[str, Any]) -> list[Any]: ...
+
+    def get_inputs(self) -> Sequence[Named]: ...
+
+    def get_outputs(self) -> Sequence[Named]: ...
+
+    def get_modelmeta(self) -> Metadata: ...
+
+
+# Opens a model (a file, or its bytes) with this many threads: ``open_session`` here, in this process, or
+# ``InferenceWorker.open_session`` in a child process that ends when its sessions are released.
+SessionOpener = Callable[[Path | bytes, int], Session]
+
+
+def release_session(session: object) -> None:
+    """Let a session go now: a worker's session is closed in its child; onnxruntime's own is freed when
+    the last reference goes."""
+    close = getattr(session, "close", None)
+    if callable(close):
+        close()
+
 
 def session_options(threads: int) -> ort.SessionOptions:
+    import onnxruntime as ort  # only where a model runs: the daemon's own process never imports it
+
     options = ort.SessionOptions()
     # intra_op: the threads one inference may use (model_threads, default 2 = the cores of a small box).
     # More than the cores only makes threads wait on each other.
@@ -57,12 +99,24 @@ def session_options(threads: int) -> ort.SessionOptions:
     return options
 
 
-def open_session(path: Path, threads: int) -> ort.InferenceSession:
+def open_session(model: Path | bytes, threads: int) -> ort.InferenceSession:
+    """An onnxruntime session in this process, for a model file or its bytes."""
+    import onnxruntime as ort
+
     try:
-        return ort.InferenceSession(str(path), sess_options=session_options(threads),
-                                    providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(model if isinstance(model, bytes) else str(model),
+                                    sess_options=session_options(threads), providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own untyped errors
-        raise ModelError(f"cannot load model file {path}: {exc}") from exc
+        name = "the model bytes" if isinstance(model, bytes) else f"model file {model}"
+        raise ModelError(f"cannot load {name}: {exc}") from exc
+
+
+def onnxruntime_version() -> str:
+    """onnxruntime's version, read without importing it (the graph choice is remembered per version)."""
+    try:
+        return metadata.version("onnxruntime")
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def cpu_name() -> str:
@@ -91,7 +145,7 @@ class GraphChoice:
     timings_ms: dict[str, float]
 
 
-def _time(sessions: dict[str, ort.InferenceSession], spec: ModelSpec) -> dict[str, float]:
+def _time(sessions: dict[str, Session], spec: ModelSpec) -> dict[str, float]:
     feed = {spec.image_input: sample_feed(spec)}
     output = [spec.embedding_output]
     best = dict.fromkeys(sessions, float("inf"))
@@ -121,30 +175,33 @@ def _float_graph(spec: ModelSpec) -> str | None:
     return path.name
 
 
-def choose_image_graph(spec: ModelSpec, threads: int, cache_dir: Path | None = None, *, measure: bool = True
-                       ) -> tuple[GraphChoice, ort.InferenceSession]:
+def choose_image_graph(spec: ModelSpec, threads: int, cache_dir: Path | None = None, *, measure: bool = True,
+                       opener: SessionOpener = open_session) -> tuple[GraphChoice, Session]:
     """The faster of the model's int8 and float32 image graphs on this CPU, and its open session.
 
     A folder without a float32 graph keeps the graph it has (no measurement), as does ``measure=False``."""
     float_file = _float_graph(spec) if measure else None
     if float_file is None:
-        session = open_session(spec.folder / spec.image_file, threads)
+        session = opener(spec.folder / spec.image_file, threads)
         return GraphChoice(spec.image_file, "as given", {}), session
     files = {"int8": spec.image_file, "float32": float_file}
-    key = f"{spec.fingerprint}|{cpu_name()}|onnxruntime {ort.__version__}|{threads} threads"
+    key = f"{spec.fingerprint}|{cpu_name()}|onnxruntime {onnxruntime_version()}|{threads} threads"
     remembered = _read_choices(cache_dir).get(key)
     if remembered and remembered.get("precision") in files:
         precision = str(remembered["precision"])
         saved = remembered.get("timings_ms")
         timings = {str(k): float(v) for k, v in saved.items()} if isinstance(saved, dict) else {}
         log.info("model %s: %s graph (measured on this CPU before: %s)", spec.name, precision, _describe(timings))
-        return GraphChoice(files[precision], precision, timings), open_session(spec.folder / files[precision], threads)
-    sessions = {name: open_session(spec.folder / file, threads) for name, file in files.items()}
+        return GraphChoice(files[precision], precision, timings), opener(spec.folder / files[precision], threads)
+    sessions = {name: opener(spec.folder / file, threads) for name, file in files.items()}
     timings = {name: round(ms, 2) for name, ms in _time(sessions, spec).items()}
     precision = "float32" if timings["float32"] < FLOAT_MARGIN * timings["int8"] else "int8"
     log.info("model %s: %s graph chosen for %s with %d threads (%s per photo)", spec.name, precision, cpu_name(),
              threads, _describe(timings))
     _write_choice(cache_dir, key, {"precision": precision, "timings_ms": timings})
+    for name, session in sessions.items():
+        if name != precision:
+            release_session(session)
     return GraphChoice(files[precision], precision, timings), sessions[precision]
 
 

@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
@@ -35,6 +35,9 @@ from PIL import Image
 from photosorter.errors import ModelError
 from photosorter.ml.modelspec import ModelSpec, sha256_file
 from photosorter.ml.preprocess import fit_to_input
+
+if TYPE_CHECKING:
+    from photosorter.ml.runtime import SessionOpener
 
 log = logging.getLogger(__name__)
 
@@ -66,13 +69,18 @@ def reference_images(size: int) -> list[Image.Image]:
     return [Image.fromarray(a.astype(np.uint8), "RGB") for a in (shapes, noise, scene)]
 
 
-def embed_references(spec: ModelSpec, threads: int = 1) -> np.ndarray:
-    """The reference images' embeddings with ``spec``'s image graph, ``[3, d]``, L2-normalised."""
-    from photosorter.ml.embedder import OnnxEmbedder  # onnxruntime only where a model runs
+def embed_references(spec: ModelSpec, threads: int = 1, opener: SessionOpener | None = None) -> np.ndarray:
+    """The reference images' embeddings with ``spec``'s image graph, ``[3, d]``, L2-normalised (``opener``:
+    where the session runs; this process by default)."""
+    from photosorter.ml.embedder import OnnxEmbedder  # the model stack only where a model runs
+    from photosorter.ml.lifetime import ModelLifetime
 
     pixels = [fit_to_input(image, spec.preprocess) for image in reference_images(spec.preprocess.size)]
-    embedder = OnnxEmbedder(spec, threads=threads)
-    return np.concatenate([embedder.embed_images([p])[0] for p in pixels])  # one per call: batch-independent
+    embedder = OnnxEmbedder(spec, threads=threads, lifetime=ModelLifetime(opener=opener) if opener else None)
+    try:
+        return np.concatenate([embedder.embed_images([p])[0] for p in pixels])  # one per call: batch-independent
+    finally:
+        embedder.lifetime.release_all()
 
 
 def make_self_check(float_spec: ModelSpec, float_graph: str | None = None) -> dict[str, Any]:
@@ -174,7 +182,8 @@ def last_check(data_dir: Path) -> CheckResult | None:
         return None
 
 
-def check_on_this_cpu(spec: ModelSpec, data_dir: Path, threads: int = 1) -> ModelSpec:
+def check_on_this_cpu(spec: ModelSpec, data_dir: Path, threads: int = 1,
+                      opener: SessionOpener | None = None) -> ModelSpec:
     """``spec``, or the same model on its float32 graph when its own graph fails the self-check on this CPU.
 
     Runs once per model and CPU; later calls reuse the recorded outcome. Models without reference
@@ -192,7 +201,7 @@ def check_on_this_cpu(spec: ModelSpec, data_dir: Path, threads: int = 1) -> Mode
         return _with_graph(spec, float_graph) if records[key].get("fell_back") else spec
     reference = np.asarray(entry["embeddings"], dtype=np.float32)
     try:
-        found = embed_references(spec, threads)
+        found = embed_references(spec, threads, opener)
         cosine = float(np.min(np.sum(found * reference, axis=1) / np.maximum(
             np.linalg.norm(found, axis=1) * np.linalg.norm(reference, axis=1), 1e-12)))
     except (ModelError, ValueError) as exc:  # a graph that cannot run at all, or the wrong output shape

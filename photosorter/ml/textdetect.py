@@ -11,16 +11,15 @@ Reading the words of the largest text lines is ``ml/textread.py``.
 from __future__ import annotations
 
 import hashlib
-import threading
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 from PIL import Image
 
 from photosorter.errors import ModelError
-from photosorter.ml.runtime import session_options
+from photosorter.ml.lifetime import ModelLifetime
+from photosorter.ml.runtime import Session
 
 DETECT_SIDE = 320  # long side the detector sees (a multiple of 32); 56 ms a photo on a 2-core Zen 1
 TEXT_PROBABILITY = 0.3  # PaddleOCR's own binarisation threshold
@@ -32,28 +31,25 @@ def shipped_model(name: str = "ppocr-det/text_det.onnx") -> Path:
 
 
 class PinnedModel:
-    """A shipped ONNX file whose session is created on first use (under a lock), the file checked
-    against its sha256 first: a changed or corrupt file is never run."""
+    """A shipped ONNX file whose session is loaded on first use and released when idle by ``lifetime``
+    like the other models, the file checked against its sha256 first: a changed or corrupt file is never run."""
 
-    def __init__(self, path: Path, sha256: str, what: str, threads: int) -> None:
+    def __init__(self, path: Path, sha256: str, what: str, threads: int, lifetime: ModelLifetime | None = None) -> None:
         self.path, self.sha256, self.what = path, sha256, what
-        self._threads = threads
-        self._lock = threading.Lock()
-        self._session: ort.InferenceSession | None = None
+        self._threads = threads  # the sorter's threads (model_threads), spinning off: see runtime.session_options
+        self.lifetime = lifetime or ModelLifetime()
 
-    def session(self) -> ort.InferenceSession:
-        with self._lock:
-            if self._session is None:
-                try:
-                    data = self.path.read_bytes()
-                except OSError as exc:
-                    raise ModelError(f"{self.what} {self.path} unreadable: {exc}") from exc
-                if hashlib.sha256(data).hexdigest() != self.sha256:
-                    raise ModelError(f"{self.what} {self.path} does not match its sha256 (corrupt or changed)")
-                # the sorter's threads (model_threads), spinning off: see runtime.session_options
-                self._session = ort.InferenceSession(data, session_options(self._threads),
-                                                     providers=["CPUExecutionProvider"])
-            return self._session
+    def _load(self) -> Session:
+        try:
+            data = self.path.read_bytes()
+        except OSError as exc:
+            raise ModelError(f"{self.what} {self.path} unreadable: {exc}") from exc
+        if hashlib.sha256(data).hexdigest() != self.sha256:
+            raise ModelError(f"{self.what} {self.path} does not match its sha256 (corrupt or changed)")
+        return self.lifetime.open_session(data, self._threads)
+
+    def session(self) -> Session:
+        return self.lifetime.hold(self.what, self._load)
 
     def run(self, feed: np.ndarray) -> np.ndarray:
         session = self.session()
@@ -81,8 +77,8 @@ def text_coverage(probabilities: np.ndarray) -> float:
 
 
 class OnnxTextDetector:
-    def __init__(self, model: Path | None = None, threads: int = 2) -> None:
-        self.model = PinnedModel(model or shipped_model(), MODEL_SHA256, "text detector", threads)
+    def __init__(self, model: Path | None = None, threads: int = 2, lifetime: ModelLifetime | None = None) -> None:
+        self.model = PinnedModel(model or shipped_model(), MODEL_SHA256, "text detector", threads, lifetime)
 
     def probabilities(self, image: Image.Image) -> np.ndarray:
         """``[H, W]``: the text probability of each pixel of the photo scaled to ``DETECT_SIDE``."""

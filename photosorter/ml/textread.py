@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from photosorter.core.groups import DisjointSets
+from photosorter.ml.lifetime import ModelLifetime
 from photosorter.ml.textdetect import TEXT_PROBABILITY, OnnxTextDetector, PinnedModel, shipped_model, text_coverage
 
 MODEL_SHA256 = "48fc40f24f6d2a207a2b1091d3437eb3cc3eb6b676dc3ef9c37384005483683b"
@@ -126,10 +127,11 @@ def ctc_greedy(scores: np.ndarray, characters: tuple[str, ...]) -> tuple[str, fl
 class OnnxTextReader:
     """Text coverage (the detector) and, when asked, the words of the largest lines (the recogniser)."""
 
-    def __init__(self, model: Path | None = None, threads: int = 2, detector: OnnxTextDetector | None = None) -> None:
-        self.detector = detector or OnnxTextDetector(threads=threads)
+    def __init__(self, model: Path | None = None, threads: int = 2, detector: OnnxTextDetector | None = None,
+                 lifetime: ModelLifetime | None = None) -> None:
+        self.detector = detector or OnnxTextDetector(threads=threads, lifetime=lifetime)
         self.model = PinnedModel(model or shipped_model("ppocr-rec/text_rec.onnx"), MODEL_SHA256,
-                                 "text recogniser", threads)
+                                 "text recogniser", threads, lifetime)
         self._characters: tuple[str, ...] | None = None
 
     def characters(self) -> tuple[str, ...]:
