@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -63,6 +64,32 @@ def test_a_killed_worker_is_replaced_once_with_one_log_line_and_the_call_answers
         np.testing.assert_array_equal(before, after)
     assert [r.getMessage() for r in caplog.records] == [
         "inference worker ended unexpectedly (exit code -9); starting a new one and trying again"]
+    session.close()
+
+
+def test_callers_at_once_all_get_their_answers_when_the_worker_is_killed_under_them(
+        tiny_model: Path, worker: InferenceWorker, caplog: pytest.LogCaptureFixture) -> None:
+    session = worker.open_session(tiny_model / "model.onnx", 1)
+    names = [output.name for output in session.get_outputs()]
+    expected = session.run(names, feed())[0]
+    answers: list[np.ndarray] = []
+    started = threading.Barrier(4)
+
+    def ask() -> None:  # three callers for two channels: one of them waits for a free one
+        started.wait()
+        answers.extend(session.run(names, feed())[0] for _ in range(30))
+
+    callers = [threading.Thread(target=ask) for _ in range(3)]
+    for caller in callers:
+        caller.start()
+    with caplog.at_level(logging.WARNING, logger="photosorter.ml.worker"):
+        started.wait()
+        os.kill(worker.pid or 0, signal.SIGKILL)
+        for caller in callers:
+            caller.join(60)  # a guard against a hang, not a speed check
+    assert not any(caller.is_alive() for caller in callers)
+    assert len(answers) == 90 and all(np.array_equal(answer, expected) for answer in answers)
+    assert len(caplog.records) <= 1  # one line for the one death (none if every call was done before it)
     session.close()
 
 

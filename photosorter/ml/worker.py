@@ -84,18 +84,45 @@ class _Child:
         self.process = subprocess.Popen(  # its stderr is the daemon's: onnxruntime's own errors stay visible
             [sys.executable, "-m", "photosorter.ml.worker", *map(str, fds)], pass_fds=fds,
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-        self.free: queue.SimpleQueue[Connection] = queue.SimpleQueue()
+        self.free: queue.SimpleQueue[Connection | None] = queue.SimpleQueue()  # None: stopped
         for parent, child in pairs:
             child.close()
             self.free.put(Connection(parent.detach()))
         self.opened: set[int] = set()  # sessions the child holds
+        self.stopped = False
+
+    def exchange(self, message: tuple[Any, ...]) -> Any:
+        """Send ``message`` on a free channel (waiting for one) and return the answer; EOFError or OSError
+        when the child is gone or stopped, which stops it for every caller."""
+        connection = self.free.get()
+        if connection is None:
+            self.free.put(None)  # wakes the next caller waiting for a channel
+            raise EOFError("the inference worker was stopped")
+        try:
+            connection.send(message)
+            status, value = connection.recv()
+        except BaseException:
+            connection.close()
+            self.stop()
+            raise
+        if self.stopped:
+            connection.close()
+        else:
+            self.free.put(connection)
+        if status == "error":
+            raise ModelError(value)
+        return value
 
     def stop(self) -> None:
+        self.stopped = True
         while True:
             try:
-                self.free.get_nowait().close()  # the child reads end-of-file and leaves
+                connection = self.free.get_nowait()
             except queue.Empty:
                 break
+            if connection is not None:
+                connection.close()  # the child reads end-of-file and leaves
+        self.free.put(None)
         try:
             self.process.wait(STOP_WAIT_S)
         except subprocess.TimeoutExpired:
@@ -144,7 +171,7 @@ class InferenceWorker:
         elif key in child.opened:
             child.opened.discard(key)
             with contextlib.suppress(EOFError, OSError):  # a dead child: the next call replaces it
-                self._exchange(child, ("close", key))
+                child.exchange(("close", key))
 
     def call(self, key: int, message: tuple[Any, ...]) -> Any:
         """Send ``message`` about session ``key`` to the child and return its answer; a dead child is
@@ -173,23 +200,9 @@ class InferenceWorker:
     def _call_on(self, child: _Child, key: int, message: tuple[Any, ...]) -> Any:
         if key not in child.opened:
             model, threads = self._models[key]
-            self._exchange(child, ("open", key, model, threads))
+            child.exchange(("open", key, model, threads))
             child.opened.add(key)
-        return self._exchange(child, message)
-
-    @staticmethod
-    def _exchange(child: _Child, message: tuple[Any, ...]) -> Any:
-        connection = child.free.get()
-        try:
-            connection.send(message)
-            status, value = connection.recv()
-        except BaseException:
-            connection.close()
-            raise
-        child.free.put(connection)
-        if status == "error":
-            raise ModelError(value)
-        return value
+        return child.exchange(message)
 
     def stop(self) -> None:
         """End the child and forget every session (the daemon stopping)."""
