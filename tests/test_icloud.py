@@ -34,7 +34,7 @@ def test_wrong_code_asks_again_right_code_logs_in_and_a_restart_reuses_the_sessi
     assert not state.ok and state.method == "trusted device" and "6-digit code" in state.message
     wrong = source.submit_code("000000")
     assert not wrong.ok and "Wrong code" in wrong.message
-    assert source.auth_state() == source._challenge  # still waiting for the code, nothing new sent
+    assert source.auth_state() == state  # still waiting for the code, nothing new sent
     assert source.submit_code("123 456").ok
     assert source.auth_state().ok
     source.close()
