@@ -224,7 +224,7 @@ class Daemon:
                 if self._auth.ok or self._auth.message != exc.message:  # keep the source's own (with its method)
                     self._auth = AuthState(ok=False, message=exc.message)
                 part.timer = part.timer.failed(now)
-                self._report(name, part, exc.message)
+                self._report(name, part, exc.message, awaiting_code=self._auth.awaiting_code)
             except PhotosorterError as exc:
                 part.timer = part.timer.failed(now)
                 self._report(name, part, exc.message)
@@ -241,9 +241,11 @@ class Daemon:
                 if again:
                     part.timer = part.timer.run_now(self.clock.monotonic())
 
-    def _report(self, name: str, part: Part, message: str) -> None:
+    def _report(self, name: str, part: Part, message: str, *, awaiting_code: bool = False) -> None:
         retry_s = part.timer.next_at - self.clock.monotonic()
-        if message != part.problem:
+        if message != part.problem and awaiting_code:  # nothing is retried with Apple until the code comes
+            log.warning("%s: waiting for the 2FA code (nothing is sent to Apple meanwhile): %s", name, message)
+        elif message != part.problem:
             log.warning("%s failed: %s (retrying in %.0f s)", name, message, retry_s)
         part.problem = message
 

@@ -156,6 +156,11 @@ class AuthState:
     message: str = ""
     method: str = ""  # how the code is delivered: "trusted device", "sms", "security key", ...
 
+    @property
+    def awaiting_code(self) -> bool:
+        """A person is to enter a code (none is sent meanwhile); a security key is not a code."""
+        return not self.ok and self.method not in ("", "security key")
+
 
 @dataclass(frozen=True)
 class SyncProgress:

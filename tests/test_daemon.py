@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -253,6 +254,19 @@ def test_login_needed_pauses_icloud_until_a_code_arrives(settings: Settings) -> 
     assert daemon.submit_icloud_code("123456").ok is True
     daemon.run_due_parts()  # the accepted code asked for a sync at once
     assert source.fetches == 1 and daemon.status().auth.ok
+    state.close()
+
+
+def test_a_pending_code_is_logged_as_awaited_not_as_retried(settings: Settings,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    clock, source = FakeClock(), FakeSource()
+    source.auth = AuthState(ok=False, message="enter the code sent to your iPhone", method="trusted device")
+    daemon, state, _ = make_daemon(settings, clock, source)
+    caplog.set_level(logging.INFO, "photosorter.daemon")
+    daemon.run_due_parts()
+    said = [r.getMessage() for r in caplog.records if "enter the code" in r.getMessage()]
+    assert said == ["icloud: waiting for the 2FA code (nothing is sent to Apple meanwhile): enter the code sent "
+                    "to your iPhone"]
     state.close()
 
 

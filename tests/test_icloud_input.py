@@ -196,6 +196,17 @@ def logged_in_or_waiting(fake: FakeICloud, tmp_path: Path) -> IcloudSource:
 
 
 # outages ---------------------------------------------------------------------------------------------------------
+def test_icloud_out_of_reach_at_the_first_check_is_not_ok_and_no_code_is_said_to_be_sent(
+        fake: FakeICloud, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    source = IcloudSource(fake.apple_id, fake.password, data_dir=data, state_path=data / "state.sqlite3",
+                          server=f"https://127.0.0.1:{fake.closed_port}")  # nothing listens there
+    state = source.auth_state()  # was: ok=True, the state before any check
+    assert not state.ok and state.method == ""
+    assert state.message.startswith("iCloud could not be reached") and "code" not in state.message
+    source.close()
+
+
 def test_a_hanging_sign_in_endpoint_times_out_instead_of_holding_the_sync(fake: FakeICloud, tmp_path: Path) -> None:
     fake.two_factor = "none"
     data = tmp_path / "data"

@@ -81,7 +81,7 @@ def run_login(args: argparse.Namespace, settings: Settings) -> int:
     source = _require(settings)
     try:
         state = source.login()
-        while not state.ok and state.method and state.method != "security key":
+        while state.awaiting_code:
             print(state.message)
             try:
                 typed = input("Code: ")

@@ -49,7 +49,7 @@ class IcloudLogin:
         self._blocked: AuthState | None = None  # password rejected / security key only: wait for a person
         self._auto_login = True  # one automatic login per start or per expired session
         self._code_tries: list[float] = []  # when codes were checked with Apple (plan.code_wait_s)
-        self._state = AuthState(ok=True)
+        self._state: AuthState | None = None  # None until iCloud has answered a check
 
     def waiting(self) -> AuthState | None:
         """The state while a person must act (a code pending, a rejected password, a security key)."""
@@ -78,6 +78,9 @@ class IcloudLogin:
                 self._state = AuthState(ok=False, message="iCloud login needed: run photosorter icloud login")
         except SourceUnavailableError as exc:
             log.debug("iCloud status unknown: %s", exc.message)
+            if self._state is None:  # nothing known yet, and no login went through: not ok, and no code is claimed
+                return AuthState(ok=False, message=f"iCloud could not be reached ({exc.message}); trying again "
+                                 "at the next check")
         return self._state
 
     def _pending_prompt(self) -> AuthState | None:
@@ -113,7 +116,7 @@ class IcloudLogin:
         if self._blocked is not None:
             return self._blocked
         if self._challenge is None:
-            if self._state.ok:
+            if self._state is not None and self._state.ok:
                 return AuthState(ok=True, message="No iCloud code was needed; nothing was sent to Apple.")
             return AuthState(ok=False, message=("No iCloud code is pending, so nothing was sent to Apple. "
                                                 "Run: photosorter icloud login"))
