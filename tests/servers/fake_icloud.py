@@ -1,127 +1,53 @@
 """A local HTTPS server that speaks the iCloud endpoints pyicloud 2026.10.1 calls, built from the recorded
-exchanges in ../shared/icloud-recorded (icloudpd's cassettes): Apple sign-in with real SRP-6a, the 2FA
-routes (trusted device, SMS, security key, and the 2026 push bridge with its websocket: fake_push.py),
-account login and validation with cookies, CloudKit
-indexing state, zones, the newest-first "added" index with startRank paging, and asset downloads.
+exchanges in ../shared/icloud-recorded (icloudpd's cassettes, read by fake_icloud_records.py): Apple sign-in
+with real SRP-6a, the 2FA routes (trusted device, SMS, security key, and the 2026 push bridge with its
+websocket: fake_push.py), account login and validation with cookies, CloudKit indexing state, zones, the
+newest-first "added" index with startRank paging, and asset downloads.
 
 Everything is served from one loopback address under path prefixes (``/idmsa``, ``/setup``, ``/ck``,
 ``/content``); the account-login answer names the CloudKit host and each record names its download URL,
 so pyicloud follows the fake's own addresses. Photo records are the recorded CPLMaster/CPLAsset records
 with new names, sizes and download URLs pointing here. Every request is logged; failures can be
 injected (status codes with headers, downloads cut off halfway).
+
+This module holds the fake Apple's state and its answers; fake_icloud_http.py routes each request to them.
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
 import copy
-import datetime as dt
-import functools
 import hashlib
-import io
-import ipaddress
 import json
-import os
 import secrets
 import socket
 import ssl
 import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, overload
-from urllib.parse import parse_qs, urlsplit
 
-import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-from PIL import Image
 from srp import _pysrp
 
+from tests.servers.fake_icloud_http import IcloudHandler, make_certificate
+from tests.servers.fake_icloud_records import (
+    SHARED_ZONE,
+    FakePhoto,
+    jpeg_for,
+    movie_for,
+    recorded_body,
+    recorded_photo_records,
+)
 from tests.servers.fake_push import TOPIC, PushBridge
 
-RECORDED = Path(os.environ.get("PHOTOSORTER_SHARED", Path(__file__).resolve().parents[2] / ".." / "shared")
-                ).resolve() / "icloud-recorded"
+__all__ = ["SHARED_ZONE", "FakeICloud", "FakePhoto", "Injection", "recorded_photo_records"]
+
 DSID = "12345678901"
 OWNER = "_bfc6dbbcc77b03e6cebefd28a28f7e2f"
-SHARED_ZONE = "SharedSync-00000000-1111-2222-3333-444444444444"  # as recorded: the Shared Library's zone
 SRP_ITERATIONS = 1000  # Apple uses ~20000; the protocol is the same, the tests are faster
-
-
-# recordings -------------------------------------------------------------------------------------------
-class _Loader(yaml.SafeLoader):
-    pass
-
-
-def _construct_python_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
-    if isinstance(node, yaml.ScalarNode):
-        return loader.construct_scalar(node)
-    if isinstance(node, yaml.SequenceNode):
-        return loader.construct_sequence(node)
-    return loader.construct_mapping(node)  # type: ignore[arg-type]
-
-
-_Loader.add_multi_constructor("tag:yaml.org,2002:python/", _construct_python_tag)
-
-
-@functools.cache
-def recorded_interactions(name: str) -> tuple[dict[str, Any], ...]:
-    """The exchanges of one recording, parsed once per process (YAML parsing takes seconds; callers read)."""
-    with open(RECORDED / name, encoding="utf-8") as handle:
-        return tuple(yaml.load(handle, Loader=_Loader)["interactions"])
-
-
-def recorded_body(name: str, uri_part: str, *, contains: str = "") -> str:
-    """The response body of the first recorded exchange whose URI holds ``uri_part``."""
-    for interaction in recorded_interactions(name):
-        body = interaction["response"]["body"].get("string") or ""
-        if uri_part in interaction["request"]["uri"] and contains in str(body):
-            return body if isinstance(body, str) else body.decode()
-    raise KeyError(f"{name}: no exchange for {uri_part}")
-
-
-def recorded_photo_records(name: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-    """(CPLMaster, CPLAsset) pairs of the first photo listing in a recording, in the recorded order."""
-    data = json.loads(recorded_body(name, "records/query", contains="CPLMaster"))
-    masters = [r for r in data["records"] if r["recordType"] == "CPLMaster"]
-    assets = {r["fields"]["masterRef"]["value"]["recordName"]: r for r in data["records"]
-              if r["recordType"] == "CPLAsset"}
-    return [(m, assets[m["recordName"]]) for m in masters if m["recordName"] in assets]
-
-
-# content ----------------------------------------------------------------------------------------------
-def jpeg_for(seed: str, size: tuple[int, int] = (64, 48)) -> bytes:
-    digest = hashlib.sha256(seed.encode()).digest()
-    image = Image.new("RGB", size, (digest[0], digest[1], digest[2]))
-    image.putpixel((0, 0), (digest[3], digest[4], digest[5]))
-    buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=90)
-    return buffer.getvalue()
-
-
-def movie_for(seed: str) -> bytes:
-    return b"\x00\x00\x00\x14ftypqt  " + hashlib.sha256(seed.encode()).digest() * 64
-
-
-@dataclass
-class FakePhoto:
-    master: dict[str, Any]
-    asset: dict[str, Any]
-    content_keys: dict[str, str] = field(default_factory=dict)  # resource prefix -> its /content/B/<key>
-
-    @property
-    def id(self) -> str:
-        return str(self.asset["recordName"])
-
-    @property
-    def filename(self) -> str:
-        return base64.b64decode(self.master["fields"]["filenameEnc"]["value"]).decode("utf-8", "replace")
 
 
 @dataclass
@@ -133,26 +59,6 @@ class Injection:
     body: bytes = b""
     content_type: str = "application/json"
     delay_s: float = 0.0  # a server that hangs this long before answering
-
-
-def make_certificate(folder: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 (the CA file the client trusts is the certificate)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "photosorter fake iCloud")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
-            .not_valid_after(now + dt.timedelta(days=2))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                                                        x509.DNSName("localhost")]), critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
-    cert_path, key_path = folder / "fake-icloud.pem", folder / "fake-icloud.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return cert_path, key_path
-
 
 class FakeICloud:
     """State of the fake Apple: one account, its sessions, its photo library, the request log."""
@@ -182,7 +88,7 @@ class FakeICloud:
         self._session_tokens: dict[str, bool] = {}  # idmsa session token -> 2FA done
         self._trust_tokens: set[str] = set()
         self._web_tokens: set[str] = set()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), IcloudHandler)
         self._server.fake = self  # type: ignore[attr-defined]
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(self.cert, self._key)
@@ -500,136 +406,4 @@ class GeneratedLibrary(Sequence[FakePhoto]):
         rank = index % self.size
         master, asset = self.pairs[rank % len(self.pairs)]
         return self.fake._adopt(master, asset, f"g{rank}", bodies=False)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    # Headers and body go out as two writes on a kept-alive connection: with Nagle's algorithm the body waits
-    # for the client's delayed ACK (~40 ms a response), which made a 240-photo sync take 30 s instead of 6.
-    disable_nagle_algorithm = True
-
-    @property
-    def fake(self) -> FakeICloud:
-        return self.server.fake  # type: ignore[attr-defined, no-any-return]
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        self._serve("GET")
-
-    def do_POST(self) -> None:
-        self._serve("POST")
-
-    def do_PUT(self) -> None:
-        self._serve("PUT")
-
-    def _serve(self, method: str) -> None:
-        fake = self.fake
-        parts = urlsplit(self.path)
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        with fake.lock:
-            fake.requests.append((method, parts.path))
-            injected = next((i for i in fake.injections if i.path_part in parts.path and i.times > 0), None)
-            if injected is not None:
-                injected.times -= 1
-        if injected is not None:
-            time.sleep(injected.delay_s)
-            with contextlib.suppress(OSError):  # the client may have given up waiting
-                self._send(injected.status, injected.body, injected.content_type, injected.headers)
-            return
-        try:
-            body = json.loads(raw) if raw.strip() and raw.strip() != b"null" else {}
-        except ValueError:
-            body = {}
-        with fake.lock:
-            self._route(method, parts.path, parse_qs(parts.query), body)
-
-    def _route(self, method: str, path: str, query: dict[str, list[str]], body: dict[str, Any]) -> None:
-        fake = self.fake
-        auth = "/idmsa/appleauth/auth"
-        session_token = self._session_token()
-        if path.startswith("/content/"):
-            self._download(path)
-        elif path == f"{auth}/authorize/signin":
-            self._send(200, b"<html><body>sign in</body></html>", "text/html;charset=UTF-8")
-        elif path == f"{auth}/signin/init":
-            self._json(*fake.signin_init(body))
-        elif path == f"{auth}/signin/complete":
-            self._json(*fake.signin_complete(body))
-        elif path == auth and "text/html" in self.headers.get("Accept", ""):
-            self._send(200, fake.auth_options_html().encode(), "text/html; charset=UTF-8")
-        elif path == auth:
-            self._json(200, fake.auth_options_json(), {})
-        elif path == f"{auth}/verify/phone" and method == "PUT":
-            fake.prompts += 1
-            self._json(200, {"trustedPhoneNumber": {"id": 1}}, {})
-        elif path in (f"{auth}/verify/trusteddevice/securitycode", f"{auth}/verify/phone/securitycode"):
-            self._json(*fake.verify_code(str(body.get("securityCode", {}).get("code", "")), session_token))
-        elif path.startswith(f"{auth}/bridge/step/") and path.rsplit("/", 1)[1].isdigit():
-            self._json(*fake.bridge_step(int(path.rsplit("/", 1)[1]), body, session_token))
-        elif path == f"{auth}/bridge/code/validate":
-            self._json(*fake.bridge_validate(body, session_token))
-        elif path == f"{auth}/2sv/trust":
-            self._json(*fake.trust(session_token))
-        elif path == "/setup/ws/1/accountLogin":
-            self._json(*fake.account_login(body))
-        elif path == "/setup/ws/1/validate":
-            self._json(*fake.validate(SimpleCookie(self.headers.get("Cookie", ""))))
-        elif path == "/setup/ws/1/requestWebAccessState":
-            self._json(200, {"isICDRSDisabled": False, "isDeviceConsentedForPCS": True}, {})
-        elif path.endswith("/private/zones/list"):
-            self._json(200, {"zones": [fake.zone()], "moreComing": False}, {})
-        elif path.endswith("/shared/zones/list"):
-            zones = [fake.zone(SHARED_ZONE)] if fake.shared_photos is not None else []
-            self._json(200, {"zones": zones, "moreComing": False}, {})
-        elif path.endswith("/records/lookup"):
-            self._json(*fake.lookup(body, fake.library(path.split("/")[-3])))
-        elif path.endswith("/records/query"):
-            self._json(*fake.query(body, fake.library(path.split("/")[-3])))
-        elif path.endswith("/internal/records/query/batch"):
-            self._json(*fake.count_query(body, fake.library(path.split("/")[-5])))
-        else:
-            self._json(404, {"error": f"fake iCloud does not serve {method} {path}"}, {})
-
-    def _session_token(self) -> str:
-        # pyicloud sends the idmsa session id it was given; ours is derived from the session token
-        session_id = self.headers.get("X-Apple-ID-Session-Id", "")
-        return session_id.removeprefix("sid-")
-
-    def _download(self, path: str) -> None:
-        fake = self.fake
-        key = path.split("/")[3] if len(path.split("/")) > 3 else ""
-        content = fake.contents.get(key)
-        if content is None:
-            self._send(404, b"not found", "text/plain")
-            return
-        if fake.truncate_downloads > 0 and fake.truncate_skip > 0:
-            fake.truncate_skip -= 1
-        elif fake.truncate_downloads > 0:
-            fake.truncate_downloads -= 1
-            self.send_response(200)
-            self.send_header("Content-Type", "application/octet-stream")
-            self.send_header("Content-Length", str(len(content)))
-            self.end_headers()
-            self.wfile.write(content[: len(content) // 2])
-            self.wfile.flush()
-            self.close_connection = True
-            return
-        self._send(200, content, "application/octet-stream")
-
-    def _json(self, status: int, payload: dict[str, Any], headers: dict[str, str]) -> None:
-        data = json.dumps(payload).encode() if (payload or status != 204) else b""
-        self._send(status, data, "application/json;charset=UTF-8", headers)
-
-    def _send(self, status: int, data: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        if data and status != 204:
-            self.wfile.write(data)
 
