@@ -113,7 +113,8 @@ class RecordingPublisher:
 @pytest.fixture
 def settings(tmp_path: Path, tiny_model: Path) -> Settings:
     return load_settings({"library": str(tmp_path / "lib"), "data": str(tmp_path / "data"), "model": str(tiny_model),
-                          "inbox": str(tmp_path / "inbox"), "icloud_poll_minutes": 10, "inbox_poll_minutes": 5},
+                          "inbox": str(tmp_path / "inbox"), "icloud_poll_minutes": 10, "inbox_poll_minutes": 5,
+                          "settle_seconds": 0},
                          environ={}, dotenv_path=tmp_path / "none")
 
 

@@ -132,7 +132,7 @@ def test_check_drift_reads_the_state_store(tmp_path: Path) -> None:
 
 def test_daily_upkeep_runs_the_drift_check(tmp_path: Path, tiny_model: Path) -> None:
     settings = load_settings({"library": str(tmp_path / "lib"), "data": str(tmp_path / "data"),
-                              "model": str(tiny_model)}, environ={}, dotenv_path=tmp_path / "none")
+                              "model": str(tiny_model), "settle_seconds": 0}, environ={}, dotenv_path=tmp_path / "none")
     settings.library.data.mkdir(parents=True)
     state = open_state(settings)
     clock = FakeClock()

@@ -106,7 +106,7 @@ def test_label_by_photo_number_moves_it_and_sorting_reports_events(tmp_path: Pat
     from photosorter.records import PhotoEvent
 
     settings = load_settings({"library": str(tmp_path / "lib"), "data": str(tmp_path / "data"),
-                              "model": str(tiny_model)}, environ={}, dotenv_path=tmp_path / "none")
+                              "model": str(tiny_model), "settle_seconds": 0}, environ={}, dotenv_path=tmp_path / "none")
     write_photo(tmp_path / "inbox", "red.jpg", (220, 20, 20))
     events: list[PhotoEvent] = []
     state = open_state(settings)

@@ -105,7 +105,8 @@ def test_face_models_are_unloaded_when_idle_and_loaded_again(tmp_path: Path) -> 
 @pytest.fixture
 def daemon_settings(tmp_path: Path, tiny_model: Path) -> Settings:
     return load_settings({"library": str(tmp_path / "lib"), "data": str(tmp_path / "data"), "model": str(tiny_model),
-                          "inbox": str(tmp_path / "inbox"), "inbox_poll_minutes": 5, "model_idle_minutes": 10},
+                          "inbox": str(tmp_path / "inbox"), "inbox_poll_minutes": 5, "model_idle_minutes": 10,
+                          "settle_seconds": 0},
                          environ={}, dotenv_path=tmp_path / "none")
 
 

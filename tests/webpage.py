@@ -23,7 +23,7 @@ COLOURS = [(220, 20, 20), (20, 200, 40), (30, 40, 220), (230, 200, 30), (200, 30
 
 def library_settings(tmp_path: Path, model: Path, **options: Any) -> Settings:
     values = {"library": tmp_path / "library", "data": tmp_path / "data", "model": model, "faces": False,
-              "unsure_margin": 0.99, **options}
+              "unsure_margin": 0.99, "settle_seconds": 0, **options}
     return load_settings(values, environ={}, dotenv_path=tmp_path / "no.env")
 
 
