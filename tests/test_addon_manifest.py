@@ -12,7 +12,8 @@ import pytest
 import yaml
 from PIL import Image
 
-from photosorter.config import OPTIONS, load_settings
+from photosorter.config import load_settings
+from photosorter.options import OPTIONS
 
 ROOT = Path(__file__).resolve().parents[1]
 MANIFEST = yaml.safe_load((ROOT / "config.yaml").read_text())

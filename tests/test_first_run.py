@@ -189,7 +189,7 @@ def test_labels_given_under_the_embedded_model_are_learned_again_by_the_next_one
 
 
 def test_status_all_lists_every_setting_with_its_source_and_no_secret(tmp_path: Path) -> None:
-    from photosorter.config import OPTIONS
+    from photosorter.options import OPTIONS
 
     status = run_cli("status", "--all", "--data", tmp_path, env={"PHOTOSORTER_MQTT_PASSWORD": "hunter2-secret",
                                                                    "PHOTOSORTER_KNN_K": "7"})

@@ -18,10 +18,11 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from photosorter.adapters.images import decode_image
-from photosorter.config import OPTIONS, load_settings
+from photosorter.config import load_settings
 from photosorter.errors import ConfigError, ImageError
 from photosorter.ml.modelspec import Preprocess
 from photosorter.ml.preprocess import fit_to_input, gray_thumbnail
+from photosorter.options import OPTIONS
 from tests.conftest import jpeg_bytes
 
 MAX_GROWTH_MB = 400

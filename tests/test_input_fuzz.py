@@ -15,8 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from photosorter.adapters.icloud import IcloudAssets, IcloudSource
-from photosorter.config import ENV_PREFIX, OPTIONS, load_settings
+from photosorter.config import ENV_PREFIX, load_settings
 from photosorter.errors import ConfigError, PhotosorterError
+from photosorter.options import OPTIONS
 from tests.conftest import shared_path
 from tests.servers.fake_icloud import FakeICloud
 

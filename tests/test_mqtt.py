@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from photosorter.adapters.mqtt import MqttPublisher
-from photosorter.config import MqttSettings, Secret, load_settings
+from photosorter.config import MqttSettings, load_settings
+from photosorter.options import Secret
 from photosorter.records import AuthState, CorrectionEvent, PhotoEvent, StatusSnapshot
 from tests.mqtt_controls import GOOD_CODE, RecordingControls, snapshot
 from tests.servers.mosquitto import Listener, Message, Mosquitto, free_port
@@ -185,7 +186,8 @@ def test_photo_and_correction_events_are_published_once_each(
 CHILD = """
 import sys, time
 from photosorter.adapters.mqtt import MqttPublisher
-from photosorter.config import MqttSettings, Secret, load_settings
+from photosorter.config import MqttSettings, load_settings
+from photosorter.options import Secret
 from tests.mqtt_controls import snapshot
 settings = MqttSettings("127.0.0.1", int(sys.argv[1]), sys.argv[2], Secret(sys.argv[3]), False, "homeassistant",
                         "photosorter")

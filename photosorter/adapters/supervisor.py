@@ -14,7 +14,8 @@ import urllib.request
 from collections.abc import Mapping
 from dataclasses import replace
 
-from photosorter.config import MqttSettings, Secret
+from photosorter.config import MqttSettings
+from photosorter.options import Secret
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from photosorter.adapters.filemeta import read_file_hints
 from photosorter.adapters.files import LocalFiles
 from photosorter.adapters.images import decode_image
 from photosorter.cli.commands import Options, described
-from photosorter.config import CROP_MODES, Settings
+from photosorter.config import Settings
 from photosorter.core.faces import judge_faces
 from photosorter.core.signals import READ_FROM, Signals
 from photosorter.errors import ConfigError, ModelError
@@ -36,6 +36,7 @@ from photosorter.ml.embedder import OnnxEmbedder
 from photosorter.ml.faces import OnnxFaces, resolve_face_models
 from photosorter.ml.prior import ZeroShotPrior
 from photosorter.ml.textread import OnnxTextReader
+from photosorter.options import CROP_MODES
 
 log = logging.getLogger(__name__)
 

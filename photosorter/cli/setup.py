@@ -9,7 +9,8 @@ from pathlib import Path
 
 from photosorter.adapters.state import SqliteState
 from photosorter.cli.commands import Options, described
-from photosorter.config import OPTIONS, STATE_FILE, Settings, read_saved, save_settings, saved_path
+from photosorter.config import STATE_FILE, Settings, read_saved, save_settings, saved_path
+from photosorter.options import OPTIONS
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,8 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from photosorter.config import MqttSettings, Secret
+from photosorter.config import MqttSettings
+from photosorter.options import Secret
 from tests.servers.dovecot import self_signed
 
 INSTALL_HINT = "mosquitto is not installed: apt-get install -y mosquitto"
