@@ -35,6 +35,7 @@ from photosorter.core.digest import (
     render_confirmation,
     render_html,
     render_text,
+    review_pool,
 )
 from photosorter.core.replies import parse_reply
 from photosorter.core.reply_text import read_reply_text
@@ -142,8 +143,9 @@ class MailFlow:
                 review.append(DigestPhoto(record.id, name, record.category, record.score or 0.0,
                                           record.margin or 0.0, record.status is PhotoStatus.UNSURE))
                 paths[record.id] = self.library / (record.library_path or "")
-        vectors = self.ledger.embeddings_for([p.photo_id for p in review]) if review else {}
-        picked = pick_for_review(review, vectors=vectors or None)
+        pool = review_pool(review)
+        vectors = self.ledger.embeddings_for([p.photo_id for p in pool]) if pool else {}
+        picked = pick_for_review(pool, vectors=vectors or None)
         domain = _address(self.settings.sender).partition("@")[2] or "photosorter.local"
         thumbs, cids = self._thumbnails([paths[p.photo_id] for p in picked], domain)
         local = now.astimezone(self.zone)

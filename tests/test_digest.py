@@ -7,6 +7,9 @@ import datetime as dt
 import re
 from pathlib import Path
 
+import numpy as np
+import pytest
+
 from photosorter.adapters.images import decode_image
 from photosorter.core.categories import DEFAULT_CATEGORIES
 from photosorter.core.digest import (
@@ -19,6 +22,7 @@ from photosorter.core.digest import (
     render_html,
     render_text,
     reply_example,
+    review_pool,
 )
 from photosorter.core.replies import parse_reply
 from photosorter.mailflow import MAX_THUMBS_BYTES, MailFlow
@@ -37,6 +41,26 @@ def test_unsure_photos_come_first_then_the_smallest_margins() -> None:
     photos = [photo(1, 0.5), photo(2, 0.05), photo(3, 0.3, unsure=True), photo(4, 0.01, unsure=True), photo(5, 0.2)]
     assert [p.photo_id for p in pick_for_review(photos)] == [4, 3, 2, 5, 1]
     assert [e.number for e in number_photos(pick_for_review(photos, 3))] == [1, 2, 3]
+
+
+def test_the_digest_weighs_only_the_least_sure_pool_and_loads_only_its_embeddings(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    photos = [photo(1, 0.5), photo(2, 0.05), photo(3, 0.3, unsure=True), photo(4, 0.01, unsure=True), photo(5, 0.2)]
+    assert [p.photo_id for p in review_pool(photos, 3)] == [4, 3, 2]
+    asked: list[int] = []
+    flow, ledger, _ = digest_flow(60)
+
+    def embeddings_for(photo_ids: list[int]) -> dict[int, np.ndarray]:
+        asked.extend(photo_ids)
+        return {i: np.ones(4, np.float32) for i in photo_ids}
+
+    monkeypatch.setattr(ledger, "embeddings_for", embeddings_for)
+    monkeypatch.setattr("photosorter.mailflow.review_pool", lambda photos: review_pool(photos, 25))
+    digest = flow.build_digest(dt.datetime(2026, 11, 25, 20, 0, tzinfo=ZONE), kind="manual").digest
+    least_sure = review_pool([DigestPhoto(r.id, "", r.category or "", r.score or 0, r.margin or 0,
+                                          r.status is PhotoStatus.UNSURE) for r in ledger.photos], 25)
+    assert sorted(asked) == sorted(p.photo_id for p in least_sure)  # 25 embeddings read, not 60
+    assert {e.photo.photo_id for e in digest.entries} <= set(asked) and digest.more == 60 - len(digest.entries)
 
 
 def make_digest(count: int = 4, **kwargs: object) -> Digest:

@@ -4,6 +4,7 @@ HTML a person reads. Pure: thumbnails arrive as content ids, the message is asse
 from __future__ import annotations
 
 import datetime as dt
+import heapq
 import html
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -15,6 +16,9 @@ from photosorter.core.asking import order_to_ask
 from photosorter.records import Category, Failure
 
 MAX_REVIEW = 40  # photos numbered in one digest
+# The least sure photos the digest chooses among (by teaching value): after a first sync of 100k photos every
+# one is new, and weighing all of them meant loading 100k embeddings (+500 MB, 4.5 s) for 40 numbers.
+REVIEW_POOL = 5000
 DIGEST_ID = re.compile(r"\[(ps-[a-z0-9]{6})\]", re.IGNORECASE)
 FOLDER_TITLES = {"_unsure": "not sure (in _unsure)", "_duplicates": "duplicates", "_failed": "could not read"}
 
@@ -58,12 +62,22 @@ class Digest:
         return not self.total and not self.failures and not self.attention
 
 
+def _least_sure_first(photo: DigestPhoto) -> tuple[bool, float, float, int]:
+    return (not photo.unsure, photo.margin, photo.score, photo.photo_id)
+
+
+def review_pool(photos: Iterable[DigestPhoto], pool: int = REVIEW_POOL) -> list[DigestPhoto]:
+    """The ``pool`` photos least sure of their category, least sure first: the only ones whose embeddings
+    ``pick_for_review`` needs."""
+    return heapq.nsmallest(pool, photos, key=_least_sure_first)
+
+
 def pick_for_review(photos: Iterable[DigestPhoto], max_photos: int = MAX_REVIEW,
                     vectors: Mapping[int, np.ndarray] | None = None) -> list[DigestPhoto]:
     """The photos to ask about. With their embeddings (``vectors`` by photo id): those whose label would
     teach the most, unsure and unlike each other, spread over categories (``core/asking.py``); without:
     least sure first (photos in _unsure, then by smallest margin)."""
-    ordered = sorted(photos, key=lambda p: (not p.unsure, p.margin, p.score, p.photo_id))
+    ordered = sorted(photos, key=_least_sure_first)
     if (vectors is None or not ordered or any(p.photo_id not in vectors for p in ordered)
             or len({np.asarray(vectors[p.photo_id]).size for p in ordered}) != 1):  # one model's embeddings only
         return ordered[:max_photos]
