@@ -73,6 +73,7 @@ def state_rows(count: int, names: tuple[str, ...], work: Path) -> None:
     path = work / "state.sqlite3"
     state = SqliteState(path)
     fill(state, count, names, float32=True)
+    state._db.execute("PRAGMA user_version=0")  # as an older version left it: a new file is stamped int8 already
     state.compact()
     state.close()
     before = path.stat().st_size * 100_000 / count / 1e6
