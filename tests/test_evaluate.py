@@ -69,10 +69,14 @@ def test_the_user_loop_with_five_labels_per_category_reaches_the_floor(
     assert loop["accuracy"][2] >= USER_LOOP_FLOOR  # type: ignore[index]
 
 
-def test_asking_is_measured_against_random_labels(shared_run: tuple[dict[str, object], Path, Path]) -> None:
+def test_asking_is_measured_against_random_labels_paired_over_splits_with_spread(
+        shared_run: tuple[dict[str, object], Path, Path]) -> None:
     asking = shared_run[0]["asking"]
     assert asking["labels"] == [10, 20, 40]  # type: ignore[index]
     assert all(0.0 < value <= 1.0 for value in asking["asked"] + asking["random"])  # type: ignore[index,operator]
+    gains = [round(a - r, 4) for a, r in zip(asking["asked"], asking["random"], strict=True)]  # type: ignore[index]
+    assert all(abs(g - m) <= 0.0002 for g, m in zip(gains, asking["gain"], strict=True))  # type: ignore[index]
+    assert len(asking["gain_sd"]) == 3 and asking["splits"] >= 10  # type: ignore[index,operator]
 
 
 def test_leave_one_source_out_keeps_each_source_on_one_side(shared_run: tuple[dict[str, object], Path, Path]) -> None:

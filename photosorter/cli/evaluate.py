@@ -216,9 +216,13 @@ def print_protocols(result: dict[str, Any]) -> None:
     print("user loop (K labels per category, sort the rest): " + "  ".join(
         f"{k}: {a:.3f}" for k, a in zip(loop["labels_per_category"], loop["accuracy"], strict=True)))
     asking = result["asking"]
-    print("labels asked for by the sorter vs at random (half the sources held out): " + "  ".join(
-        f"{n}: {a:.3f} vs {r:.3f}"
-        for n, a, r in zip(asking["labels"], asking["asked"], asking["random"], strict=True)))
+    print(f"labels asked for by the sorter vs at random (half the sources held out, {asking['splits']} splits, "
+          "mean ± sd; gain = asked - random per split): " + "  ".join(
+              f"{n}: {a:.3f}±{asd:.3f} vs {r:.3f}±{rsd:.3f} (gain {g:+.3f}±{gsd:.3f})"
+              for n, a, asd, r, rsd, g, gsd in zip(asking["labels"], asking["asked"], asking["asked_sd"],
+                                                   asking["random"], asking["random_sd"], asking["gain"],
+                                                   asking["gain_sd"], strict=True))
+          + f"; no labels {asking['no_labels']:.3f}, the whole pool labelled {asking['whole_pool']:.3f}")
     without = result["zero_shot_signals"]["without"]
     if without:
         print("zero-shot without each signal: " + "  ".join(f"{k}: {v:.3f}" for k, v in without.items()))
