@@ -102,3 +102,59 @@ def idle_rows(model: Path, work: Path, mqtt_port: int, seconds: float) -> None:
     finally:
         daemon.terminate()
         daemon.wait(timeout=30)
+
+
+def idle_everything_row(model: Path, work: Path, mqtt_port: int, seconds: float) -> None:
+    """The idle daemon with every source on: the inbox, MQTT, iCloud (the local fake server, a trusted session,
+    polled every ``icloud_poll_minutes``) and IMAP IDLE on a real dovecot. CPU of the daemon and of any child
+    it waited for, scaled to an hour."""
+    from photosorter.adapters.icloud import IcloudSource
+    from tests.servers.dovecot import run_dovecot
+    from tests.servers.fake_icloud import FakeICloud
+
+    (work / "inbox").mkdir(parents=True)
+    data = work / "data"
+    (work / "icloud").mkdir()
+    server = FakeICloud(work / "icloud").start()
+    try:
+        server.load_recording(limit=10)
+        os.environ["REQUESTS_CA_BUNDLE"] = str(server.cert)
+        source = IcloudSource(server.apple_id, server.password, data_dir=data, state_path=data / "state.sqlite3",
+                              media_folder=work / "library" / "videos", previews=data / "previews",
+                              server=server.url)
+        if not source.auth_state().ok:
+            source.submit_code(server.code)  # trusted once, as a person would have done at set-up
+        source.close()
+        with run_dovecot() as dovecot:
+            env = {**os.environ, "PHOTOSORTER_LIBRARY": str(work / "library"), "PHOTOSORTER_DATA": str(data),
+                   "PHOTOSORTER_MODEL": str(model), "PHOTOSORTER_INBOX": str(work / "inbox"),
+                   "PHOTOSORTER_MQTT_HOST": "127.0.0.1", "PHOTOSORTER_MQTT_PORT": str(mqtt_port),
+                   "PHOTOSORTER_FACES": "false", "PHOTOSORTER_LOG_LEVEL": "warning",
+                   "APPLE_ID": server.apple_id, "APPLE_PASSWORD": server.password,
+                   "PHOTOSORTER_ICLOUD_SERVER": server.url, "CURL_CA_BUNDLE": str(server.cert),
+                   "PHOTOSORTER_MAIL_TO": dovecot.user, "PHOTOSORTER_MAIL_FROM": "photosorter@example.com",
+                   "PHOTOSORTER_IMAP_HOST": "127.0.0.1", "PHOTOSORTER_IMAP_PORT": str(dovecot.port),
+                   "PHOTOSORTER_IMAP_SECURITY": "none", "PHOTOSORTER_IMAP_USERNAME": dovecot.user,
+                   "PHOTOSORTER_IMAP_PASSWORD": dovecot.password}
+            daemon = subprocess.Popen([sys.executable, "-m", "photosorter", "run"], env=env, cwd=work,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                time.sleep(min(60.0, seconds))  # start-up and the first sync of the 10 photos are not idle
+                started_cpu, started = _cpu_with_children_s(daemon.pid), time.monotonic()
+                requests = len(server.requests)
+                time.sleep(seconds)
+                used = _cpu_with_children_s(daemon.pid) - started_cpu
+                elapsed = time.monotonic() - started
+                row(f"daemon idle (inbox, MQTT, iCloud, IMAP IDLE), {elapsed:.0f} s measured: CPU per hour / RSS",
+                    f"{used * 3600 / elapsed:6.2f} CPU-s / {_rss_mb(daemon.pid):5.0f} MB  "
+                    f"({len(server.requests) - requests} iCloud requests)")
+            finally:
+                daemon.terminate()
+                daemon.wait(timeout=30)
+    finally:
+        server.stop()
+
+
+def _cpu_with_children_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # utime, stime, cutime, cstime

@@ -51,7 +51,7 @@ from bench.clipshaped import clip_models, prompt_rows
 from bench.common import ROOT, RSS, median_ms, row, timed, use_cores
 from bench.icloudlisting import icloud_listing_rows
 from bench.icloudsync import icloud_rows
-from bench.idle import idle_rows, unload_row
+from bench.idle import idle_everything_row, idle_rows, unload_row
 from bench.library import library_rows, storage_agreement
 from bench.sorting import compare_sort, make_12mp, make_screenshots, model_latency
 from photosorter.adapters.icloud import IcloudAssets
@@ -218,6 +218,8 @@ def main() -> None:
             library_rows(5_000 if quick else args.library, args.model, work / "library", broker.port)
             if args.idle_s:
                 idle_rows(args.model, work / "idle", broker.port, 3.0 if quick else args.idle_s)
+                if not quick:
+                    idle_everything_row(args.model, work / "idle-all", broker.port, args.idle_s)
             if not quick:  # waits for model_idle_minutes (1): about two minutes each
                 for number, (web, worker) in enumerate(((False, True), (True, True), (True, False))):
                     unload_row(args.model, faces, eval_photos[:20], work / f"unload-{number}", broker.port,

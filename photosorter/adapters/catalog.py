@@ -72,8 +72,9 @@ class SqliteCatalog:
         return int(row[0])
 
     def review_queue(self, limit: int) -> tuple[list[PhotoRecord], int]:
-        """The ``limit`` photos most wanting a label, in the digest's order (``core.digest.pick_for_review``:
-        _unsure first, then smallest margin, lowest score), and how many photos want one."""
+        """The ``limit`` photos least sure of their category (_unsure first, then smallest margin, lowest score:
+        the digest's pool order, ``core.digest.review_pool``, without its diversity step), and how many photos
+        want a label."""
         where = ("status IN ('placed', 'unsure') AND library_path IS NOT NULL AND category IS NOT NULL "
                  "AND id NOT IN (SELECT photo_id FROM labels)")
         total = int(self._db.execute(f"SELECT COUNT(*) FROM photos WHERE {where}").fetchone()[0])
