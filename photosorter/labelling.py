@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
 
@@ -21,7 +22,7 @@ from PIL import Image
 
 from photosorter.core.faces import ME, FaceVerdict
 from photosorter.core.placement import plan_folder
-from photosorter.core.signals import FileHints
+from photosorter.core.signals import SCREENSHOT_MARK, FileHints
 from photosorter.core.similarity import dhash
 from photosorter.errors import ConfigError
 from photosorter.facestage import FaceStage
@@ -166,6 +167,8 @@ class Labelling:
             if loaded.pixels is None:
                 log.warning("resort: cannot read %s; left where it is", record.library_path)
                 continue
+            if loaded.sha256 and self.state.has_mark(loaded.sha256, SCREENSHOT_MARK):  # iCloud said so at sync
+                loaded.hints = replace(loaded.hints or FileHints(), source_screenshot=True)
             embeddings, probs = self.embedder.embed_images([loaded.pixels])
             verdict = self.faces.verdict(record.id, loaded.faces) if self.faces is not None else None
             prediction = self.predict(embeddings[0], probs[0] if probs is not None else None, faces=verdict,

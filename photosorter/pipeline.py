@@ -25,7 +25,7 @@ from photosorter.core.classify import decide
 from photosorter.core.companions import VIDEOS_FOLDER, group_folder
 from photosorter.core.faces import FaceVerdict
 from photosorter.core.placement import DUPLICATES_FOLDER, FAILED_FOLDER, plan_folder
-from photosorter.core.signals import FileHints, Signals, apply_signals, read_from, wants_text
+from photosorter.core.signals import SCREENSHOT_MARK, FileHints, Signals, apply_signals, read_from, wants_text
 from photosorter.core.similarity import NEAR_DUPLICATE_BITS, dhash, nearest_hash
 from photosorter.errors import ConfigError, ImageError
 from photosorter.facestage import FaceStage
@@ -293,6 +293,8 @@ class Sorter:
         self._done_with(loaded)
 
     def _done_with(self, loaded: Loaded) -> None:
+        if loaded.hints is not None and loaded.hints.source_screenshot:  # its mark goes with the preview:
+            self.state.remember_mark(loaded.sha256, SCREENSHOT_MARK)  # a resort still knows what iCloud said
         if self.previews is not None:
             self.previews.discard(loaded.sha256)
 

@@ -43,12 +43,15 @@ def test_a_screenshot_icloud_marks_is_sorted_as_one_however_it_looks_and_other_p
     events: list[PhotoEvent] = []
     state = open_state(settings)
     try:
-        build_sorter(settings, state, on_sorted=events.append).sort_folder(tmp_path / "inbox")
+        sorter = build_sorter(settings, state, on_sorted=events.append)
+        sorter.sort_folder(tmp_path / "inbox")
+        assert files(tmp_path / "data" / "previews") == []  # previews and the mark file go once sorted
+        assert sorter.resort(["screenshot", "food"]) == {}  # the state remembers what iCloud said
     finally:
         state.close()
     assert sorted((e.category, Path(e.library_path).stem) for e in events) == [
         ("food", Path(still.filename).stem), ("screenshot", Path(shot.filename).stem)]
-    assert files(tmp_path / "data" / "previews") == []  # previews and the mark go once sorted
+    assert [Path(p).stem for p in files(tmp_path / "lib" / "screenshot")] == [Path(shot.filename).stem]
 
 
 ODD_SUBTYPES = [("3", "STRING"), ("Screenshot", "STRING"), (10**30, "INT64"), (-3, "INT64"), (True, "INT64"),

@@ -35,6 +35,9 @@ GENERIC_SCREEN = "screenshot"  # where a marked screen capture goes when the mod
 GENERIC_SHARE = 0.05  # its head start among the screen categories (a model's 0.3 for myfitnesspal still wins)
 
 
+SCREENSHOT_MARK = "screenshot"  # the state's name for "its source marked it a screen capture"
+
+
 @dataclass(frozen=True)
 class FileHints:
     """What the file's header says, and its source (all False: they say nothing)."""

@@ -75,6 +75,8 @@ CREATE TABLE IF NOT EXISTS runs (
     placed INTEGER, unsure INTEGER, duplicates INTEGER, failed INTEGER
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS source_marks (sha256 TEXT NOT NULL, mark TEXT NOT NULL, PRIMARY KEY (sha256, mark))
+    WITHOUT ROWID;
 """
 
 SCHEMA_VERSION = 1  # PRAGMA user_version: 1 = embeddings stored as int8 (adapters/vectors.py)
@@ -357,3 +359,12 @@ class SqliteState(EmbeddingRows, FaceRows):
         rows = self._db.execute(f"SELECT {_PHOTO_COLUMNS} FROM photos WHERE status='placed' AND library_path "
                                 f"IS NOT NULL AND category IN ({marks}) ORDER BY id", categories)
         return [self._photo(row) for row in rows]
+
+    def remember_mark(self, sha256: str, mark: str) -> None:
+        """What a photo's source said of it (iCloud: ``screenshot``), kept past the file that carried it."""
+        with self._tx() as db:
+            db.execute("INSERT OR IGNORE INTO source_marks (sha256, mark) VALUES (?,?)", (sha256, mark))
+
+    def has_mark(self, sha256: str, mark: str) -> bool:
+        return self._db.execute("SELECT 1 FROM source_marks WHERE sha256=? AND mark=?", (sha256, mark)).fetchone() \
+            is not None
