@@ -128,6 +128,33 @@ def test_paths_instead_of_ids_serve_nothing(settings: Settings, path: str) -> No
     assert 400 <= status < 500 and b"root:" not in body and b"SQLite" not in body and b"import" not in body
 
 
+def test_a_thumbnail_wanted_by_many_at_once_is_decoded_once_and_its_file_never_replaced(tmp_path: Path) -> None:
+    from photosorter.adapters.images import decode_image
+    from photosorter.adapters.thumbnails import ThumbnailFolder
+    from tests.conftest import write_photo
+
+    source = write_photo(tmp_path, "red.jpg", (220, 20, 20))
+    decoded: list[int] = []
+    release = threading.Event()
+
+    def slow_decoder(data: bytes, side: int):  # type: ignore[no-untyped-def]
+        decoded.append(side)
+        release.wait(5)  # every caller arrives while the first is still decoding
+        return decode_image(data, side)
+
+    thumbs = ThumbnailFolder(tmp_path / "thumbs", slow_decoder)
+    with ThreadPoolExecutor(8) as pool:
+        futures = [pool.submit(thumbs.get, "ab" * 32, source, 160) for _ in range(8)]
+        threading.Timer(0.3, release.set).start()
+        made = [f.result() for f in futures]
+    assert decoded == [160] and len(set(made)) == 1 and made[0] is not None
+    cached = thumbs.path_for("ab" * 32, 160)
+    inode = cached.stat().st_ino
+    ThumbnailFolder.save(cached, b"another process's bytes")  # made elsewhere meanwhile: the first file stays
+    assert cached.stat().st_ino == inode and cached.read_bytes() == made[0]
+    assert [p.name for p in cached.parent.iterdir()] == [cached.name]  # no temp file left
+
+
 def test_thumbnails_are_made_once_and_served_by_id_with_caching_headers(settings: Settings) -> None:
     with serving(settings) as page:
         status, headers, body = page.request("GET", "/thumb/1")

@@ -1,7 +1,8 @@
 """Small JPEG renditions of library photos for the web page, made once and kept by content hash.
 
 ``<data>/thumbs/<size>/<sha[:2]>/<sha256>.jpg``: a photo that moves keeps its thumbnail, and the same
-bytes are never scaled twice. Written atomically (temp file, then rename), private to photosorter.
+bytes are never scaled twice (one maker per thumbnail in this process; the first file written is kept).
+Written atomically (temp file, then a link that never replaces one already there), private to photosorter.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import io
 import logging
 import os
 import tempfile
+import threading
+from contextlib import suppress
 from pathlib import Path
 
 from PIL import Image
@@ -26,6 +29,8 @@ class ThumbnailFolder:
     def __init__(self, folder: Path, decoder: Decoder) -> None:
         self.folder = folder
         self.decoder = decoder
+        self._lock = threading.Lock()
+        self._making: dict[Path, threading.Lock] = {}  # the page's warm-up and a request may want the same one
 
     def path_for(self, sha256: str, size_px: int) -> Path:
         return self.folder / str(size_px) / sha256[:2] / f"{sha256}.jpg"
@@ -35,6 +40,20 @@ class ThumbnailFolder:
         cached = self.path_for(sha256, size_px)
         try:
             return cached.read_bytes()
+        except FileNotFoundError:
+            pass
+        with self._lock:
+            making = self._making.setdefault(cached, threading.Lock())
+        try:
+            with making:
+                return self._make(sha256, source, size_px, cached)
+        finally:
+            with self._lock:
+                self._making.pop(cached, None)
+
+    def _make(self, sha256: str, source: Path, size_px: int, cached: Path) -> bytes | None:
+        try:
+            return cached.read_bytes()  # made by the caller this one waited for
         except FileNotFoundError:
             pass
         try:
@@ -54,8 +73,17 @@ class ThumbnailFolder:
         try:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=".thumb-")  # 0600
-            with os.fdopen(handle, "wb") as out:
-                out.write(data)
-            os.replace(tmp, path)
+            try:
+                with os.fdopen(handle, "wb") as out:
+                    out.write(data)
+                try:
+                    os.link(tmp, path)  # never replaces: another process that made it first keeps its file
+                except FileExistsError:
+                    pass
+                except OSError:  # a file system without hard links
+                    os.replace(tmp, path)
+            finally:
+                with suppress(FileNotFoundError):
+                    os.unlink(tmp)
         except OSError as exc:  # a full disk costs a rescale next time, nothing more
             log.debug("thumbnail not kept: %s", exc)
