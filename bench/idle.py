@@ -127,7 +127,7 @@ def idle_everything_row(model: Path, work: Path, mqtt_port: int, seconds: float)
         source.close()
         with run_dovecot() as dovecot:
             env = {**os.environ, "PHOTOSORTER_LIBRARY": str(work / "library"), "PHOTOSORTER_DATA": str(data),
-                   "PHOTOSORTER_MODEL": str(model), "PHOTOSORTER_INBOX": str(work / "inbox"),
+                   "PHOTOSORTER_MODEL": str(model.resolve()), "PHOTOSORTER_INBOX": str(work / "inbox"),
                    "PHOTOSORTER_MQTT_HOST": "127.0.0.1", "PHOTOSORTER_MQTT_PORT": str(mqtt_port),
                    "PHOTOSORTER_FACES": "false", "PHOTOSORTER_LOG_LEVEL": "warning",
                    "APPLE_ID": server.apple_id, "APPLE_PASSWORD": server.password,
@@ -136,10 +136,13 @@ def idle_everything_row(model: Path, work: Path, mqtt_port: int, seconds: float)
                    "PHOTOSORTER_IMAP_HOST": "127.0.0.1", "PHOTOSORTER_IMAP_PORT": str(dovecot.port),
                    "PHOTOSORTER_IMAP_SECURITY": "none", "PHOTOSORTER_IMAP_USERNAME": dovecot.user,
                    "PHOTOSORTER_IMAP_PASSWORD": dovecot.password}
+            log = (work / "daemon.log").open("wb")
             daemon = subprocess.Popen([sys.executable, "-m", "photosorter", "run"], env=env, cwd=work,
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                      stdout=log, stderr=log)
             try:
                 time.sleep(min(60.0, seconds))  # start-up and the first sync of the 10 photos are not idle
+                if daemon.poll() is not None:
+                    raise RuntimeError(f"the daemon stopped: {(work / 'daemon.log').read_text()[-2000:]}")
                 started_cpu, started = _cpu_with_children_s(daemon.pid), time.monotonic()
                 requests = len(server.requests)
                 time.sleep(seconds)
@@ -151,6 +154,7 @@ def idle_everything_row(model: Path, work: Path, mqtt_port: int, seconds: float)
             finally:
                 daemon.terminate()
                 daemon.wait(timeout=30)
+                log.close()
     finally:
         server.stop()
 
