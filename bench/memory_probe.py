@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import RSS
 from photosorter.adapters.state import SqliteState
-from photosorter.cli.library import build_sorter, model_lifetime
+from photosorter.cli.build import build_sorter, model_lifetime
 from photosorter.config import load_settings
 
 

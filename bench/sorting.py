@@ -19,7 +19,7 @@ from PIL import Image
 from bench.common import RSS, median_ms, row
 from photosorter.adapters.previews import PreviewFolder
 from photosorter.adapters.state import SqliteState
-from photosorter.cli.library import build_sorter
+from photosorter.cli.build import build_sorter
 from photosorter.config import load_settings
 from photosorter.ml.download import resolve_model
 from photosorter.ml.modelspec import ModelSpec

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.web_library import build_library  # noqa: E402
-from photosorter.cli.library import build_sorter, open_state  # noqa: E402
+from photosorter.cli.build import build_sorter, open_state  # noqa: E402
 from photosorter.cli.web import start_web  # noqa: E402
 from photosorter.records import AuthState, StatusSnapshot  # noqa: E402
 

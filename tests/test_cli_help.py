@@ -15,7 +15,9 @@ from photosorter.cli.commands import COMMANDS
 from tests.conftest import write_photo
 from tests.test_sort_folder import files_under, run_cli
 
-HEAVY = ("pyicloud", "onnxruntime", "photosorter.evaluation", "photosorter.pipeline", "usearch")
+HEAVY = ("pyicloud", "onnxruntime", "usearch", "numpy", "PIL", "aiohttp", "aiosmtplib", "imapclient", "paho",
+         "photosorter.evaluation", "photosorter.pipeline", "photosorter.facestage", "photosorter.mailflow",
+         "photosorter.web", "photosorter.cli.build")
 
 
 def subcommand_parsers(command: str) -> list[tuple[str, argparse.ArgumentParser]]:
@@ -57,6 +59,28 @@ def test_help_and_status_import_none_of_the_heavy_libraries(argv: list[str], tmp
     result = subprocess.run([sys.executable, "-c", code, *[a.format(tmp=tmp_path) for a in argv]],
                             capture_output=True, text=True, timeout=60)
     assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout + result.stderr
+
+
+ASK_EVERY_COMMAND = """
+import contextlib, io, sys
+from photosorter.cli import main
+from photosorter.cli.commands import COMMANDS
+for name in COMMANDS:
+    for argv in ([name, "--help"], [name, "--log-level", "loud"]):
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out), contextlib.suppress(SystemExit):
+            main(argv)
+        assert f"usage: photosorter {name}" in out.getvalue(), (argv, out.getvalue())
+print(sorted(m for m in sys.modules if m.startswith(tuple(sys.argv[1:]))))
+"""
+
+
+def test_every_commands_help_and_argument_errors_import_none_of_the_heavy_libraries() -> None:
+    """``COMMAND --help`` and an argument error answer at once: the model stack, pyicloud, aiohttp and the mail
+    libraries load only when a command runs (one interpreter asks every command, so this stays quick)."""
+    result = subprocess.run([sys.executable, "-c", ASK_EVERY_COMMAND, *HEAVY], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0 and result.stdout.strip().splitlines()[-1] == "[]", result.stdout + result.stderr
 
 
 def test_label_takes_a_category_as_an_email_reply_would(tmp_path: Path, tiny_model: Path) -> None:

@@ -15,7 +15,7 @@ import pytest
 
 from photosorter.adapters.state import SqliteState
 from photosorter.cli import main
-from photosorter.cli.library import build_sorter, open_state
+from photosorter.cli.build import build_sorter, open_state
 from photosorter.config import Settings, load_settings
 from photosorter.core.drift import DriftReport
 from photosorter.daemon import Daemon

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from photosorter.adapters.state import SqliteState
-from photosorter.cli.library import build_sorter, open_state
+from photosorter.cli.build import build_sorter, open_state
 from photosorter.config import load_settings
 from photosorter.core.drift import MESSAGE, Observation, detect_drift, top1_similarity
 from photosorter.daemon import Daemon

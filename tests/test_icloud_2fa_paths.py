@@ -16,7 +16,7 @@ import pytest
 
 from photosorter.adapters.icloud import IcloudSource
 from photosorter.cli import main
-from photosorter.cli.library import build_sorter, open_state
+from photosorter.cli.build import build_sorter, open_state
 from photosorter.config import load_settings
 from photosorter.core.sync import describe_security_key
 from photosorter.daemon import Daemon

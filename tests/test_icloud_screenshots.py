@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from photosorter.cli.library import build_sorter, open_state
+from photosorter.cli.build import build_sorter, open_state
 from photosorter.config import load_settings
 from photosorter.records import PhotoEvent
 from tests.conftest import jpeg_bytes

@@ -101,7 +101,7 @@ def test_an_index_that_does_not_match_the_labels_is_not_used(tmp_path: Path) -> 
 
 
 def test_label_by_photo_number_moves_it_and_sorting_reports_events(tmp_path: Path, tiny_model: Path) -> None:
-    from photosorter.cli.library import build_sorter, open_state
+    from photosorter.cli.build import build_sorter, open_state
     from photosorter.config import load_settings
     from photosorter.records import PhotoEvent
 

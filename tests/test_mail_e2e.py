@@ -12,7 +12,7 @@ from pathlib import Path
 from imapclient import IMAPClient
 
 from photosorter.adapters.mailstate import SqliteMailLedger
-from photosorter.cli.library import STATE_FILE
+from photosorter.cli.build import STATE_FILE
 from photosorter.core.digest import find_digest_id
 from tests.conftest import write_photo
 from tests.mailclients import write_reply

@@ -23,7 +23,7 @@ from photosorter.adapters.imap import PROCESSED_FOLDER, ImapInbox
 from photosorter.adapters.mailstate import SqliteMailLedger
 from photosorter.adapters.smtp import SmtpMailer
 from photosorter.adapters.state import SqliteState
-from photosorter.cli.library import STATE_FILE, build_sorter, open_state
+from photosorter.cli.build import STATE_FILE, build_sorter, open_state
 from photosorter.errors import SinkError
 from photosorter.mailflow import MailFlow
 from photosorter.pipeline import Sorter

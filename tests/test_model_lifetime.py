@@ -13,7 +13,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from photosorter.cli.library import build_sorter, model_lifetime, open_state
+from photosorter.cli.build import build_sorter, model_lifetime, open_state
 from photosorter.config import Settings, load_settings
 from photosorter.daemon import Daemon
 from photosorter.ml.embedder import OnnxEmbedder

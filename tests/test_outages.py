@@ -16,7 +16,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from photosorter.adapters.mqtt import MqttPublisher
-from photosorter.cli.library import build_sorter, open_state
+from photosorter.cli.build import build_sorter, open_state
 from photosorter.cli.mail import build_mail
 from photosorter.daemon import Daemon
 from tests.clocks import FakeClock

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from photosorter.cli.library import build_sorter, open_state
+from photosorter.cli.build import build_sorter, open_state
 from photosorter.config import Settings
 from tests.conftest import shared_path
 from tests.servers.fake_icloud import FakeICloud

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from photosorter.cli.library import build_sorter, open_state
+from photosorter.cli.build import build_sorter, open_state
 from photosorter.cli.web import start_web
 from photosorter.config import Settings, load_settings
 from tests.conftest import write_photo

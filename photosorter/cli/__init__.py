@@ -2,7 +2,10 @@
 
 Each module here owns a group of subcommands: ``register(commands, options)`` adds them to the parser
 (with the option groups of ``commands.Options`` that apply) and sets ``handler(args, settings) -> exit
-status`` on each. Only the chosen command's module is imported (``commands.COMMANDS`` says which).
+status`` on each. Only the chosen command's module is imported (``commands.COMMANDS`` says which), and
+those modules import the heavy libraries (onnxruntime, usearch, numpy, Pillow, pyicloud, aiohttp, the mail
+stack) inside the handlers that need them, the model stack through ``cli.build``: ``COMMAND --help`` and
+argument errors load none of them.
 """
 
 from __future__ import annotations

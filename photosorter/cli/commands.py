@@ -1,8 +1,8 @@
 """The light half of the CLI: every command's module, one-line summary and example, and the option groups.
 
-``photosorter --help`` and the dispatch read only this module; the module that runs a command (and the
-heavy libraries it needs: onnxruntime, pyicloud, the evaluation code) is imported when that command is
-chosen. Options are offered only where they mean something: ``--library`` where photos are sorted or
+``photosorter --help`` and the dispatch read only this module; the module that runs a command is imported
+when that command is chosen, and the heavy libraries it needs (onnxruntime, pyicloud, the evaluation code)
+only when its handler runs. Options are offered only where they mean something: ``--library`` where photos are sorted or
 counted, ``--model``/``--face-model`` where a model runs, ``--data`` wherever state is read.
 """
 

@@ -7,36 +7,22 @@ import datetime as dt
 import logging
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-from PIL import Image
-
-from photosorter import __version__, scorecard
-from photosorter.adapters.filemeta import read_file_hints
-from photosorter.adapters.files import LocalFiles
-from photosorter.adapters.images import decode_image
+from photosorter import __version__
 from photosorter.cli.commands import Options, described
 from photosorter.config import Settings
-from photosorter.core.faces import judge_faces
-from photosorter.core.signals import READ_FROM, Signals
 from photosorter.errors import ConfigError, ModelError
-from photosorter.evaluation import (
-    LabelledSet,
-    Rules,
-    Scan,
-    cross_validate,
-    dataset_hash,
-    embed_labelled_folder,
-    judge,
-    judge_cross,
-)
-from photosorter.ml.download import resolve_model
-from photosorter.ml.embedder import OnnxEmbedder
-from photosorter.ml.faces import OnnxFaces, resolve_face_models
-from photosorter.ml.prior import ZeroShotPrior
-from photosorter.ml.textread import OnnxTextReader
-from photosorter.options import CROP_MODES
+
+if TYPE_CHECKING:  # numpy, Pillow, onnxruntime and the evaluation code: only when it runs, so --help stays quick
+    import numpy as np
+    from PIL import Image
+
+    from photosorter.core.signals import Signals
+    from photosorter.evaluation import LabelledSet, Scan
+    from photosorter.ml.embedder import OnnxEmbedder
+    from photosorter.ml.faces import OnnxFaces
+    from photosorter.ml.prior import ZeroShotPrior
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +42,14 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], opti
 
 
 def runs_log(settings: Settings) -> Path:
+    from photosorter import scorecard
+
     return settings.library.data / scorecard.RUNS_LOG
 
 
 def run_evaluate(args: argparse.Namespace, settings: Settings) -> int:
+    from photosorter import scorecard
+
     if args.folder is None:
         if not args.compare:
             raise ConfigError(["evaluate: give a folder of labelled photos, or --compare"])
@@ -88,6 +78,12 @@ def run_evaluate(args: argparse.Namespace, settings: Settings) -> int:
 
 def _embed(folder: Path, settings: Settings, embedder: OnnxEmbedder, prior: ZeroShotPrior, crop: str,
            scan: Scan | None) -> tuple[LabelledSet, np.ndarray]:
+    import numpy as np
+
+    from photosorter.adapters.files import LocalFiles
+    from photosorter.adapters.images import decode_image
+    from photosorter.evaluation import embed_labelled_folder
+
     data = embed_labelled_folder(folder, embedder, decode_image, LocalFiles(), crop=crop, scan=scan)
     if not data.paths:
         raise ConfigError([f"evaluate: no readable photos in {folder}/<category>/"])
@@ -101,6 +97,12 @@ def _embed(folder: Path, settings: Settings, embedder: OnnxEmbedder, prior: Zero
 
 def evaluate_folder(folder: Path, settings: Settings, folds: int = 5, seed: int = 0,
                     against: Path | None = None) -> dict[str, Any]:
+    from photosorter.evaluation import Rules, cross_validate, dataset_hash, judge, judge_cross
+    from photosorter.ml.download import resolve_model
+    from photosorter.ml.embedder import OnnxEmbedder
+    from photosorter.ml.prior import ZeroShotPrior
+    from photosorter.options import CROP_MODES
+
     spec = resolve_model(settings.model.name, settings.model_cache_dir, settings.model.base_url)
     embedder = OnnxEmbedder(spec, threads=settings.model.threads)
     prior = ZeroShotPrior(embedder, settings.classify.categories, settings.library.data / "cache")
@@ -139,6 +141,14 @@ def evaluate_folder(folder: Path, settings: Settings, folds: int = 5, seed: int 
 
 def build_scan(settings: Settings) -> tuple[Scan, list[str]]:
     """The sorter's signal stages for an evaluation: what the file says, and faces when on and found."""
+    import numpy as np
+
+    from photosorter.adapters.filemeta import read_file_hints
+    from photosorter.core.faces import judge_faces
+    from photosorter.core.signals import READ_FROM, Signals
+    from photosorter.ml.faces import OnnxFaces, resolve_face_models
+    from photosorter.ml.textread import OnnxTextReader
+
     faces: OnnxFaces | None = None
     if settings.faces.enabled:
         try:

@@ -9,17 +9,15 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from photosorter.adapters.files import LocalFiles
-from photosorter.adapters.images import decode_image
 from photosorter.cli.commands import CATEGORY_HELP, Options, described
-from photosorter.cli.library import build_face_stage, build_sorter, category_named, open_state
+from photosorter.cli.library import category_named
 from photosorter.config import Settings
-from photosorter.core.faces import ME, PEOPLE
 from photosorter.errors import ConfigError
-from photosorter.face_evaluation import evaluate_faces, scan_face_folder
-from photosorter.facestage import FaceStage, forget_faces
-from photosorter.ml.faces import OnnxFaces, resolve_face_models
+
+if TYPE_CHECKING:  # the model stack is imported by the handlers that run, so --help stays quick
+    from photosorter.facestage import FaceStage
 
 log = logging.getLogger(__name__)
 
@@ -64,12 +62,15 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], opti
     evaluate.set_defaults(handler=run_me_evaluate)
     resort = commands.add_parser("resort", parents=options.everything, **described("resort"))
     resort.add_argument("--category", action="append", dest="categories", metavar="CATEGORY",
-                        help=f"a category folder to reconsider (repeatable; default: {ME} and {PEOPLE}); "
+                        help="a category folder to reconsider (repeatable; default: me and people); "
                              f"{CATEGORY_HELP}")
     resort.set_defaults(handler=run_resort)
 
 
 def run_me_add(args: argparse.Namespace, settings: Settings) -> int:
+    from photosorter.cli.build import build_sorter, open_state
+    from photosorter.core.faces import ME
+
     if ME not in settings.classify.names:
         raise ConfigError([f"categories: there is no {ME!r} category"])
     state = open_state(settings)
@@ -95,6 +96,8 @@ def run_me_add(args: argparse.Namespace, settings: Settings) -> int:
 @contextmanager
 def _reference_faces(settings: Settings) -> Iterator[FaceStage]:
     """The face stage over the state file, which is closed again afterwards."""
+    from photosorter.cli.build import build_face_stage, open_state
+
     state = open_state(settings)
     try:
         stage = build_face_stage(settings, state, required=True)
@@ -124,6 +127,9 @@ def run_me_remove(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_me_forget(args: argparse.Namespace, settings: Settings) -> int:
+    from photosorter.cli.build import open_state
+    from photosorter.facestage import forget_faces
+
     if not args.yes:
         if not sys.stdin.isatty():  # nobody to ask: deleting needs --yes
             raise ConfigError(["me forget: deletes every stored face; nobody can confirm here (no terminal), so add "
@@ -141,6 +147,11 @@ def run_me_forget(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_me_evaluate(args: argparse.Namespace, settings: Settings) -> int:
+    from photosorter.adapters.files import LocalFiles
+    from photosorter.adapters.images import decode_image
+    from photosorter.face_evaluation import evaluate_faces, scan_face_folder
+    from photosorter.ml.faces import OnnxFaces, resolve_face_models
+
     if not args.folder.is_dir():
         raise ConfigError([f"folder: {args.folder} is not a folder"])
     files = resolve_face_models(settings.faces.model, settings.model_cache_dir, settings.model.base_url)
@@ -159,6 +170,9 @@ def run_me_evaluate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_resort(args: argparse.Namespace, settings: Settings) -> int:
+    from photosorter.cli.build import build_sorter, open_state
+    from photosorter.core.faces import ME, PEOPLE
+
     categories = [category_named(settings, c) for c in (args.categories or [ME, PEOPLE])]
     state = open_state(settings)
     try:

@@ -19,15 +19,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from photosorter.cli.commands import Options, described
-from photosorter.cli.library import build_sorter, open_state, preview_folder, print_report
+from photosorter.cli.library import preview_folder, print_report
 from photosorter.config import STATE_FILE, Settings
 from photosorter.core.companions import VIDEOS_FOLDER
 from photosorter.errors import ConfigError, SourceUnavailableError
-from photosorter.ports import Controls
 from photosorter.records import AuthState, RunReport
 
-if TYPE_CHECKING:  # pyicloud takes a quarter of a second to import: only when a source is opened
+if TYPE_CHECKING:  # pyicloud takes a quarter of a second to import, the models more: only when they run
     from photosorter.adapters.icloud import IcloudSource
+    from photosorter.ports import Controls
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +119,8 @@ def hand_code_to_daemon(data: Path, code: str) -> AuthState:
 
 
 def run_sync(args: argparse.Namespace, settings: Settings) -> int:
+    from photosorter.cli.build import build_sorter, open_state
+
     source = _require(settings)
     state = open_state(settings)
     incoming = settings.library.data / "incoming"

@@ -9,18 +9,16 @@ import ssl
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from photosorter.adapters.images import decode_image
-from photosorter.adapters.imap import ImapInbox
-from photosorter.adapters.mailstate import SqliteMailLedger
-from photosorter.adapters.smtp import SmtpMailer
 from photosorter.cli.commands import Options, described
-from photosorter.cli.library import build_sorter, open_state
 from photosorter.config import STATE_FILE, Settings
 from photosorter.errors import ConfigError, PhotosorterError
-from photosorter.mailflow import MailFlow
-from photosorter.ports import Labeller
+
+if TYPE_CHECKING:  # the mail stack and the models are imported when a command runs, so --help stays quick
+    from photosorter.mailflow import MailFlow
+    from photosorter.ports import Labeller
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +43,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], opti
 def build_mail(settings: Settings, *, zone: ZoneInfo, labeller: Labeller | None = None,
                attention: Callable[[], list[str]] = list, tls_context: ssl.SSLContext | None = None) -> MailFlow:
     """The mail workflow for these settings: SMTP when ``smtp_host`` is set, IMAP when ``imap_host`` is."""
+    from photosorter.adapters.images import decode_image
+    from photosorter.adapters.imap import ImapInbox
+    from photosorter.adapters.mailstate import SqliteMailLedger
+    from photosorter.adapters.smtp import SmtpMailer
+    from photosorter.mailflow import MailFlow
+
     mail = settings.mail
     return MailFlow(
         settings=mail, categories=settings.classify.categories, library=settings.library.path,
@@ -59,6 +63,7 @@ def watch_replies(settings: Settings, wake: Callable[[], None], stop: threading.
     """Wait for new mail with IMAP IDLE on a connection of its own and call ``wake`` when some arrives, so
     a reply is applied within seconds; the daemon's five-minute poll stays as the fallback (and is all
     there is on a server without IDLE). Connection trouble is logged once and retried with backoff."""
+    from photosorter.adapters.imap import ImapInbox
 
     def loop() -> None:
         inbox = ImapInbox(settings.mail, ssl_context=tls_context)
@@ -95,6 +100,8 @@ def _zone() -> ZoneInfo:
 
 
 def run_digest(args: argparse.Namespace, settings: Settings) -> int:
+    from photosorter.cli.build import open_state
+
     state = open_state(settings)  # creates the state database (and its photo tables) on a first run
     zone = _zone()
     now = dt.datetime.now(zone)
@@ -116,6 +123,8 @@ def run_digest(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_replies(args: argparse.Namespace, settings: Settings) -> int:
+    from photosorter.cli.build import build_sorter, open_state
+
     if not settings.mail.imap_host:
         raise ConfigError(["imap_host: set an IMAP server to read replies from"])
     state = open_state(settings)

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from PIL import Image
-
-from photosorter.adapters.files import LocalFiles
-from photosorter.adapters.images import decode_image
 from photosorter.cli.commands import Options, described
 from photosorter.config import Settings
 from photosorter.errors import ConfigError, ImageError
 from photosorter.ml.quantize import DEFAULT_OPS, quantize_onnx
+
+if TYPE_CHECKING:  # Pillow: only when photos are read, so --help stays quick
+    from PIL import Image
 
 AGREEMENT_PHOTOS = 8
 
@@ -65,6 +65,9 @@ def _sample_images(folder: Path | None, settings: Settings) -> list[Image.Image]
         return []
     if not folder.is_dir():
         raise ConfigError([f"images: {folder} is not a folder"])
+    from photosorter.adapters.files import LocalFiles
+    from photosorter.adapters.images import decode_image
+
     files = LocalFiles()
     images = []
     for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")):

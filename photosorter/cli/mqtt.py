@@ -6,15 +6,18 @@ import argparse
 import logging
 import os
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from photosorter import __version__
-from photosorter.adapters.mqtt import MqttPublisher, probe_broker
 from photosorter.adapters.supervisor import resolve_broker
 from photosorter.cli.commands import Options, described
 from photosorter.config import Settings
 from photosorter.core.discovery import Topics, build_discovery, topic_problems
 from photosorter.errors import ConfigError
-from photosorter.ports import Controls
+
+if TYPE_CHECKING:  # paho, numpy and Pillow: only when a broker is used, so --help stays quick
+    from photosorter.adapters.mqtt import MqttPublisher
+    from photosorter.ports import Controls
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +34,8 @@ def open_publisher(settings: Settings, controls: Controls | None,
     if not broker.enabled:
         log.info("MQTT is off (no mqtt_host and no broker from the Supervisor)")
         return None
+    from photosorter.adapters.mqtt import MqttPublisher  # paho: only with a broker
+
     return MqttPublisher(broker, settings.classify.categories, controls).start()
 
 
@@ -48,6 +53,8 @@ def run_mqtt(args: argparse.Namespace, settings: Settings) -> int:
     if not broker.enabled:
         print("MQTT is off: set mqtt_host (or run as the add-on with a broker app installed)")
         return 1
+    from photosorter.adapters.mqtt import probe_broker
+
     problem = probe_broker(broker)
     if problem is not None:
         print(f"MQTT broker {broker.host}:{broker.port}: {problem}")

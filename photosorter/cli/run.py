@@ -109,7 +109,7 @@ def _work_lock(settings: Settings, busy: list[str]) -> Iterator[bool]:
 
 
 def _run_daemon(settings: Settings) -> int:
-    from photosorter.cli.library import build_sorter, model_lifetime, open_state
+    from photosorter.cli.build import build_sorter, model_lifetime, open_state
     from photosorter.daemon import Daemon, SystemClock
     from photosorter.drift import check_drift
     from photosorter.ml.lifetime import limit_heap_arenas

@@ -7,7 +7,6 @@ import datetime as dt
 import logging
 from pathlib import Path
 
-from photosorter.adapters.state import SqliteState
 from photosorter.cli.commands import Options, described
 from photosorter.config import STATE_FILE, Settings, read_saved, save_settings, saved_path
 from photosorter.options import OPTIONS
@@ -33,7 +32,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], opti
 
 
 def run_init(args: argparse.Namespace, settings: Settings) -> int:
-    from photosorter.cli.library import chosen_values, open_model  # the model stack, only when needed
+    from photosorter.cli.build import open_model  # the model stack, only when needed
+    from photosorter.cli.library import chosen_values
 
     values = chosen_values(settings, inbox=args.inbox)
     if "model" in values:
@@ -81,7 +81,8 @@ def run_status(args: argparse.Namespace, settings: Settings) -> int:
         print(f"nothing sorted yet with the data folder {settings.library.data} "
               f"(settings saved: {'yes' if saved_path(settings.library.data).is_file() else 'no'})")
         return 0
-    from photosorter.ml.selfcheck import last_check  # numpy and Pillow: after the settings are printed
+    from photosorter.adapters.state import SqliteState  # numpy and Pillow: after the settings are printed
+    from photosorter.ml.selfcheck import last_check
 
     state = SqliteState(settings.library.data / STATE_FILE, writer=False)  # holds no lock: never repairs
     try:

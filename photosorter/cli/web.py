@@ -10,23 +10,19 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from photosorter.adapters.catalog import SqliteCatalog
-from photosorter.adapters.images import decode_image
 from photosorter.adapters.locks import DAEMON_LOCK_FILE, LockBusyError, folder_locks
-from photosorter.adapters.state import SqliteState
-from photosorter.adapters.thumbnails import ThumbnailFolder
 from photosorter.cli.commands import Options, described
 from photosorter.cli.evaluate import runs_log
-from photosorter.cli.library import build_sorter, open_state
 from photosorter.config import STATE_FILE, Settings
 from photosorter.errors import ConfigError, StateError
-from photosorter.pipeline import Sorter
 from photosorter.records import AuthState, StatusSnapshot
-from photosorter.web.app import INGRESS_PROXY, WebServer, build_app
-from photosorter.web.context import Submit, WebContext
-from photosorter.web.desk import Desk
+
+if TYPE_CHECKING:  # aiohttp and the models are imported when the page starts, so --help stays quick
+    from photosorter.pipeline import Sorter
+    from photosorter.web.app import WebServer
+    from photosorter.web.context import Submit
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +44,14 @@ def start_web(settings: Settings, sorter: Sorter, submit: Submit, *, port: int |
               status: Callable[[], StatusSnapshot] | None = None,
               submit_code: Callable[[str], AuthState] | None = None, sorter_wait_s: float = 30.0) -> WebServer:
     """Start the page on its own thread; changes go through ``submit`` to the sorter's thread."""
+    from photosorter.adapters.catalog import SqliteCatalog
+    from photosorter.adapters.images import decode_image
+    from photosorter.adapters.state import SqliteState
+    from photosorter.adapters.thumbnails import ThumbnailFolder
+    from photosorter.web.app import INGRESS_PROXY, WebServer, build_app
+    from photosorter.web.context import WebContext
+    from photosorter.web.desk import Desk
+
     path = settings.library.data / STATE_FILE
     reader, catalog, labels, points = SqliteState(path), SqliteCatalog(path), SqliteCatalog(path), SqliteCatalog(path)
     context = WebContext(
@@ -83,6 +87,8 @@ def run_web(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    from photosorter.cli.build import build_sorter, open_state
+
     state = open_state(settings)
     sorter = build_sorter(settings, state)
     worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sorter")  # one change at a time
