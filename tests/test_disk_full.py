@@ -65,7 +65,7 @@ def test_a_data_folder_that_fills_up_mid_download_stops_cleanly_and_resumes(tmp_
     with small_tmpfs(data, 700):
         full = sync()
         assert full.returncode == 1, full.stderr[-2000:]
-        assert "Traceback" not in full.stderr and "disk is full" in full.stderr.splitlines()[-1]
+        assert "Traceback" not in full.stderr and "disk is full" in full.stderr.splitlines()[-1], full.stderr[-4000:]
         assert not [p for p in data.rglob(".photosorter-*") if p.is_file()], "a partial download was left"
         subprocess.run(["mount", "-o", "remount,size=20m", str(data)], check=True)
         again = sync()

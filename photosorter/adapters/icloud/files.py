@@ -4,6 +4,7 @@ on, size-checked, fsynced, then all linked into place under free names (never ov
 from __future__ import annotations
 
 import contextlib
+import errno
 import filecmp
 import hashlib
 import logging
@@ -18,7 +19,7 @@ from pyicloud.exceptions import PyiCloudAPIResponseException
 from photosorter.adapters.filesystem import fsync_dir, remove_stale
 from photosorter.core.naming import numbered_name
 from photosorter.core.sync import companion_name, edited_name
-from photosorter.errors import SourceUnavailableError
+from photosorter.errors import SourceError, SourceUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +63,12 @@ def download(session: requests.Session, url: str, folder: Path, name: str, size:
         if size is not None and written != size:
             raise AssetDownloadError(f"download of {name} was cut off ({written} of {size} bytes); "
                                      "it is fetched again on the next sync")
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             partial.unlink()
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise SourceError(f"no room for {name} in {folder}: the disk is full; free space, then sync again "
+                              "(what arrived is kept, the rest comes next time)") from exc
         raise
     return partial, digest.hexdigest()
 
