@@ -12,6 +12,8 @@
    the float32 graph with onnxruntime's defaults, one call per photo, copy, nothing overlapped):
    photos/s, peak RSS, the ratio, and for the CLIP-shaped model how close each row comes to the
    model-only rate. MobileNetV2 (``--model``) and a CLIP with ViT-B/32's exact shapes (bench/clipshaped.py).
+   End to end against the model alone, alternated in short blocks so a shared machine hits both alike
+   (bench/model_share.py): both rates, their ratio (goal >= 0.80) and the model's share of the CPU time.
 2. Model only: int8 vs float32, photosorter's session settings vs onnxruntime's defaults.
 3. Memory of a daemon-like process (bench/memory_probe.py): idle before work, peak during a sort, idle
    after the models were released (model_idle_minutes).
@@ -53,6 +55,7 @@ from bench.icloudlisting import icloud_listing_rows
 from bench.icloudsync import icloud_rows
 from bench.idle import idle_everything_row, idle_rows, unload_row
 from bench.library import library_rows, storage_agreement
+from bench.model_share import share_rows, source_rows
 from bench.sorting import compare_sort, make_12mp, make_screenshots, model_latency
 from photosorter.adapters.icloud import IcloudAssets
 from photosorter.adapters.state import SqliteState
@@ -196,6 +199,8 @@ def main() -> None:
         compare_sort(f"eval set ({len(eval_photos)}, <=1280 px)", eval_photos, args.model, work / "eval", cores,
                      faces)
         compare_sort(f"PNG screenshots ({len(screens)})", screens, args.model, work / "screens", cores)
+        sources = source_rows(jpegs, heics, screens)
+        share_rows("MobileNetV2", sources, args.model, work / "share-mnv2", cores, blocks=1 if quick else 3)
         if args.clip == "on" and not quick:
             clip, clip_float = clip_models(photos)
             model_ms = model_latency(clip_float, "CLIP-shaped ViT-B/32", cores, 30)
@@ -205,6 +210,7 @@ def main() -> None:
                                                      (f"PNG screenshots ({len(screens)})", screens))):
                 compare_sort(f"CLIP-shaped, {name}", items, clip, work / f"clip-{number}", cores,
                              faces if items is jpegs else "off", model_only_cpu_ms=model_ms)
+            share_rows("CLIP-shaped", sources, clip, work / "share-clip", cores)
             memory_rows(clip, faces, "CLIP-shaped + faces", eval_photos[:60], work / "mem-clip", cores)
         memory_rows(args.model, "off", "MobileNetV2", eval_photos[:60], work / "mem-mnv2", cores)
         if faces != "off":

@@ -23,7 +23,8 @@ def test_the_quick_benchmark_prints_every_kind_of_row() -> None:
                           capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     for kind in ("model only: MobileNetV2 int8", "model only: MobileNetV2 float32", "sort 12 MP JPEG",
-                 "sort 12 MP HEIC", "sort eval set", "sort PNG screenshots", "iCloud rendition", "photosorter + faces",
+                 "sort 12 MP HEIC", "sort eval set", "sort PNG screenshots", "iCloud rendition",
+                 "from iCloud's rendition: model only / end to end", "photosorter + faces",
                  "photosorter + faces + text", "memory, MobileNetV2 + faces", "kNN 10k x 512: photosorter (graph)",
                  "state: check 10k", "photos: status command", "MQTT status publish", "daemon idle"):
         assert kind in done.stdout, kind
