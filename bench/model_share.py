@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import ROOT, row, use_cores
 from bench.sorting import product
 from photosorter.adapters.state import SqliteState
-from photosorter.cli.library import build_sorter
+from photosorter.cli.build import build_sorter
 from photosorter.config import load_settings
 from photosorter.ml.embedder import OnnxEmbedder
 from photosorter.ml.runtime import cpu_name
