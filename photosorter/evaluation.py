@@ -35,7 +35,7 @@ from photosorter.evalprotocols import (
     scores,
     user_loop,
 )
-from photosorter.ml.preprocess import fit_to_input, gray_thumbnail
+from photosorter.ml.preprocess import fit_to_input, gray_thumbnail, shrink
 from photosorter.ports import Decoder, Embedder, PhotoFiles
 
 log = logging.getLogger(__name__)
@@ -78,8 +78,9 @@ def embed_labelled_folder(folder: Path, embedder: Embedder, decoder: Decoder, fi
         seen.add(digest)
         paths.append(path)
         labels.append(path.parent.name)
-        pixels.append(fit_to_input(image, spec, crop))
-        hashes.append(dhash(gray_thumbnail(image)))
+        small = shrink(image, spec.size)  # as the sorter sees it
+        pixels.append(fit_to_input(small, spec, crop))
+        hashes.append(dhash(gray_thumbnail(small)))
         signals.append(scan(data, image) if scan is not None else NO_SIGNALS)
     embeddings, probs = embedder.embed_images(pixels)
     groups = near_duplicate_groups(hashes)

@@ -33,7 +33,7 @@ from photosorter.hand_edits import HandEdits
 from photosorter.knnstage import KnnStage
 from photosorter.labelling import Labelling
 from photosorter.loaded import Loaded
-from photosorter.ml.preprocess import fit_to_input, gray_thumbnail
+from photosorter.ml.preprocess import fit_to_input, gray_thumbnail, shrink
 from photosorter.placing import Placer, printable
 from photosorter.ports import Decoder, Embedder, PhotoFiles, Previews, Prior, StateStore, TextLook, VectorIndex
 from photosorter.progress import Progress
@@ -138,8 +138,9 @@ class Sorter:
         try:
             image = self._decode(loaded.sha256, data, preprocess.size)
             del data
-            loaded.pixels = fit_to_input(image, preprocess, self.settings.model.crop)
-            loaded.gray = gray_thumbnail(image)
+            small = shrink(image, preprocess.size)  # the full image stays for faces and text
+            loaded.pixels = fit_to_input(small, preprocess, self.settings.model.crop)
+            loaded.gray = gray_thumbnail(small)
             if self.text is not None:
                 loaded.image = image
             if self.faces is not None:  # on this worker thread, overlapping the main thread's work

@@ -21,7 +21,7 @@ from photosorter.adapters.images import decode_image
 from photosorter.config import load_settings
 from photosorter.errors import ConfigError, ImageError
 from photosorter.ml.modelspec import Preprocess
-from photosorter.ml.preprocess import fit_to_input, gray_thumbnail
+from photosorter.ml.preprocess import fit_to_input, gray_thumbnail, shrink
 from photosorter.options import OPTIONS
 from tests.conftest import jpeg_bytes
 
@@ -99,6 +99,16 @@ def test_any_image_bytes_decode_or_give_one_image_error(data: bytes) -> None:
     except ImageError as exc:
         assert exc.reason and exc.message
     else:
-        assert fit_to_input(image, SPEC).shape == (64, 64, 3)
-        assert gray_thumbnail(image).shape == (8, 9)
+        small = shrink(image, 64)  # as the sorter does
+        assert fit_to_input(small, SPEC).shape == (64, 64, 3)
+        assert gray_thumbnail(small).shape == (8, 9)
     assert peak_mb() - before < MAX_GROWTH_MB
+
+
+@settings(max_examples=40, deadline=None)
+@given(width=st.integers(1, 3000), height=st.integers(1, 3000), size=st.sampled_from([64, 224]))
+def test_an_image_is_shrunk_for_the_model_to_no_less_than_twice_its_input(width: int, height: int,
+                                                                          size: int) -> None:
+    small = shrink(Image.new("RGB", (width, height)), size)
+    assert min(small.size) >= min(2 * size, width, height)
+    assert small.size == (width, height) or min(small.size) < 4 * size  # big ones are not kept big

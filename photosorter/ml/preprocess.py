@@ -13,6 +13,17 @@ MAX_RESIZE_SIDES = 16
 _RESAMPLE = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}
 
 
+def shrink(image: Image.Image, size: int) -> Image.Image:
+    """A box-filtered copy at an integer fraction of ``image``, its short side still at least twice
+    ``size``, for what only needs the model's input and a hash: a 1179x2556 PNG screenshot is resized to
+    224 px and hashed from 590x1278 instead of in full (measured on 24 such screenshots: 28 -> 10 ms with
+    CLIP's bicubic resize, 20 -> 8 ms with MobileNetV2's bilinear; MobileNetV2's embedding moves by cosine
+    0.994 at worst, the difference hash by at most 2 of 64 bits). JPEGs (draft mode) and HEIC thumbnails
+    arrive this small already, and are left alone."""
+    factor = min(image.size) // (2 * size)
+    return image.reduce(factor) if factor >= 2 else image
+
+
 def fit_to_input(image: Image.Image, spec: Preprocess, crop: str = "center") -> np.ndarray:
     """Resize and centre-crop (or pad) to ``spec.size``², return an HWC uint8 array."""
     size = spec.size
