@@ -35,7 +35,7 @@ SERVER_ENV = "PHOTOSORTER_ICLOUD_SERVER"  # one base URL serving all Apple endpo
 REQUEST_FILE = "icloud-code.request"
 REPLY_FILE = "icloud-code.reply"
 CODE_WAIT_S = 30.0
-WATCH_INTERVAL_S = 0.5
+WATCH_INTERVAL_S = 2.0  # how often the daemon looks for a code from `photosorter icloud code` (it waits up to 30 s)
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], options: Options) -> None:
@@ -153,6 +153,8 @@ def watch_codes(data: Path, controls: Controls, stop: threading.Event) -> thread
 
     def loop() -> None:
         while not stop.wait(WATCH_INTERVAL_S):
+            if not (data / REQUEST_FILE).exists():  # a stat: the cheapest look (this runs all day)
+                continue
             request = _read_json(data / REQUEST_FILE)
             if request is None:
                 continue
