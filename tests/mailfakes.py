@@ -19,7 +19,7 @@ CATEGORY_CYCLE = ("food", "scenery", "screenshot", "beer", "people", "me", "text
 
 def mail_settings(**overrides: object) -> Settings:
     base: dict[str, object] = {"mail_from": "Photosorter <photos@example.com>", "mail_to": "me@example.com",
-                               "smtp_host": "127.0.0.1", "library": "/nonexistent/library"}
+                               "smtp_host": "127.0.0.1", "library": "/nonexistent/library", "settle_seconds": 0}
     base.update(overrides)
     return load_settings(base, environ={}, dotenv_path=Path("/nonexistent/.env"))
 
