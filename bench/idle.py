@@ -15,9 +15,18 @@ from pathlib import Path
 from bench.common import row
 
 
-def _cpu_s(pid: int) -> float:
+def _cpu_s(pid: int, *, children: bool = False) -> float:
+    """utime + stime (and, with ``children``, cutime + cstime: the children it waited for)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+    return sum(int(f) for f in fields[11:15 if children else 13]) / os.sysconf("SC_CLK_TCK")
+
+
+def _daemon_env(model: Path, work: Path, mqtt_port: int) -> dict[str, str]:
+    """``photosorter run`` watching ``work/inbox`` and publishing to the broker, faces off."""
+    return {**os.environ, "PHOTOSORTER_LIBRARY": str(work / "library"), "PHOTOSORTER_DATA": str(work / "data"),
+            "PHOTOSORTER_MODEL": str(model.resolve()), "PHOTOSORTER_INBOX": str(work / "inbox"),
+            "PHOTOSORTER_MQTT_HOST": "127.0.0.1", "PHOTOSORTER_MQTT_PORT": str(mqtt_port),
+            "PHOTOSORTER_FACES": "false", "PHOTOSORTER_LOG_LEVEL": "warning"}
 
 
 def _rss_mb(pid: int) -> float:
@@ -85,10 +94,7 @@ def unload_row(model: Path, faces: str, photos: list[Path], work: Path, mqtt_por
 
 def idle_rows(model: Path, work: Path, mqtt_port: int, seconds: float) -> None:
     (work / "inbox").mkdir(parents=True)
-    env = {**os.environ, "PHOTOSORTER_LIBRARY": str(work / "library"), "PHOTOSORTER_DATA": str(work / "data"),
-           "PHOTOSORTER_MODEL": str(model), "PHOTOSORTER_INBOX": str(work / "inbox"),
-           "PHOTOSORTER_MQTT_HOST": "127.0.0.1", "PHOTOSORTER_MQTT_PORT": str(mqtt_port),
-           "PHOTOSORTER_FACES": "false", "PHOTOSORTER_LOG_LEVEL": "warning"}
+    env = _daemon_env(model, work, mqtt_port)
     daemon = subprocess.Popen([sys.executable, "-m", "photosorter", "run"], env=env, cwd=work,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -126,12 +132,8 @@ def idle_everything_row(model: Path, work: Path, mqtt_port: int, seconds: float)
             source.submit_code(server.code)  # trusted once, as a person would have done at set-up
         source.close()
         with run_dovecot() as dovecot:
-            env = {**os.environ, "PHOTOSORTER_LIBRARY": str(work / "library"), "PHOTOSORTER_DATA": str(data),
-                   "PHOTOSORTER_MODEL": str(model.resolve()), "PHOTOSORTER_INBOX": str(work / "inbox"),
-                   "PHOTOSORTER_MQTT_HOST": "127.0.0.1", "PHOTOSORTER_MQTT_PORT": str(mqtt_port),
-                   "PHOTOSORTER_FACES": "false", "PHOTOSORTER_LOG_LEVEL": "warning",
-                   "PHOTOSORTER_MODEL_IDLE_MINUTES": "1", "APPLE_ID": server.apple_id,
-                   "APPLE_PASSWORD": server.password,
+            env = {**_daemon_env(model, work, mqtt_port), "PHOTOSORTER_MODEL_IDLE_MINUTES": "1",
+                   "APPLE_ID": server.apple_id, "APPLE_PASSWORD": server.password,
                    "PHOTOSORTER_ICLOUD_SERVER": server.url, "CURL_CA_BUNDLE": str(server.cert),
                    "PHOTOSORTER_MAIL_TO": dovecot.user, "PHOTOSORTER_MAIL_FROM": "photosorter@example.com",
                    "PHOTOSORTER_IMAP_HOST": "127.0.0.1", "PHOTOSORTER_IMAP_PORT": str(dovecot.port),
@@ -145,10 +147,10 @@ def idle_everything_row(model: Path, work: Path, mqtt_port: int, seconds: float)
                 # unload a minute later (the worker's CPU is counted when it ends) are not idle
                 if daemon.poll() is not None:
                     raise RuntimeError(f"the daemon stopped: {(work / 'daemon.log').read_text()[-2000:]}")
-                started_cpu, started = _cpu_with_children_s(daemon.pid), time.monotonic()
+                started_cpu, started = _cpu_s(daemon.pid, children=True), time.monotonic()
                 requests = len(server.requests)
                 time.sleep(seconds)
-                used = _cpu_with_children_s(daemon.pid) - started_cpu
+                used = _cpu_s(daemon.pid, children=True) - started_cpu
                 elapsed = time.monotonic() - started
                 row(f"daemon idle (inbox, MQTT, iCloud, IMAP IDLE), {elapsed:.0f} s measured: CPU per hour / RSS",
                     f"{used * 3600 / elapsed:6.2f} CPU-s / {_rss_mb(daemon.pid):5.0f} MB  "
@@ -160,7 +162,3 @@ def idle_everything_row(model: Path, work: Path, mqtt_port: int, seconds: float)
     finally:
         server.stop()
 
-
-def _cpu_with_children_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # utime, stime, cutime, cstime
