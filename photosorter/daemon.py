@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 from photosorter.config import HEARTBEAT_FILE, Settings
 from photosorter.core.drift import DriftReport
 from photosorter.core.schedule import Timer, local_day_start, next_daily
-from photosorter.errors import AuthRequiredError, PhotosorterError
+from photosorter.errors import AuthRequiredError, PhotosorterError, SourceUnavailableError
 from photosorter.ml.lifetime import ModelLifetime
 from photosorter.pipeline import Sorter
 from photosorter.ports import Clock, MailWork, PhotoSource, Publisher, StateStore
@@ -181,8 +181,10 @@ class Daemon:
                 self.sorter.recover()
         if self.source is not None:
             self._auth = self.source.auth_state()
-            if not self._auth.ok:
+            if self._auth.login_needed:
                 log.warning("iCloud login needed: %s", self._auth.message)
+            elif not self._auth.ok:
+                log.warning("iCloud: %s; trying again at the next sync", self._auth.message)
         self._publish_status()
         while not self._stop.is_set():
             self.run_due_parts()
@@ -224,7 +226,7 @@ class Daemon:
                 if self._auth.ok or self._auth.message != exc.message:  # keep the source's own (with its method)
                     self._auth = AuthState(ok=False, message=exc.message)
                 part.timer = part.timer.failed(now)
-                self._report(name, part, exc.message, awaiting_code=self._auth.awaiting_code)
+                self._report(name, part, exc.message, waiting_for=self._waiting_for())
             except PhotosorterError as exc:
                 part.timer = part.timer.failed(now)
                 self._report(name, part, exc.message)
@@ -241,10 +243,16 @@ class Daemon:
                 if again:
                     part.timer = part.timer.run_now(self.clock.monotonic())
 
-    def _report(self, name: str, part: Part, message: str, *, awaiting_code: bool = False) -> None:
+    def _waiting_for(self) -> str:
+        """What the iCloud part waits for, if a person must act first (nothing is tried with Apple meanwhile)."""
+        if self._auth.awaiting_code:
+            return "the 2FA code"
+        return "you" if self._auth.waits_for_person else ""
+
+    def _report(self, name: str, part: Part, message: str, *, waiting_for: str = "") -> None:
         retry_s = part.timer.next_at - self.clock.monotonic()
-        if message != part.problem and awaiting_code:  # nothing is retried with Apple until the code comes
-            log.warning("%s: waiting for the 2FA code (nothing is sent to Apple meanwhile): %s", name, message)
+        if message != part.problem and waiting_for:  # nothing is retried with Apple until the person acts
+            log.warning("%s: waiting for %s (nothing is sent to Apple meanwhile): %s", name, waiting_for, message)
         elif message != part.problem:
             log.warning("%s failed: %s (retrying in %.0f s)", name, message, retry_s)
         part.problem = message
@@ -254,6 +262,8 @@ class Daemon:
         """Fetch what is new and sort it; True while a first sync has more chunks to fetch."""
         assert self.source is not None
         self._auth = self.source.auth_state()
+        if not self._auth.reachable:  # an outage: retried like one, not shown as a login to do
+            raise SourceUnavailableError(self._auth.message)
         if not self._auth.ok:
             raise AuthRequiredError(self._auth.message or "iCloud login needed")
         self.incoming.mkdir(parents=True, exist_ok=True)
@@ -341,7 +351,7 @@ class Daemon:
     def attention(self, status: StatusSnapshot | None = None) -> list[str]:
         """What needs the person (the digest's "Needs your attention"): iCloud login, drift, failing parts."""
         status = status or self.status()
-        lines = [] if status.auth.ok else [f"iCloud login needed: {status.auth.message}"]
+        lines = [f"iCloud login needed: {status.auth.message}"] if status.auth.login_needed else []
         if status.drift:
             lines.append(f"model drift: {status.drift}")
         return lines + list(status.problems)

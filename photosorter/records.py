@@ -155,11 +155,23 @@ class AuthState:
     ok: bool
     message: str = ""
     method: str = ""  # how the code is delivered: "trusted device", "sms", "security key", ...
+    reachable: bool = True  # False: iCloud did not answer, so whether a login is needed is not known
+    blocked: bool = False  # only a person can go on (rejected password, security key, old 2SA): nothing is retried
 
     @property
     def awaiting_code(self) -> bool:
         """A person is to enter a code (none is sent meanwhile); a security key is not a code."""
         return not self.ok and self.method not in ("", "security key")
+
+    @property
+    def login_needed(self) -> bool:
+        """Not signed in, as iCloud said; an iCloud out of reach is an outage, not a login to do."""
+        return not self.ok and self.reachable
+
+    @property
+    def waits_for_person(self) -> bool:
+        """Nothing happens until a person acts (a code to enter, or a blocked account): not a retry."""
+        return not self.ok and (self.awaiting_code or self.blocked)
 
 
 @dataclass(frozen=True)

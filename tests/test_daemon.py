@@ -258,16 +258,53 @@ def test_login_needed_pauses_icloud_until_a_code_arrives(settings: Settings) -> 
     state.close()
 
 
-def test_a_pending_code_is_logged_as_awaited_not_as_retried(settings: Settings,
-                                                           caplog: pytest.LogCaptureFixture) -> None:
+def first_poll(settings: Settings, auth: AuthState, caplog: pytest.LogCaptureFixture,
+               ) -> tuple[Daemon, SqliteState, FakeSource, FakeClock, list[str]]:
+    """A daemon whose iCloud source is in ``auth``, after its first round; and what the daemon logged."""
     clock, source = FakeClock(), FakeSource()
-    source.auth = AuthState(ok=False, message="enter the code sent to your iPhone", method="trusted device")
+    source.auth = auth
     daemon, state, _ = make_daemon(settings, clock, source)
     caplog.set_level(logging.INFO, "photosorter.daemon")
     daemon.run_due_parts()
-    said = [r.getMessage() for r in caplog.records if "enter the code" in r.getMessage()]
+    return daemon, state, source, clock, [r.getMessage() for r in caplog.records if r.name == "photosorter.daemon"]
+
+
+def test_a_pending_code_is_logged_as_awaited_not_as_retried(settings: Settings,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    auth = AuthState(ok=False, message="enter the code sent to your iPhone", method="trusted device")
+    _, state, _, _, logged = first_poll(settings, auth, caplog)
+    said = [line for line in logged if "enter the code" in line]
     assert said == ["icloud: waiting for the 2FA code (nothing is sent to Apple meanwhile): enter the code sent "
                     "to your iPhone"]
+    state.close()
+
+
+def test_an_icloud_out_of_reach_is_retried_as_an_outage_not_shown_as_a_login(
+        settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
+    auth = AuthState(ok=False, message="iCloud could not be reached (timeout)", reachable=False)
+    daemon, state, source, clock, logged = first_poll(settings, auth, caplog)
+    status = daemon.status()
+    assert source.fetches == 0 and not status.auth.login_needed
+    assert not any("login needed" in line for line in daemon.attention(status))
+    assert any(p.startswith("icloud: iCloud could not be reached") for p in status.problems)
+    said = [line for line in logged if "could not be reached" in line]
+    assert len(said) == 1 and said[0].startswith("icloud failed: ") and "retrying in" in said[0]
+    source.auth = AuthState(ok=True)  # back: the next due sync runs
+    clock.advance(3600)
+    daemon.run_due_parts()
+    assert source.fetches == 1 and daemon.status().problems == ()
+    state.close()
+
+
+def test_a_blocked_account_is_logged_as_waiting_for_the_person_not_as_retried(
+        settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
+    auth = AuthState(ok=False, message="This Apple ID signs in with a security key only.", method="security key",
+                     blocked=True)
+    daemon, state, _, _, logged = first_poll(settings, auth, caplog)
+    said = [line for line in logged if "security key only" in line]
+    assert said == ["icloud: waiting for you (nothing is sent to Apple meanwhile): This Apple ID signs in with a "
+                    "security key only."]
+    assert daemon.status().auth.login_needed
     state.close()
 
 

@@ -162,7 +162,8 @@ def test_the_daemon_shows_a_security_key_account_as_one_problem_and_never_signs_
         daemon.run_due_parts()
         clock.advance(3600)
     said = describe_security_key(["YubiKey 5C"])
-    assert daemon.status().auth == AuthState(ok=False, message=said, method="security key")  # the MQTT state
+    # the MQTT state
+    assert daemon.status().auth == AuthState(ok=False, message=said, method="security key", blocked=True)
     assert daemon.attention()[0] == f"iCloud login needed: {said}"  # health and the digest
     logged = [(r.levelname, r.name) for r in caplog.records if said in r.getMessage()]
     assert logged == [("ERROR", "photosorter.adapters.icloud"), ("WARNING", "photosorter.daemon")]  # once each

@@ -22,7 +22,7 @@ from photosorter.core.discovery import (
     parse_command,
     topic_problems,
 )
-from photosorter.records import CorrectionEvent, PhotoEvent, SyncProgress
+from photosorter.records import AuthState, CorrectionEvent, PhotoEvent, SyncProgress
 from tests.mqtt_controls import snapshot
 
 CATEGORIES = load_settings(environ={}).classify.categories
@@ -91,6 +91,13 @@ def test_the_drift_flag_carries_the_message_of_the_daily_check() -> None:
     assert build_state(snapshot(), CATEGORIES)["drift"] == {"flag": "OFF", "message": ""}
     message = "your photos look different lately: please label a few"
     assert build_state(snapshot(drift=message), CATEGORIES)["drift"] == {"flag": "ON", "message": message}
+
+
+def test_an_icloud_out_of_reach_is_not_shown_as_a_login_to_do() -> None:
+    out_of_reach = AuthState(ok=False, message="iCloud could not be reached (timeout)", reachable=False)
+    assert build_state(snapshot(auth=out_of_reach), CATEGORIES)["icloud"]["login_needed"] == "OFF"
+    rejected = AuthState(ok=False, message="Apple rejected the Apple ID or password.", blocked=True)
+    assert build_state(snapshot(auth=rejected), CATEGORIES)["icloud"]["login_needed"] == "ON"
 
 
 def test_sync_progress_is_unknown_without_a_total() -> None:

@@ -195,7 +195,7 @@ def build_state(status: StatusSnapshot, categories: tuple[Category, ...]) -> dic
                  "downloaded": sync.downloaded if sync else None,
                  "per_second": round(sync.per_s, 2) if sync and sync.per_s is not None else None,
                  "eta_seconds": round(sync.eta_s) if sync and sync.eta_s is not None else None},
-        "icloud": {"login_needed": "OFF" if status.auth.ok else "ON", "message": status.auth.message,
+        "icloud": {"login_needed": "ON" if status.auth.login_needed else "OFF", "message": status.auth.message,
                    "method": status.auth.method},
         "paused": "ON" if status.paused else "OFF",
         "drift": {"flag": "ON" if status.drift else "OFF", "message": status.drift},

@@ -169,7 +169,8 @@ async def health(request: web.Request, keys: Keys) -> web.StreamResponse:
     answer["references"] = await on_sorter(context, context.desk.references)
     if context.status is not None:
         status = await on_sorter(context, context.status)
-        answer.update(icloud={"ok": status.auth.ok, "message": status.auth.message, "method": status.auth.method},
+        answer.update(icloud={"ok": status.auth.ok, "message": status.auth.message, "method": status.auth.method,
+                              "reachable": status.auth.reachable},
                       last_sync=status.last_sync.isoformat() if status.last_sync else None,
                       problems=list(status.problems), drift=status.drift, paused=status.paused,
                       sync=None if status.sync is None else {"done": status.sync.done, "total": status.sync.total})

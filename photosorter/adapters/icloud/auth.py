@@ -79,8 +79,8 @@ class IcloudLogin:
         except SourceUnavailableError as exc:
             log.debug("iCloud status unknown: %s", exc.message)
             if self._state is None:  # nothing known yet, and no login went through: not ok, and no code is claimed
-                return AuthState(ok=False, message=f"iCloud could not be reached ({exc.message}); trying again "
-                                 "at the next check")
+                return AuthState(ok=False, message=f"iCloud could not be reached ({exc.message})",
+                                 reachable=False)
         return self._state
 
     def _pending_prompt(self) -> AuthState | None:
@@ -171,7 +171,7 @@ class IcloudLogin:
         except PyiCloudFailedLoginException as exc:
             self._blocked = AuthState(ok=False, message=(
                 "Apple rejected the Apple ID or password. Fix apple_password and restart; photosorter does not "
-                "retry a rejected password, so the account is not locked."))
+                "retry a rejected password, so the account is not locked."), blocked=True)
             log.error("iCloud login failed: %s", type(exc).__name__)
             return self._blocked
         except PyiCloudConnectionException as exc:
@@ -191,7 +191,7 @@ class IcloudLogin:
             if self._api.two_factor_delivery_method == "security_key":
                 names = self._api.security_key_names
                 message = plan.describe_security_key(names if isinstance(names, list) else None)
-                self._blocked = AuthState(ok=False, message=message, method="security key")
+                self._blocked = AuthState(ok=False, message=message, method="security key", blocked=True)
                 log.error("iCloud: %s", message)
                 return self._blocked
             # pyicloud names the route Apple offers even when starting it failed (a push bridge whose
@@ -206,7 +206,7 @@ class IcloudLogin:
         if self._api.requires_2sa:
             self._blocked = AuthState(ok=False, message=(
                 "This Apple ID uses the old two-step verification, which photosorter does not support; "
-                "turn on two-factor authentication."))
+                "turn on two-factor authentication."), blocked=True)
             return self._blocked
         self._auto_login = True
         log.info("iCloud: logged in with the trusted session")

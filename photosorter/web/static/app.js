@@ -286,7 +286,8 @@ function healthView() {
   api("api/health").then((h) => {
     const rows = (pairs) => el("table", {}, pairs.map(([k, v]) => el("tr", {}, el("td", {}, k), el("td", { class: "num" }, v))));
     const icloud = h.daemon && h.icloud ? el("section", { id: "icloud" }, el("h3", {}, "iCloud"),
-      h.icloud.ok ? el("p", { class: "ok" }, "Signed in") : el("div", {}, el("p", { class: "bad" }, h.icloud.message || "login needed"),
+      h.icloud.ok ? el("p", { class: "ok" }, "Signed in") : h.icloud.reachable === false ? el("p", { class: "bad" }, h.icloud.message)
+        : el("div", {}, el("p", { class: "bad" }, h.icloud.message || "login needed"),
         el("form", { class: "bar", onsubmit: async (event) => {
           event.preventDefault();
           const code = event.target.elements.code.value;
