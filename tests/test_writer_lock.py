@@ -31,17 +31,19 @@ def contents(folder: Path) -> collections.Counter[str]:
                                if p.is_file() and not p.name.startswith("."))
 
 
-def test_two_sorts_of_one_inbox_at_once_take_turns_and_file_each_photo_once(tmp_path: Path,
-                                                                            tiny_model: Path) -> None:
+@pytest.mark.parametrize("data_folders", [("data", "data"), ("data-a", "data-b")],
+                         ids=["one data folder", "a data folder each, one library"])
+def test_two_sorts_of_one_inbox_at_once_take_turns_and_file_each_photo_once(tmp_path: Path, tiny_model: Path,
+                                                                            data_folders: tuple[str, str]) -> None:
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     for i in range(PHOTOS):
         (inbox / f"IMG_{i:04d}.jpg").write_bytes(jpeg_bytes((220, 20, 20), noise_seed=i))
     expected = contents(inbox)
-    args = ("sort", inbox, "--library", tmp_path / "library", "--data", tmp_path / "data", "--model", tiny_model)
-    first = cli(*args)
+    args = ("sort", inbox, "--library", tmp_path / "library", "--model", tiny_model, "--data")
+    first = cli(*args, tmp_path / data_folders[0])
     time.sleep(0.3)
-    second = cli(*args)
+    second = cli(*args, tmp_path / data_folders[1])
     outputs = [p.communicate(timeout=180) for p in (first, second)]
     assert [first.returncode, second.returncode] == [0, 0], outputs
     assert contents(tmp_path / "library") == expected

@@ -49,9 +49,10 @@ def _holder(fd: int) -> str:
     return f"photosorter {command or 'process'} (pid {pid}, since {since})"
 
 
-def _take(path: Path, command: str, wait: bool) -> bool:
+def _take(path: Path, command: str, wait: bool, make: bool) -> bool:
     """Lock ``path`` (a folder, or a ``.lock`` file); False when the folder does not exist yet (a library
-    before its first sort: nothing in it to protect, and a command must not create it as a side effect)."""
+    before its first sort: nothing in it to protect, and a command must not create it as a side effect)
+    unless ``make``: then it is made first (as the command would, a moment later) and locked."""
     key = os.path.realpath(path)
     with _guard:
         if key in _held:
@@ -61,9 +62,12 @@ def _take(path: Path, command: str, wait: bool) -> bool:
         if path.suffix == ".lock":
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        elif not path.is_dir():
-            return False
         else:
+            if make:
+                with contextlib.suppress(OSError):  # else the command meets the error itself, and says so
+                    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if not path.is_dir():
+                return False
             fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             try:
@@ -95,15 +99,16 @@ def _release(path: Path) -> None:
 
 @contextlib.contextmanager
 def folder_locks(folders: Sequence[Path], command: str, *, wait: bool = True,
-                 name: str = "") -> Iterator[None]:
+                 name: str = "", make: bool = False) -> Iterator[None]:
     """Hold the lock of every folder in ``folders`` (always taken in the order given: data, then library),
     or with ``name`` of a lock file of that name in each. ``wait=False`` raises ``LockBusyError`` (naming
-    the holder) instead of waiting."""
+    the holder) instead of waiting. ``make``: for a command that fills the folders (sort, the daemon),
+    a folder not there yet is made and locked, so two first sorts into a new library take turns too."""
     taken: list[Path] = []
     try:
         for folder in dict.fromkeys(Path(os.path.realpath(f)) for f in folders):
             path = folder / name if name else folder
-            if _take(path, command, wait):
+            if _take(path, command, wait, make):
                 taken.append(path)
         yield
     finally:

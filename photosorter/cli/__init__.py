@@ -31,6 +31,9 @@ log = logging.getLogger("photosorter")
 # Commands that change the state or the library: one at a time per data folder and per library (the daemon
 # takes the same locks while it works). The others only read and run beside them.
 WRITERS = frozenset({"sort", "label", "resort", "sync", "me", "replies", "digest"})
+# sort makes its library before locking it (it would a moment later), so two first sorts into a new library take
+# turns even with a data folder each; the others leave a library that is not there yet alone (and unlocked).
+FILLERS = frozenset({"sort"})
 
 
 def _chosen(argv: Sequence[str]) -> str | None:
@@ -96,7 +99,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                      settings.library.data)
         if args.command not in WRITERS:
             return int(args.handler(args, settings))
-        with folder_locks([settings.library.data, settings.library.path], args.command):
+        with folder_locks([settings.library.data, settings.library.path], args.command,
+                          make=args.command in FILLERS):
             return int(args.handler(args, settings))
     except ConfigError as exc:
         for problem in exc.problems:

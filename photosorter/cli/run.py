@@ -97,7 +97,7 @@ def run_daemon(args: argparse.Namespace, settings: Settings) -> int:
 def _work_lock(settings: Settings, busy: list[str]) -> Iterator[bool]:
     """The writers' lock for one round of the daemon's work, or False (said once) while another holds it."""
     try:
-        with folder_locks([settings.library.data, settings.library.path], "run", wait=False):
+        with folder_locks([settings.library.data, settings.library.path], "run", wait=False, make=True):
             if busy:
                 log.info("%s is done: the daemon's work goes on", busy.pop())
             yield True
