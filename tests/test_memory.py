@@ -13,7 +13,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.conftest import jpeg_bytes
+from photosorter.adapters.images import decode_image
+from photosorter.cli.build import build_sorter, open_state
+from photosorter.config import load_settings
+from tests.conftest import jpeg_bytes, write_photo
 from tests.hostile import run_measured
 
 ADDRESS_LIMIT = 6 << 30  # virtual; onnxruntime and numpy reserve far more than they touch
@@ -77,3 +80,32 @@ def test_a_2_gb_file_named_jpg_is_refused_unread(tmp_path: Path, tiny_model: Pat
     assert peak <= normal_peak_mb + HEADROOM_MB
     assert "too large for a photo" in output
     assert (tmp_path / "huge_jpg" / "inbox" / "huge.jpg").stat().st_size == 2_200_000_000
+
+
+def test_a_photo_that_runs_out_of_memory_is_set_aside_and_the_others_are_sorted(tmp_path: Path,
+                                                                              tiny_model: Path) -> None:
+    """A MemoryError while one photo is processed (here raised by its decoder) costs that photo only: the run
+    goes on, the photo is kept in _failed, the photos after it are sorted."""
+    inbox = tmp_path / "inbox"
+    for i in range(3):
+        write_photo(inbox, f"IMG_{i}.jpg", (220, 20, 20), noise_seed=i)
+    greedy = (inbox / "IMG_1.jpg").read_bytes()
+
+    def decoder(data: bytes, min_side: int) -> Image.Image:
+        if data == greedy:
+            raise MemoryError
+        return decode_image(data, min_side)
+
+    settings = load_settings({"library": str(tmp_path / "library"), "data": str(tmp_path / "data"),
+                              "model": str(tiny_model), "faces": False, "settle_seconds": 0},
+                             environ={}, dotenv_path=tmp_path / "none")
+    state = open_state(settings)
+    try:
+        sorter = build_sorter(settings, state)
+        sorter.decoder = decoder  # the Decoder seam the composition root fills with decode_image
+        sorter.sort_folder(inbox)
+    finally:
+        state.close()
+    placed = sorted(p.relative_to(tmp_path / "library").as_posix() for p in (tmp_path / "library").rglob("*.jpg"))
+    assert placed == ["_failed/IMG_1.jpg", "food/IMG_0.jpg", "food/IMG_2.jpg"]
+    assert (tmp_path / "library" / "_failed" / "IMG_1.jpg").read_bytes() == greedy
