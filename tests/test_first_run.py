@@ -135,6 +135,25 @@ def test_a_chosen_model_that_cannot_be_downloaded_fails_with_its_address(tmp_pat
     assert files_under(tmp_path / "in") and not files_under(tmp_path / "lib")  # nothing moved
 
 
+def test_a_model_that_cannot_be_found_names_where_its_setting_came_from(tmp_path: Path) -> None:
+    write_photo(tmp_path / "in", "a.jpg", (120, 90, 60))
+    result = run_cli("sort", tmp_path / "in", "--library", tmp_path / "lib", "--data", tmp_path / "data",
+                     env={"PHOTOSORTER_MODEL": str(tmp_path / "gone")})
+    assert result.returncode == 1
+    assert "the setting model came from PHOTOSORTER_MODEL in the environment" in result.stderr, result.stderr
+
+
+def test_a_saved_face_model_that_cannot_be_found_names_the_saved_file(tmp_path: Path) -> None:
+    """The --face-model flag is saved like --model; a folder that went away later is blamed on that file."""
+    data = tmp_path / "data"
+    saved = run_cli("init", "--data", data, "--library", tmp_path / "lib", "--face-model", tmp_path / "faces")
+    assert saved.returncode == 0, saved.stderr
+    (tmp_path / "photos").mkdir()
+    result = run_cli("me", "evaluate", tmp_path / "photos", "--data", data)
+    assert result.returncode == 1
+    assert f"the setting face_model came from saved ({data / 'settings.json'})" in result.stderr, result.stderr
+
+
 def test_a_damaged_download_of_the_default_falls_back_to_the_embedded_model(tmp_path: Path) -> None:
     from photosorter.ml.catalogue import CATALOGUE
 

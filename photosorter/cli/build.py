@@ -23,7 +23,7 @@ from photosorter.facestage import FaceStage
 from photosorter.ml.catalogue import DEFAULT_MODEL, EMBEDDED_MODEL
 from photosorter.ml.download import resolve_model
 from photosorter.ml.embedder import OnnxEmbedder
-from photosorter.ml.faces import OnnxFaces, resolve_face_models
+from photosorter.ml.faces import FaceModelFiles, OnnxFaces, resolve_face_models
 from photosorter.ml.index import UsearchIndex
 from photosorter.ml.lifetime import ModelLifetime
 from photosorter.ml.modelspec import ModelSpec
@@ -59,6 +59,30 @@ def model_lifetime(settings: Settings, clock: Callable[[], float] = time.monoton
     return ModelLifetime(minutes * 60.0 if minutes else None, clock)
 
 
+def blamed(settings: Settings, key: str, exc: ModelError) -> ModelError:
+    """A model error that also says where the setting's value came from (a flag, the environment, .env, the
+    add-on options, the saved file): a value saved weeks ago is otherwise hard to find."""
+    source = settings.source_of(key)
+    where = "is the default" if source == DEFAULT_SOURCE else f"came from {source}"
+    return ModelError(f"{exc.message}; the setting {key} {where}", retryable=exc.retryable)
+
+
+def load_model(settings: Settings) -> ModelSpec:
+    """The model the ``model`` setting names; an error names where that setting came from."""
+    try:
+        return resolve_model(settings.model.name, settings.model_cache_dir, settings.model.base_url)
+    except ModelError as exc:
+        raise blamed(settings, "model", exc) from exc
+
+
+def load_face_models(settings: Settings) -> FaceModelFiles:
+    """The face models the ``face_model`` setting names; an error names where that setting came from."""
+    try:
+        return resolve_face_models(settings.faces.model, settings.model_cache_dir, settings.model.base_url)
+    except ModelError as exc:
+        raise blamed(settings, "face_model", exc) from exc
+
+
 def build_face_stage(settings: Settings, state: SqliteState, *, required: bool = False,
                      lifetime: ModelLifetime | None = None) -> FaceStage | None:
     """The face stage, when the ``faces`` setting is on. Sorting goes on without it (one warning) when its
@@ -68,7 +92,7 @@ def build_face_stage(settings: Settings, state: SqliteState, *, required: bool =
             raise ConfigError(["faces: the face stage is off (setting faces: false)"])
         return None
     try:
-        files = resolve_face_models(settings.faces.model, settings.model_cache_dir, settings.model.base_url)
+        files = load_face_models(settings)
     except ModelError as exc:
         if required:
             raise
@@ -103,7 +127,7 @@ def open_model(settings: Settings) -> ModelSpec:
         return resolve_model(settings.model.name, settings.model_cache_dir, settings.model.base_url)
     except ModelError as exc:
         if chose_model(settings) or settings.model.name != DEFAULT_MODEL:
-            raise
+            raise blamed(settings, "model", exc) from exc
         spec = resolve_model(EMBEDDED_MODEL, settings.model_cache_dir)
         log.warning("model %s is not available (%s); sorting with %s, which ships with photosorter (MobileNetV2 "
                     "8-bit, ImageNet classes: less accurate than %s). To use %s: run photosorter init --model %s "

@@ -97,13 +97,13 @@ def _embed(folder: Path, settings: Settings, embedder: OnnxEmbedder, prior: Zero
 
 def evaluate_folder(folder: Path, settings: Settings, folds: int = 5, seed: int = 0,
                     against: Path | None = None) -> dict[str, Any]:
+    from photosorter.cli.build import load_model
     from photosorter.evaluation import Rules, cross_validate, dataset_hash, judge, judge_cross
-    from photosorter.ml.download import resolve_model
     from photosorter.ml.embedder import OnnxEmbedder
     from photosorter.ml.prior import ZeroShotPrior
     from photosorter.options import CROP_MODES
 
-    spec = resolve_model(settings.model.name, settings.model_cache_dir, settings.model.base_url)
+    spec = load_model(settings)
     embedder = OnnxEmbedder(spec, threads=settings.model.threads)
     prior = ZeroShotPrior(embedder, settings.classify.categories, settings.library.data / "cache")
     classify = settings.classify
@@ -144,16 +144,16 @@ def build_scan(settings: Settings) -> tuple[Scan, list[str]]:
     import numpy as np
 
     from photosorter.adapters.filemeta import read_file_hints
+    from photosorter.cli.build import load_face_models
     from photosorter.core.faces import judge_faces
     from photosorter.core.signals import READ_FROM, Signals
-    from photosorter.ml.faces import OnnxFaces, resolve_face_models
+    from photosorter.ml.faces import OnnxFaces
     from photosorter.ml.textread import OnnxTextReader
 
     faces: OnnxFaces | None = None
     if settings.faces.enabled:
         try:
-            faces = OnnxFaces(resolve_face_models(settings.faces.model, settings.model_cache_dir,
-                                                  settings.model.base_url), threads=settings.model.threads)
+            faces = OnnxFaces(load_face_models(settings), threads=settings.model.threads)
         except ModelError as exc:
             log.warning("evaluation without faces: %s", exc.message)
 

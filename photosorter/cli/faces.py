@@ -149,12 +149,13 @@ def run_me_forget(args: argparse.Namespace, settings: Settings) -> int:
 def run_me_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     from photosorter.adapters.files import LocalFiles
     from photosorter.adapters.images import decode_image
+    from photosorter.cli.build import load_face_models
     from photosorter.face_evaluation import evaluate_faces, scan_face_folder
-    from photosorter.ml.faces import OnnxFaces, resolve_face_models
+    from photosorter.ml.faces import OnnxFaces
 
     if not args.folder.is_dir():
         raise ConfigError([f"folder: {args.folder} is not a folder"])
-    files = resolve_face_models(settings.faces.model, settings.model_cache_dir, settings.model.base_url)
+    files = load_face_models(settings)
     scan = scan_face_folder(args.folder, OnnxFaces(files, threads=settings.model.threads), decode_image, LocalFiles())
     threshold = settings.faces.me_threshold
     summary, _ = evaluate_faces(scan, references=args.references, choices=args.choices,

@@ -136,10 +136,10 @@ def run_reference(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_check(args: argparse.Namespace, settings: Settings) -> int:
-    from photosorter.ml.download import resolve_model
+    from photosorter.cli.build import load_model
     from photosorter.ml.selfcheck import RECORD_FILE, check_on_this_cpu, last_check
 
-    spec = resolve_model(settings.model.name, settings.model_cache_dir, settings.model.base_url)
+    spec = load_model(settings)
     (settings.library.data / RECORD_FILE).unlink(missing_ok=True)  # run it now, not from the record
     check_on_this_cpu(spec, settings.library.data, settings.model.threads)
     result = last_check(settings.library.data)
