@@ -1,6 +1,7 @@
 """Secrets never leave their own store: the daemon at DEBUG with a real iCloud login (fake server), MQTT with a
 password, SMTP with a login and IMAP over TLS; then every log line, MQTT message, email and file is searched
-for each password."""
+for each password (found nowhere) and for each token the iCloud server handed out (found only in the session
+store)."""
 
 from __future__ import annotations
 
@@ -96,5 +97,16 @@ def test_no_secret_reaches_a_log_an_mqtt_message_an_email_or_a_file(
         assert all(secret.encode() not in m for m in mails), f"{name} password in an email"
         found = [p for p in files if secret.encode() in p.read_bytes()]
         assert found == [], f"{name} password in {found}"
+    tokens = fake_icloud.issued_tokens()  # iCloud's session and cookie tokens: only in the session store
+    assert tokens
+    store, kept = work / "data" / "icloud", 0
+    for token in tokens:
+        assert all(token not in text for text in logs), f"iCloud token {token[:8]}... in a log"
+        assert all(token.encode() not in m for m in [*messages, *mails]), f"iCloud token {token[:8]}... sent"
+        found = [p for p in files if token.encode() in p.read_bytes()]
+        assert all(p.is_relative_to(store) for p in found), f"iCloud token {token[:8]}... in {found}"
+        kept += bool(found)
+    assert kept  # the search sees a token where it belongs
+    print(f"secrets: {len(tokens)} iCloud tokens, {kept} of them in {store.name}/ and nowhere else")
     stores = [p for p in every_file(work / "data")]  # session cookies and tokens live here: private to us
     assert stores and {p.name: oct(p.stat().st_mode & 0o777) for p in stores} == {p.name: "0o600" for p in stores}

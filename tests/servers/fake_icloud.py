@@ -203,6 +203,11 @@ class FakeICloud:
         with self.lock:
             self._trust_tokens.clear()
 
+    def issued_tokens(self) -> set[str]:
+        """Every session, web (cookie) and trust token handed out so far: secrets a client must keep to itself."""
+        with self.lock:
+            return set(self._session_tokens) | self._web_tokens | self._trust_tokens
+
     def count(self, part: str) -> int:
         return sum(1 for _, path in self.requests if part in path)
 
