@@ -106,6 +106,18 @@ def test_a_knn_index_garbled_in_the_middle_is_rebuilt_not_trusted(tmp_path: Path
     assert "is damaged" in caplog.text
 
 
+def test_a_knn_index_that_disagrees_with_the_labels_is_rebuilt_not_trusted(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    index, path = UsearchIndex(16), tmp_path / "knn.usearch"
+    for key in range(1, 41):
+        index.upsert(key, rng.normal(size=16).astype(np.float32), "food")
+    index.save(path)  # sound bytes, sound checksum: only the count and the keys can tell
+    labels = {key: "food" for key in range(1, 41)}
+    assert UsearchIndex.load(path, 16, labels) is not None
+    assert UsearchIndex.load(path, 16, {k: c for k, c in labels.items() if k != 7}) is None  # a label gone
+    assert UsearchIndex.load(path, 16, {**labels, 41: "beer"}) is None  # a label the index never took in
+
+
 def test_forgetting_faces_also_forgets_them_in_the_backups(tmp_path: Path) -> None:
     import sqlite3
 

@@ -1,4 +1,4 @@
-"""An inbox of 38 kinds of hostile file: the run finishes, every file is kept, each one that is not sorted gets
+"""An inbox of 37 kinds of hostile file: the run finishes, every file is kept, each one that is not sorted gets
 exactly one clear log line, nothing outside the inbox is touched, and memory stays bounded."""
 
 from __future__ import annotations
