@@ -95,6 +95,13 @@ def test_label_takes_a_category_as_an_email_reply_would(tmp_path: Path, tiny_mod
     assert refused.returncode == 1 and "the categories are screenshot, me, people" in refused.stderr
 
 
+def test_resort_takes_a_category_as_label_does(tmp_path: Path, tiny_model: Path) -> None:
+    result = run_cli("resort", "--category", "peop", "--category", "Dogs", "--category", "people",
+                     "--library", tmp_path / "lib", "--data", tmp_path / "data", "--model", tiny_model)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == "resorted people, animal: moved 0 photos"
+
+
 def test_a_missing_inbox_is_reported_as_missing(tmp_path: Path, tiny_model: Path) -> None:
     result = run_cli("sort", tmp_path / "nope", "--data", tmp_path / "data", "--model", tiny_model)
     assert result.returncode == 1 and f"inbox: {tmp_path / 'nope'} does not exist" in result.stderr

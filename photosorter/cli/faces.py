@@ -174,7 +174,7 @@ def run_resort(args: argparse.Namespace, settings: Settings) -> int:
     from photosorter.cli.build import build_sorter, open_state
     from photosorter.core.faces import ME, PEOPLE
 
-    categories = [category_named(settings, c) for c in (args.categories or [ME, PEOPLE])]
+    categories = list(dict.fromkeys(category_named(settings, c) for c in (args.categories or [ME, PEOPLE])))
     state = open_state(settings)
     try:
         moved = build_sorter(settings, state).resort(categories)
