@@ -83,6 +83,16 @@ def test_every_commands_help_and_argument_errors_import_none_of_the_heavy_librar
     assert result.returncode == 0 and result.stdout.strip().splitlines()[-1] == "[]", result.stdout + result.stderr
 
 
+@pytest.mark.parametrize("command", ["label", "resort"])
+def test_where_a_category_is_typed_the_help_lists_the_categories(command: str) -> None:
+    from photosorter.core.categories import DEFAULT_CATEGORIES
+
+    (_, parser), *_ = subcommand_parsers(command)
+    text = " ".join(parser.format_help().split())
+    assert all(f" {c.name}," in text or f" {c.name} " in text for c in DEFAULT_CATEGORIES), text
+    assert "CATEGORY" in text and "CATEGORIES" not in text and "prefixes, plurals" in text
+
+
 def test_label_takes_a_category_as_an_email_reply_would(tmp_path: Path, tiny_model: Path) -> None:
     photo = write_photo(tmp_path / "elsewhere", "dog.jpg", (120, 90, 60))
     common = ("--library", tmp_path / "lib", "--data", tmp_path / "data", "--model", tiny_model)
