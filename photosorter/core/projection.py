@@ -22,9 +22,9 @@ def unit(vectors: np.ndarray) -> np.ndarray:
 
 def fit_axes(sample: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """(mean [d], axes [2, d]) of the sample's two main directions of variation."""
-    rows = unit(sample)
-    mean = rows.mean(axis=0)
-    centred = rows - mean
+    centred = unit(sample)  # a copy of its own: centred in place, one sample-sized array less at the peak
+    mean = centred.mean(axis=0)
+    centred -= mean
     dim = centred.shape[1]
     if len(centred) < 3:
         return mean, np.eye(2, dim, dtype=np.float32)

@@ -42,7 +42,7 @@ def _libc() -> ctypes.CDLL | None:
             return None
 
 
-def _trim_heap() -> None:
+def trim_heap() -> None:
     """Give freed heap pages back to the system (glibc's malloc_trim; a no-op elsewhere, e.g. musl)."""
     libc = _libc()
     if libc is not None and hasattr(libc, "malloc_trim"):
@@ -112,7 +112,7 @@ class ModelLifetime:
                 del self._used[key]
         _close(released)
         if idle:
-            _trim_heap()
+            trim_heap()
             log.info("models idle for %.0f min, unloaded: %s", self.idle_s / 60, ", ".join(idle))
         return idle
 
@@ -122,7 +122,7 @@ class ModelLifetime:
             self._held.clear()
             self._used.clear()
         _close(released)
-        _trim_heap()
+        trim_heap()
 
 
 def _close(sessions: list[object]) -> None:
