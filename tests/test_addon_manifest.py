@@ -163,3 +163,11 @@ def test_the_image_is_debian_trixie_and_python_is_not_capped() -> None:
 
     requires = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
     assert requires == ">=3.11"  # 3.12 and 3.13 (Debian 13, the image) install too
+
+
+def test_docs_show_every_screen_of_the_page_and_send_no_one_to_a_terminal() -> None:
+    docs = (ROOT / "DOCS.md").read_text()
+    pictures = re.findall(r"!\[[^\]]+\]\((screenshots/web-[a-z]+\.png)\)", docs)
+    assert "terminal" not in docs.lower()  # an add-on has none: everything is on the page
+    assert pictures == [f"screenshots/web-{name}.png" for name in ("review", "library", "photo", "map", "health")]
+    assert all((ROOT / picture).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for picture in pictures)

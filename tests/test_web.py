@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import json
 import os
 import signal
@@ -13,10 +15,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
 
+from photosorter.adapters.catalog import SqliteCatalog
 from photosorter.adapters.state import SqliteState
 from photosorter.config import Settings
 from photosorter.core.digest import DigestPhoto, pick_for_review
+from photosorter.records import AuthState, StatusSnapshot
+from photosorter.web.app import INGRESS_PROXY, guard
 from tests.servers.mosquitto import free_port, wait_for_port
 from tests.test_sort_folder import files_under
 from tests.webpage import Page, library_settings, serving, sort_photos
@@ -198,6 +205,21 @@ def test_under_the_addon_only_the_ingress_proxy_may_connect(settings: Settings,
     assert labels(settings) == []
 
 
+def test_under_the_addon_a_request_from_the_ingress_proxy_is_served(settings: Settings,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SUPERVISOR_TOKEN", "token-of-the-addon")
+
+    async def answer(remote: str) -> int:  # no socket here can come from 172.30.32.2: the request says it does
+        async def served(request: web.Request) -> web.StreamResponse:
+            return web.Response(text="the page")
+        request = make_mocked_request("GET", "/api/queue", app=page.app).clone(remote=remote)
+        return (await guard(request, served)).status
+
+    with serving(settings, open_page=False) as page:
+        statuses = [asyncio.run(answer(remote)) for remote in (INGRESS_PROXY, "172.30.32.1", "127.0.0.1")]
+    assert INGRESS_PROXY == "172.30.32.2" and statuses == [200, 403, 403]
+
+
 def test_the_map_has_a_point_per_photo_and_box_labelling_labels_each(settings: Settings) -> None:
     with serving(settings) as page:
         status, points = page.get_json("/api/map")
@@ -206,6 +228,23 @@ def test_the_map_has_a_point_per_photo_and_box_labelling_labels_each(settings: S
         status, done = page.post("/api/label-many", {"ids": [*points["ids"][:3], 9999], "category": "scenery"})
     assert status == 200 and (done["labelled"], done["missing"]) == (3, 1)
     assert sorted(p for p, c, s in labels(settings) if c == "scenery") == sorted(points["ids"][:3])
+
+
+def test_after_a_label_the_map_is_made_again_and_draws_that_photo_as_labelled(settings: Settings) -> None:
+    with serving(settings) as page:
+        before = page.get_json("/api/map")[1]
+        photo = first_in_queue(page)
+        page.post("/api/label", {"id": photo["id"], "category": "beer", "version": photo["version"]})
+        served, after = page.get_json("/api/map")  # at once: the last map while the new one is made
+        for _ in range(300):  # made on a worker thread; each request returns as soon as there is a map
+            position = after["ids"].index(photo["id"])
+            if after["labelled"][position]:
+                break
+            threading.Event().wait(0.1)
+            after = page.get_json("/api/map")[1]
+    assert served == 200 and not any(before["labelled"]) and len(after["ids"]) == 12
+    assert after["labelled"] == [int(i == photo["id"]) for i in after["ids"]]
+    assert after["folders"][after["folder"][position]] == "beer"
 
 
 def test_the_health_page_counts_photos_labels_and_corrections(settings: Settings) -> None:
@@ -218,6 +257,21 @@ def test_the_health_page_counts_photos_labels_and_corrections(settings: Settings
     assert status == 200 and sum(health["counts"].values()) == 12 and health["labels"] == {"beer": 1}
     assert health["corrections"] == {"labels": 1, "changed": 1}
     assert health["runs"][0]["blend"] == 0.8 and health["problems"] == []
+
+
+def test_the_health_page_shows_what_the_daemon_tells_home_assistant(settings: Settings) -> None:
+    synced = dt.datetime(2026, 12, 1, 9, 30, tzinfo=dt.UTC)
+    snapshot = StatusSnapshot(library_counts={}, sorted_today=0, unsure=0, failed=0, last_sync=synced, sync=None,
+                              auth=AuthState(False, "enter the code Apple sent", "sms"), paused=False,
+                              problems=("mail: the SMTP server refused the login",),
+                              drift="your photos look different lately: please label a few")
+    with serving(settings, status=lambda: snapshot) as page:
+        status, health = page.get_json("/api/health")
+    assert status == 200 and health["daemon"] is True
+    assert health["problems"] == ["mail: the SMTP server refused the login"]  # the MQTT Problem sensor's list
+    assert health["drift"] == snapshot.drift and health["last_sync"] == synced.isoformat()
+    icloud = {key: health["icloud"][key] for key in ("ok", "message", "method")}
+    assert icloud == {"ok": False, "message": "enter the code Apple sent", "method": "sms"}
 
 
 def test_photosorter_web_serves_the_page_until_sigterm_and_never_beside_a_daemon(settings: Settings) -> None:
@@ -239,6 +293,7 @@ def test_photosorter_web_serves_the_page_until_sigterm_and_never_beside_a_daemon
         web.send_signal(signal.SIGTERM)
         _, log = web.communicate(timeout=30)
     assert web.returncode == 0 and "anyone who can reach this address" in log and "web page stopped" in log
+    assert f"web page on http://127.0.0.1:{port}/" in log  # loopback only unless web_host says otherwise
 
 
 def test_a_library_folder_is_paged_newest_first_and_only_real_folders_are_listed(settings: Settings) -> None:
@@ -251,6 +306,19 @@ def test_a_library_folder_is_paged_newest_first_and_only_real_folders_are_listed
     ids = [item["id"] for item in listing["items"]]
     assert ids == sorted(ids, reverse=True)  # sorted one after another: newest is the highest id
     assert bad == [400, 400, 400, 400]
+
+
+def test_a_folder_is_paged_without_gaps_or_repeats(settings: Settings) -> None:
+    catalog = SqliteCatalog(settings.library.data / "state.sqlite3")
+    try:
+        folders = {folder: catalog.folder_page(folder, 0, 1)[1] for folder in ("_unsure", *settings.classify.names)}
+        folder = max(folders, key=lambda name: folders[name])
+        pages = [catalog.folder_page(folder, offset, 3) for offset in range(0, folders[folder] + 3, 3)]
+    finally:
+        catalog.close()
+    ids = [record.id for records, _ in pages for record in records]
+    assert folders[folder] >= 4 and all(total == folders[folder] for _, total in pages)
+    assert ids == sorted(set(ids), reverse=True) and len(ids) == folders[folder] and pages[-1][0] == []
 
 
 def test_a_photo_shows_its_best_categories_and_its_nearest_labelled_photos(settings: Settings) -> None:

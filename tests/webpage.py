@@ -5,7 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,6 +15,7 @@ from typing import Any
 from photosorter.cli.build import build_sorter, open_state
 from photosorter.cli.web import start_web
 from photosorter.config import Settings, load_settings
+from photosorter.records import StatusSnapshot
 from tests.conftest import write_photo
 
 COLOURS = [(220, 20, 20), (20, 200, 40), (30, 40, 220), (230, 200, 30), (200, 30, 200), (20, 200, 200),
@@ -44,6 +45,7 @@ class Page:
     port: int
     token: str = ""
     prefix: str = ""
+    app: Any = None  # the aiohttp application served (for a request no socket here can send)
 
     def request(self, method: str, path: str, body: bytes | None = None,
                 headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
@@ -75,14 +77,15 @@ class Page:
 
 @contextmanager
 def serving(settings: Settings, *, open_page: bool = True, worker: ThreadPoolExecutor | None = None,
-            sorter_wait_s: float = 30.0) -> Iterator[Page]:
-    """``photosorter web`` in this process on a free port: the real app, sorter and state file."""
+            sorter_wait_s: float = 30.0, status: Callable[[], StatusSnapshot] | None = None) -> Iterator[Page]:
+    """``photosorter web`` in this process on a free port: the real app, sorter and state file (``status``:
+    the running daemon's, as ``run`` gives it)."""
     state = open_state(settings)
     sorter = build_sorter(settings, state)
     worker = worker or ThreadPoolExecutor(max_workers=1)
-    server = start_web(settings, sorter, worker.submit, port=0, sorter_wait_s=sorter_wait_s)
+    server = start_web(settings, sorter, worker.submit, port=0, sorter_wait_s=sorter_wait_s, status=status)
     try:
-        page = Page(server.port)
+        page = Page(server.port, app=server.app)
         if open_page:
             page.open()
         yield page
