@@ -1,7 +1,7 @@
-"""Torture: the daemon SIGKILLed at random moments (seeded, reproducible) while photos keep arriving and labels
-are given, restarted each time. Once it settles every photo is in the library exactly once, no partial or
-temporary file is left, the state database, the kNN index and the folders agree, and so do the counts it
-publishes on MQTT.
+"""Torture: the daemon SIGKILLed at random moments (seeded, reproducible) while photos keep arriving in its inbox,
+it syncs from the local iCloud server and labels are given, restarted each time. Once it settles every photo
+is in the library exactly once, no partial or temporary file is left, the state database, the kNN index and
+the folders agree, and so do the counts it publishes on MQTT.
 
 ``PHOTOSORTER_TORTURE_KILLS`` (default 50) and ``PHOTOSORTER_TORTURE_SEED`` make longer or other runs.
 """
@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from photosorter.adapters.files import PHOTO_EXTENSIONS
 from photosorter.adapters.state import SqliteState
 from photosorter.ml.index import UsearchIndex
 from tests.conftest import jpeg_bytes
@@ -61,6 +62,21 @@ def wait_until(check: Callable[[], bool], timeout_s: float, what: str) -> None:
         time.sleep(0.1)
 
 
+def icloud_env(fake: FakeICloud) -> dict[str, str]:
+    return {"APPLE_ID": fake.apple_id, "APPLE_PASSWORD": fake.password, "PHOTOSORTER_ICLOUD_SERVER": fake.url,
+            "REQUESTS_CA_BUNDLE": str(fake.cert), "CURL_CA_BUNDLE": str(fake.cert),
+            "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+
+
+def originals_of(fake: FakeICloud) -> collections.Counter[str]:
+    return collections.Counter(hashlib.sha256(fake.contents[p.content_keys["resOriginal"]]).hexdigest()
+                               for p in fake.photos)
+
+
+def is_photo(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in PHOTO_EXTENSIONS and not path.name.startswith(".")
+
+
 def start_and_kill(env: dict[str, str], cwd: Path, after_s: float) -> bool:
     """Start the daemon and SIGKILL it ``after_s`` later; True if it was still running (so it was killed)."""
     process = subprocess.Popen(DAEMON, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -83,13 +99,16 @@ def beating_since(data: Path, since: float) -> Callable[[], bool]:
 
 
 def test_the_daemon_killed_at_random_moments_loses_nothing_and_settles_consistent(
-        tmp_path: Path, tiny_model: Path, anonymous_mosquitto: Mosquitto) -> None:
+        tmp_path: Path, tiny_model: Path, anonymous_mosquitto: Mosquitto, fake_icloud: FakeICloud) -> None:
     rng = random.Random(SEED)
     inbox, library, data = tmp_path / "inbox", tmp_path / "library", tmp_path / "data"
     inbox.mkdir()
+    fake_icloud.load_recording()  # 100 assets: stills, live photos with their movies, screenshots
+    recorded = len(fake_icloud.photos)
     env = {**os.environ, "PHOTOSORTER_INBOX": str(inbox), "PHOTOSORTER_LIBRARY": str(library),
            "PHOTOSORTER_DATA": str(data), "PHOTOSORTER_MODEL": str(tiny_model), "PHOTOSORTER_FACES": "false",
-           "PHOTOSORTER_MQTT_HOST": anonymous_mosquitto.host, "PHOTOSORTER_MQTT_PORT": str(anonymous_mosquitto.port)}
+           "PHOTOSORTER_MQTT_HOST": anonymous_mosquitto.host, "PHOTOSORTER_MQTT_PORT": str(anonymous_mosquitto.port),
+           **icloud_env(fake_icloud)}
     arrived = drop_photos(inbox, rng, 0, 30)
     expected = contents(inbox)
     killed = labelled = 0
@@ -100,12 +119,17 @@ def test_the_daemon_killed_at_random_moments_loses_nothing_and_settles_consisten
             before = contents(inbox)
             arrived = drop_photos(inbox, rng, arrived, rng.randint(1, 4))
             expected += contents(inbox) - before
+        if trial % 5 == 2:  # a photo taken: new in iCloud
+            fake_icloud.add_new_photo(index=rng.randrange(recorded), tag=f"new{trial}")
         if trial % 10 == 9:  # a label given by hand between two kills
             placed = sorted(p for p in library.glob("[a-z]*/IMG_*.jpg"))
             if placed:
                 subprocess.run([sys.executable, "-m", "photosorter", "label", str(rng.choice(placed)), "beer"],
                                env=env, cwd=tmp_path, capture_output=True, timeout=60, check=True)
                 labelled += 1
+    originals = originals_of(fake_icloud)
+    served = {hashlib.sha256(b).hexdigest() for b in fake_icloud.contents.values()}  # all iCloud may bring
+    synced_while_killed = sum(min(n, contents(library)[h]) for h, n in originals.items())
     listener = Listener(anonymous_mosquitto, "photosorter/state")
     since = time.time()  # the killed daemons are gone (waited for): a heartbeat from now on is this one's
     process = subprocess.Popen(DAEMON, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL,
@@ -113,6 +137,8 @@ def test_the_daemon_killed_at_random_moments_loses_nothing_and_settles_consisten
     try:
         wait_until(beating_since(data, since), 60, "the daemon's loop")
         wait_until(lambda: not any(inbox.iterdir()), 120, "the inbox to empty")
+        wait_until(lambda: not originals - contents(library), 180, "every iCloud photo in the library")
+        wait_until(lambda: not [p for p in (data / "incoming").iterdir() if p.is_file()], 60, "incoming to empty")
         wait_until(lambda: listener.latest("photosorter/state") is not None, 30, "a state on MQTT")
         time.sleep(1.0)
     finally:
@@ -120,14 +146,19 @@ def test_the_daemon_killed_at_random_moments_loses_nothing_and_settles_consisten
         _, err = process.communicate(timeout=60)
         listener.close()
     print(f"torture: seed {SEED}, {killed} SIGKILLs of {KILLS} starts, {labelled} labels, "
-          f"{sum(expected.values())} files, {time.monotonic() - started:.0f} s")
+          f"{sum(expected.values())} inbox files, {sum(originals.values())} iCloud originals "
+          f"({synced_while_killed} in the library before the last start), {time.monotonic() - started:.0f} s")
     assert process.returncode == 0, err[-3000:]
     assert killed >= KILLS * 0.9 and labelled >= KILLS // 20
 
-    # every file that arrived is in the library exactly as many times as it arrived, nothing else is
-    assert contents(inbox, library) == expected
+    # every file that arrived in the inbox is in the library exactly as many times as it arrived, nothing else
+    # is; every iCloud original exactly once
+    found = contents(inbox, library)
+    assert collections.Counter({h: n for h, n in found.items() if h not in served}) == expected
+    assert {h: found[h] for h in originals} == dict(originals), "an iCloud photo is missing or filed twice"
     leftovers = [p for p in [*library.rglob(".*"), *inbox.rglob(".*"), *data.rglob("*.tmp"),
-                             *data.rglob("*.restoring")] if p.is_file()]
+                             *data.rglob("*.restoring"), *data.rglob(".photosorter-icloud-*"),
+                             *data.rglob(".photosorter-partial-*")] if p.is_file()]
     assert leftovers == []
 
     # the state database and the folders agree, photo by photo
@@ -137,7 +168,7 @@ def test_the_daemon_killed_at_random_moments_loses_nothing_and_settles_consisten
         rows = dict(sqlite3.connect(data / "state.sqlite3").execute(
             "SELECT library_path, sha256 FROM photos WHERE library_path IS NOT NULL").fetchall())
         on_disk = {p.relative_to(library).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-                   for p in library.rglob("*.jpg")}
+                   for p in library.rglob("*") if is_photo(p)}
         assert rows == on_disk
         counts = state.library_counts()
         labels = state.current_labels()
@@ -156,7 +187,7 @@ def test_the_daemon_killed_at_random_moments_loses_nothing_and_settles_consisten
     # what Home Assistant was told matches the folders
     published = listener.latest("photosorter/state")
     assert published is not None
-    folders = collections.Counter(p.parent.name for p in library.rglob("*.jpg"))
+    folders = collections.Counter(p.parent.name for p in library.rglob("*") if is_photo(p))
     assert {k: v for k, v in published.json()["library"].items() if v} == {
         k: v for k, v in folders.items() if not k.startswith("_")}
     assert counts.get("_unsure", 0) == folders.get("_unsure", 0)
@@ -166,14 +197,10 @@ def test_the_daemon_killed_while_syncing_icloud_brings_every_photo_once(tmp_path
                                                                         fake_icloud: FakeICloud) -> None:
     rng = random.Random(SEED + 1)
     fake_icloud.load_recording()  # 100 assets: stills, live photos with their movies, screenshots
-    originals = collections.Counter(hashlib.sha256(fake_icloud.contents[p.content_keys["resOriginal"]]).hexdigest()
-                                    for p in fake_icloud.photos)
+    originals = originals_of(fake_icloud)
     library, data = tmp_path / "library", tmp_path / "data"
     env = {**os.environ, "PHOTOSORTER_LIBRARY": str(library), "PHOTOSORTER_DATA": str(data),
-           "PHOTOSORTER_MODEL": str(tiny_model), "PHOTOSORTER_FACES": "false", "APPLE_ID": fake_icloud.apple_id,
-           "APPLE_PASSWORD": fake_icloud.password, "PHOTOSORTER_ICLOUD_SERVER": fake_icloud.url,
-           "REQUESTS_CA_BUNDLE": str(fake_icloud.cert), "CURL_CA_BUNDLE": str(fake_icloud.cert),
-           "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+           "PHOTOSORTER_MODEL": str(tiny_model), "PHOTOSORTER_FACES": "false", **icloud_env(fake_icloud)}
     killed = sum(start_and_kill(env, tmp_path, rng.uniform(0.5, 3.0)) for _ in range(max(1, KILLS // 3)))
 
     def placed() -> collections.Counter[str]:
