@@ -99,6 +99,18 @@ def test_a_double_click_or_a_second_tab_labels_once_and_the_second_gets_409(sett
     assert labels(settings) == [(photo["id"], "food", "web")]
 
 
+def test_a_labelled_photo_is_relabelled_from_its_page_and_a_stale_page_changes_nothing(settings: Settings) -> None:
+    with serving(settings) as page:
+        photo = first_in_queue(page)
+        page.post("/api/label", {"id": photo["id"], "category": "food", "version": photo["version"]})
+        shown = page.get_json(f"/api/photo/{photo['id']}")[1]  # the photo page, as it opens
+        status, done = page.post("/api/label", {"id": photo["id"], "category": "beer", "version": shown["version"]})
+        stale, _ = page.post("/api/label", {"id": photo["id"], "category": "text", "version": shown["version"]})
+    assert shown["label"] == "food" and status == 200 and (done["folder"], done["label"]) == ("beer", "beer")
+    assert stale == 409 and labels(settings) == [(photo["id"], "food", "web"), (photo["id"], "beer", "web")]
+    assert sum(name.startswith("beer/") for name in library_files(settings)) == 1
+
+
 @pytest.mark.parametrize("payload, status", [
     ({"id": 9999, "category": "food"}, 404),
     ({"id": 1, "category": "../../etc"}, 400),
