@@ -213,6 +213,16 @@ def unknown_variables(env: Mapping[str, str | None], where: str) -> list[str]:
 DOCS_HINT = "see DOCS.md, or photosorter status for where each setting comes from"
 
 
+def unknown_saved_keys(saved: Mapping[str, Any], where: str) -> list[str]:
+    """A warning for each key of the saved settings that is not one photosorter saves (a hand edit)."""
+    notes = []
+    for key in sorted(k for k in saved if k not in SAVED_KEYS):
+        close = difflib.get_close_matches(key, SAVED_KEYS, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]}?" if close else f" (it keeps only {', '.join(SAVED_KEYS)})"
+        notes.append(f"{key} in {where} is not a saved setting, ignored{hint}")
+    return notes
+
+
 def saved_path(data: Path) -> Path:
     return data / SAVED_FILE
 
@@ -292,7 +302,9 @@ def load_settings(
             data = None
         if data is not None:
             saved = read_saved(data)
-            below = {k: (v, f"saved ({saved_path(data)})") for k, v in saved.items() if k in SAVED_KEYS}
+            where = f"saved ({saved_path(data)})"
+            notes += unknown_saved_keys(saved, where)
+            below = {k: (v, where) for k, v in saved.items() if k in SAVED_KEYS}
             chosen = {k: below[k] if k in below and source == DEFAULT_SOURCE else (v, source)
                       for k, (v, source) in chosen.items()}
     values: dict[str, dict[str, Any]] = {section: {} for section in _SECTIONS}
@@ -300,6 +312,8 @@ def load_settings(
     for option in OPTIONS:
         value, source = chosen[option.key]
         try:
+            if source.startswith("saved (") and not isinstance(value, str):  # the file was edited by hand
+                raise ValueError("a saved setting must be text; fix it or run photosorter init again")
             values[option.section][option.name] = option.parse(value)
         except (TypeError, ValueError) as exc:
             shown = "***" if option.secret else repr(value)

@@ -119,6 +119,21 @@ def test_each_setting_knows_where_it_came_from(tmp_path: Path) -> None:
     assert oct((data / "settings.json").stat().st_mode & 0o777) == "0o600"
 
 
+def test_a_hand_edited_saved_file_is_checked_like_any_other_source(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    saved = data / "settings.json"
+    saved.write_text(json.dumps({"libary": "/typo/library", "model": "mobilenet-v2"}))
+    settings = load_settings(environ={"PHOTOSORTER_DATA": str(data)}, dotenv_path=tmp_path / "none")
+    assert settings.model.name == "mobilenet-v2"
+    assert settings.notes == (f"libary in saved ({saved}) is not a saved setting, ignored; did you mean library?",)
+    saved.write_text(json.dumps({"library": 5}))
+    with pytest.raises(ConfigError) as error:
+        load_settings(environ={"PHOTOSORTER_DATA": str(data)}, dotenv_path=tmp_path / "none")
+    assert error.value.problems == [f"library: a saved setting must be text; fix it or run photosorter init again "
+                                    f"(got 5 from saved ({saved}))"]
+
+
 def test_settings_that_cannot_be_saved_say_where_and_why(tmp_path: Path) -> None:
     from photosorter.config import save_settings
 
