@@ -163,3 +163,17 @@ def test_group_folds_keep_every_group_in_one_fold(rows: list[tuple[str, int]], f
     for group in set(groups):
         assert len({int(f) for f, g in zip(fold, groups, strict=True) if g == group}) == 1
     assert fold.min() >= 0 and fold.max() < folds
+
+
+def test_folders_are_read_as_a_person_types_a_category(tmp_path: Path) -> None:
+    from photosorter.cli.evaluate import _with_categories
+    from photosorter.config import load_settings
+    from photosorter.errors import ConfigError
+    from photosorter.evaluation import LabelledSet
+
+    settings = load_settings(environ={}, dotenv_path=tmp_path / "none")
+    data = LabelledSet(paths=[tmp_path / "a", tmp_path / "b", tmp_path / "c"], labels=["animals", "Scenery", "scr"],
+                       embeddings=np.zeros((3, 4)), class_probs=None, groups=[0, 1, 2])
+    assert _with_categories(data, tmp_path, settings).labels == ["animal", "scenery", "screenshot"]
+    with pytest.raises(ConfigError, match=r"folders cars/ \(no category 'cars'\) are not categories"):
+        _with_categories(LabelledSet([tmp_path / "a"], ["cars"], np.zeros((1, 4)), None, [0]), tmp_path, settings)

@@ -87,12 +87,24 @@ def _embed(folder: Path, settings: Settings, embedder: OnnxEmbedder, prior: Zero
     data = embed_labelled_folder(folder, embedder, decode_image, LocalFiles(), crop=crop, scan=scan)
     if not data.paths:
         raise ConfigError([f"evaluate: no readable photos in {folder}/<category>/"])
-    unknown = sorted(set(data.labels) - set(settings.classify.names))
-    if unknown:
-        raise ConfigError([f"evaluate: folders {', '.join(unknown)} are not categories "
-                           f"(known: {', '.join(settings.classify.names)})"])
+    data = _with_categories(data, folder, settings)
     probs = data.class_probs
     return data, np.stack([prior(e, probs[i] if probs is not None else None) for i, e in enumerate(data.embeddings)])
+
+
+def _with_categories(data: LabelledSet, folder: Path, settings: Settings) -> LabelledSet:
+    """Folder names read as a person types a category (``animals/`` is animal), as label and replies do."""
+    from dataclasses import replace
+
+    from photosorter.core.replies import CategoryNames
+
+    names = CategoryNames(settings.classify.categories)
+    resolved = {name: names.resolve(name) for name in set(data.labels)}
+    unknown = sorted(f"{name}/ ({why})" for name, (category, why) in resolved.items() if category is None)
+    if unknown:
+        raise ConfigError([f"evaluate: in {folder}, folders {', '.join(unknown)} are not categories "
+                           f"(known: {', '.join(settings.classify.names)})"])
+    return replace(data, labels=[str(resolved[name][0]) for name in data.labels])
 
 
 def evaluate_folder(folder: Path, settings: Settings, folds: int = 5, seed: int = 0,
