@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -27,6 +28,9 @@ KNN_FLOOR = 0.80  # ../shared/eval/README.md (kNN k=5 leave-one-out, near-duplic
 ZERO_SHOT_WILD_FLOOR = 0.80  # issue 12: zero-shot with signals on ../shared/eval-wild
 CROSS_SET_FLOOR = 0.85  # issue 12: label ../shared/eval, sort ../shared/eval-wild
 USER_LOOP_FLOOR = 0.85  # issue 12: 5 labels per category, sort the rest
+CATEGORY_FLOOR = 0.70  # issue 12: no category below it in any of the three protocols above, on eval-wild
+# MobileNetV2's outputs on eval-wild are the same with AVX-512 VNNI (here) and under qemu's Zen 1 (AVX2, no
+# VNNI): largest class-probability difference 2e-16, no zero-shot decision differs; so are these figures.
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +42,37 @@ def shared_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, obje
                  "--data", str(work / "data"), "--folds", "0", "--log-level", "warning"])
     assert code == 0
     return json.loads(out.read_text()), out, work / "data"
+
+
+@pytest.fixture(scope="module")
+def wild_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The same evaluation with eval-wild as the set sorted: its user loop is the person's own photos."""
+    work = tmp_path_factory.mktemp("evaluate-wild")
+    out = work / "wild.json"
+    code = main(["evaluate", str(shared_path("eval-wild", "photos")), "--model",
+                 str(shared_path("models", "mobilenet-v2")), "--against", str(shared_path("eval", "photos")),
+                 "--json", str(out), "--data", str(work / "data"), "--folds", "0", "--log-level", "warning"])
+    assert code == 0
+    result: dict[str, Any] = json.loads(out.read_text())
+    return result
+
+
+def below(recall: dict[str, float]) -> dict[str, float]:
+    return {category: value for category, value in recall.items() if value < CATEGORY_FLOOR}
+
+
+def test_the_user_loop_on_the_wild_photos_reaches_the_floor_in_every_category(wild_run: dict[str, Any]) -> None:
+    loop = wild_run["user_loop"]
+    assert loop["labels_per_category"][2] == 5
+    assert loop["accuracy"][2] >= USER_LOOP_FLOOR  # measured 0.870
+    assert below(loop["recall"][2]) == {}  # lowest measured: other 0.73
+
+
+def test_no_wild_category_falls_below_the_floor_zero_shot_or_after_labelling_eval(
+        shared_run: tuple[dict[str, Any], Path, Path]) -> None:
+    cross = shared_run[0]["cross_set"]["label_this_sort_other"]
+    assert below(cross["zero_shot"]["recall"]) == {}  # lowest measured: beer 0.71, other 0.74
+    assert below(cross["blend"]["recall"]) == {}  # lowest measured: other 0.74, scenery 0.82
 
 
 def test_zero_shot_reaches_the_floor(shared_run: tuple[dict[str, object], Path, Path]) -> None:
