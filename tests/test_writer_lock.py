@@ -10,11 +10,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from photosorter.adapters.locks import folder_locks
 from photosorter.cli import main
 from tests.conftest import jpeg_bytes
 
@@ -80,6 +81,46 @@ def test_a_second_daemon_on_one_data_folder_is_refused_naming_the_first(tmp_path
         second.kill()
     assert second.returncode == 1
     assert f"photosorter run (pid {daemon.pid}, since" in err and "already runs on" in err
+
+
+def test_the_daemon_waits_while_a_command_by_hand_holds_the_library_then_sorts(tmp_path: Path,
+                                                                              tiny_model: Path) -> None:
+    inbox, library, data = tmp_path / "inbox", tmp_path / "library", tmp_path / "data"
+    inbox.mkdir()
+    for i in range(3):
+        (inbox / f"IMG_{i}.jpg").write_bytes(jpeg_bytes((220, 20, 20), noise_seed=i))
+    library.mkdir()
+    data.mkdir(mode=0o700)
+    env = {**os.environ, "PHOTOSORTER_INBOX": str(inbox), "PHOTOSORTER_LIBRARY": str(library),
+           "PHOTOSORTER_DATA": str(data), "PHOTOSORTER_MODEL": str(tiny_model), "PHOTOSORTER_FACES": "false"}
+    log = tmp_path / "daemon.log"
+    with log.open("w") as out:
+        with folder_locks([data, library], "sort"):  # the locks a sort by hand holds while it works
+            daemon = subprocess.Popen([sys.executable, "-m", "photosorter", "run"], env=env, cwd=tmp_path,
+                                      stdout=out, stderr=subprocess.STDOUT)
+            wait_for(lambda: (data / "heartbeat").exists() or daemon.poll() is not None, "the daemon's loop")
+            assert daemon.poll() is None, log.read_text()
+            assert len(list(inbox.iterdir())) == 3 and not files(library)  # its first round waited
+        try:
+            wait_for(lambda: len(files(library)) == 3 or daemon.poll() is not None, "the daemon's sort")
+        finally:
+            daemon.send_signal(signal.SIGTERM)
+            daemon.wait(timeout=60)
+    text = log.read_text()
+    assert daemon.returncode == 0 and len(files(library)) == 3, text[-3000:]
+    assert "is using the library: the daemon's work waits for it" in text
+    assert "is done: the daemon's work goes on" in text
+
+
+def files(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob("*") if p.is_file()]
+
+
+def wait_for(check: Callable[[], bool], what: str, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
 
 
 def test_read_only_commands_answer_while_the_daemon_runs_and_health_fails_after_it_stops(
