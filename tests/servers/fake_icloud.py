@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from http.server import ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, overload
+from typing import Any
 
 from srp import _pysrp
 
@@ -36,6 +36,7 @@ from tests.servers.fake_icloud_http import IcloudHandler, make_certificate
 from tests.servers.fake_icloud_records import (
     SHARED_ZONE,
     FakePhoto,
+    GeneratedLibrary,
     jpeg_for,
     movie_for,
     recorded_body,
@@ -384,31 +385,4 @@ class FakeICloud:
                   "recordChangeTag": "0", "deleted": False,
                   "zoneID": {"zoneName": "PrimarySync", "ownerRecordName": OWNER}}
         return 200, {"batch": [{"records": [record], "syncToken": self.sync_token()}]}, {}
-
-
-class GeneratedLibrary(Sequence[FakePhoto]):
-    """``count`` photos, the recorded ones over and over with ids ``<recorded>-g<rank>``, made when a query
-    reads them and never kept: the server's memory stays flat however big the library. Rank 0 is the
-    newest, as in ``FakeICloud.photos``."""
-
-    def __init__(self, fake: FakeICloud, pairs: list[tuple[dict[str, Any], dict[str, Any]]], count: int) -> None:
-        self.fake, self.pairs, self.size = fake, pairs, count
-
-    def __len__(self) -> int:
-        return self.size
-
-    @overload
-    def __getitem__(self, index: int) -> FakePhoto: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> list[FakePhoto]: ...
-
-    def __getitem__(self, index: int | slice) -> FakePhoto | list[FakePhoto]:
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(self.size))]
-        if not -self.size <= index < self.size:
-            raise IndexError(index)
-        rank = index % self.size
-        master, asset = self.pairs[rank % len(self.pairs)]
-        return self.fake._adopt(master, asset, f"g{rank}", bodies=False)
 

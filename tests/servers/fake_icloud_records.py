@@ -1,6 +1,6 @@
 """What the fake iCloud serves, from the recorded exchanges in ../shared/icloud-recorded (icloudpd's
 cassettes): the recordings parsed once, the photo records in them, and the photo and movie bytes the fake
-makes up for each asset (``FakePhoto``)."""
+makes up for each asset (``FakePhoto``), and a big library made as it is read (``GeneratedLibrary``)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,16 @@ import hashlib
 import io
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, overload
 
 import yaml
 from PIL import Image
+
+if TYPE_CHECKING:
+    from tests.servers.fake_icloud import FakeICloud
 
 RECORDED = Path(os.environ.get("PHOTOSORTER_SHARED", Path(__file__).resolve().parents[2] / ".." / "shared")
                 ).resolve() / "icloud-recorded"
@@ -90,3 +94,31 @@ class FakePhoto:
     @property
     def filename(self) -> str:
         return base64.b64decode(self.master["fields"]["filenameEnc"]["value"]).decode("utf-8", "replace")
+
+
+class GeneratedLibrary(Sequence[FakePhoto]):
+    """``count`` photos, the recorded ones over and over with ids ``<recorded>-g<rank>``, made when a query
+    reads them and never kept: the server's memory stays flat however big the library. Rank 0 is the
+    newest, as in ``FakeICloud.photos``."""
+
+    def __init__(self, fake: FakeICloud, pairs: list[tuple[dict[str, Any], dict[str, Any]]], count: int) -> None:
+        self.fake, self.pairs, self.size = fake, pairs, count
+
+    def __len__(self) -> int:
+        return self.size
+
+    @overload
+    def __getitem__(self, index: int) -> FakePhoto: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[FakePhoto]: ...
+
+    def __getitem__(self, index: int | slice) -> FakePhoto | list[FakePhoto]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self.size))]
+        if not -self.size <= index < self.size:
+            raise IndexError(index)
+        rank = index % self.size
+        master, asset = self.pairs[rank % len(self.pairs)]
+        return self.fake._adopt(master, asset, f"g{rank}", bodies=False)
+
