@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -150,6 +151,22 @@ def test_an_inbox_that_is_the_library_or_inside_its_folders_is_refused(tmp_path:
                  "--model", str(tiny_model)]) == 1
     assert "inbox: " in capfd.readouterr().err
     assert (inbox / "IMG_1.jpg").exists()
+
+
+@pytest.mark.parametrize("where", [".", "food"])
+def test_the_daemon_refuses_an_inbox_that_is_the_library_or_inside_its_folders(tmp_path: Path, tiny_model: Path,
+                                                                             capfd: pytest.CaptureFixture[str],
+                                                                             where: str) -> None:
+    library = tmp_path / "library"
+    inbox = library / where
+    inbox.mkdir(parents=True)
+    (inbox / "IMG_1.jpg").write_bytes(jpeg_bytes((220, 20, 20)))
+    options = tmp_path / "options.json"  # as the add-on gives them
+    options.write_text(json.dumps({"inbox": str(inbox), "library": str(library), "data": str(tmp_path / "data"),
+                                   "model": str(tiny_model)}))
+    assert main(["run", "--options", str(options)]) == 1
+    assert f"inbox: {inbox}" in capfd.readouterr().err
+    assert (inbox / "IMG_1.jpg").exists() and not (tmp_path / "data" / "heartbeat").exists()
 
 
 def test_me_forget_without_yes_and_without_a_terminal_deletes_nothing(tmp_path: Path) -> None:
