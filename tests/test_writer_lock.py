@@ -139,34 +139,23 @@ def test_read_only_commands_answer_while_the_daemon_runs_and_health_fails_after_
     assert health.returncode == 1 and out.startswith("unhealthy")
 
 
-@pytest.mark.parametrize("where", [".", "food", "food/new", "_unsure"])
+@pytest.mark.parametrize(("command", "where"), [("sort", "."), ("sort", "food"), ("sort", "food/new"),
+                                               ("sort", "_unsure"), ("run", "."), ("run", "food")])
 def test_an_inbox_that_is_the_library_or_inside_its_folders_is_refused(tmp_path: Path, tiny_model: Path,
                                                                       capfd: pytest.CaptureFixture[str],
-                                                                      where: str) -> None:
-    library = tmp_path / "library"
+                                                                      command: str, where: str) -> None:
+    library, data = tmp_path / "library", tmp_path / "data"
     inbox = library / where
     inbox.mkdir(parents=True)
     (inbox / "IMG_1.jpg").write_bytes(jpeg_bytes((220, 20, 20)))
-    assert main(["sort", str(inbox), "--library", str(library), "--data", str(tmp_path / "data"),
-                 "--model", str(tiny_model)]) == 1
-    assert "inbox: " in capfd.readouterr().err
-    assert (inbox / "IMG_1.jpg").exists()
-
-
-@pytest.mark.parametrize("where", [".", "food"])
-def test_the_daemon_refuses_an_inbox_that_is_the_library_or_inside_its_folders(tmp_path: Path, tiny_model: Path,
-                                                                             capfd: pytest.CaptureFixture[str],
-                                                                             where: str) -> None:
-    library = tmp_path / "library"
-    inbox = library / where
-    inbox.mkdir(parents=True)
-    (inbox / "IMG_1.jpg").write_bytes(jpeg_bytes((220, 20, 20)))
-    options = tmp_path / "options.json"  # as the add-on gives them
-    options.write_text(json.dumps({"inbox": str(inbox), "library": str(library), "data": str(tmp_path / "data"),
+    options = tmp_path / "options.json"  # the daemon's, as the add-on gives them
+    options.write_text(json.dumps({"inbox": str(inbox), "library": str(library), "data": str(data),
                                    "model": str(tiny_model)}))
-    assert main(["run", "--options", str(options)]) == 1
+    args = ["sort", str(inbox), "--library", str(library), "--data", str(data), "--model", str(tiny_model)] \
+        if command == "sort" else ["run", "--options", str(options)]
+    assert main(args) == 1
     assert f"inbox: {inbox}" in capfd.readouterr().err
-    assert (inbox / "IMG_1.jpg").exists() and not (tmp_path / "data" / "heartbeat").exists()
+    assert (inbox / "IMG_1.jpg").exists() and not (data / "heartbeat").exists()
 
 
 def test_me_forget_without_yes_and_without_a_terminal_deletes_nothing(tmp_path: Path) -> None:
