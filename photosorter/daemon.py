@@ -184,7 +184,7 @@ class Daemon:
             if self._auth.login_needed:
                 log.warning("iCloud login needed: %s", self._auth.message)
             elif not self._auth.ok:
-                log.warning("iCloud: %s; trying again at the next sync", self._auth.message)
+                log.warning("%s; trying again at the next sync", self._auth.message)
         self._publish_status()
         while not self._stop.is_set():
             self.run_due_parts()
