@@ -4,6 +4,7 @@ refused, read-only commands still answer; an inbox that is (inside) the library 
 from __future__ import annotations
 
 import collections
+import fcntl
 import hashlib
 import json
 import os
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from photosorter.adapters.locks import folder_locks
-from photosorter.cli import main
+from photosorter.cli import WRITERS, main
 from tests.conftest import jpeg_bytes
 
 PHOTOS = 150
@@ -160,17 +161,70 @@ def test_an_inbox_that_is_the_library_or_inside_its_folders_is_refused(tmp_path:
 
 def test_me_forget_without_yes_and_without_a_terminal_deletes_nothing(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "photosorter", "me", "forget", "--data", str(tmp_path / "data")],
-                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PHOTOSORTER_LIBRARY": str(tmp_path / "library")})
     assert done.returncode == 1 and "--yes" in done.stderr
     assert "forgot" not in done.stdout
 
 
-def test_a_command_does_not_create_a_library_it_has_nothing_to_put_in(tmp_path: Path, tiny_model: Path) -> None:
-    example = tmp_path / "example.jpg"
-    example.write_bytes(jpeg_bytes((20, 220, 20)))
-    library = tmp_path / "nowhere" / "library"
-    done = subprocess.run([sys.executable, "-m", "photosorter", "label", str(example), "scenery", "--data",
-                           str(tmp_path / "data"), "--library", str(library), "--model", str(tiny_model)],
-                          capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    assert not (tmp_path / "nowhere").exists()
+WATCHED: list[Path] = []  # the library LockWatch looks at, while a test runs a command
+SEEN: list[bool] = []  # each time the command opened a database while the library existed: was it locked?
+
+
+def lock_watch(event: str, args: tuple[object, ...]) -> None:
+    """An audit hook (one per process; inert while WATCHED is empty): each time the command opens a SQLite
+    database (its state first), is the library there and held by another descriptor's flock?"""
+    if event != "sqlite3.connect" or not WATCHED or not WATCHED[0].is_dir():
+        return
+    fd = os.open(WATCHED[0], os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        SEEN.append(False)
+    except BlockingIOError:
+        SEEN.append(True)
+    finally:
+        os.close(fd)  # drops our flock, if we got it
+
+
+sys.addaudithook(lock_watch)
+
+
+WRITER_ARGS = {"sort": ["sort", "{inbox}"], "label": ["label", "{photo}", "scenery"],
+               "resort": ["resort", "--category", "people"], "me": ["me", "forget", "--yes"],
+               "digest": ["digest", "--dry-run"], "replies": ["replies", "--once"], "sync": ["sync"]}
+
+
+@pytest.mark.parametrize("command", sorted(WRITERS))
+def test_every_writer_makes_a_library_not_there_yet_and_holds_its_lock_while_it_works(
+        tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest,
+        capfd: pytest.CaptureFixture[str], command: str) -> None:
+    library = tmp_path / "nowhere" / "library"  # its parent is missing too
+    (tmp_path / "inbox").mkdir()
+    (tmp_path / "photo.jpg").write_bytes(jpeg_bytes((20, 220, 20)))
+    for key, value in {"PHOTOSORTER_LIBRARY": library, "PHOTOSORTER_DATA": tmp_path / "data",
+                       "PHOTOSORTER_MODEL": tiny_model, "PHOTOSORTER_FACES": "false"}.items():
+        monkeypatch.setenv(key, str(value))
+    if command == "replies":  # nothing listens there: the command fails after it took the lock
+        monkeypatch.setenv("PHOTOSORTER_IMAP_HOST", "127.0.0.1")
+    if command == "sync":
+        fake = request.getfixturevalue("fake_icloud")  # an account with no photos
+        for key, value in {"APPLE_ID": fake.apple_id, "APPLE_PASSWORD": fake.password,
+                           "PHOTOSORTER_ICLOUD_SERVER": fake.url, "REQUESTS_CA_BUNDLE": str(fake.cert)}.items():
+            monkeypatch.setenv(key, value)
+    WATCHED[:], SEEN[:] = [library], []
+    try:
+        status = main([a.format(inbox=tmp_path / "inbox", photo=tmp_path / "photo.jpg") for a in WRITER_ARGS[command]])
+    finally:
+        WATCHED.clear()
+    assert library.is_dir() and library.stat().st_mode & 0o777 == 0o700
+    assert SEEN and all(SEEN), SEEN
+    assert status == (1 if command == "replies" else 0), capfd.readouterr().err
+
+
+def test_a_sort_refused_for_its_inbox_leaves_no_library_behind(tmp_path: Path, tiny_model: Path,
+                                                               capfd: pytest.CaptureFixture[str]) -> None:
+    library = tmp_path / "library"
+    assert main(["sort", str(tmp_path / "missing"), "--library", str(library), "--data", str(tmp_path / "data"),
+                 "--model", str(tiny_model)]) == 1
+    assert "inbox: " in capfd.readouterr().err
+    assert not library.exists()

@@ -49,10 +49,10 @@ def _holder(fd: int) -> str:
     return f"photosorter {command or 'process'} (pid {pid}, since {since})"
 
 
-def _take(path: Path, command: str, wait: bool, make: bool) -> bool:
-    """Lock ``path`` (a folder, or a ``.lock`` file); False when the folder does not exist yet (a library
-    before its first sort: nothing in it to protect, and a command must not create it as a side effect)
-    unless ``make``: then it is made first (as the command would, a moment later) and locked."""
+def _take(path: Path, command: str, wait: bool) -> bool:
+    """Lock ``path`` (a folder, or a ``.lock`` file). A folder not there yet (a library before its first
+    sort) is made first, 0700, and locked, so two first writers into a new library take turns too; False
+    when it cannot be made (the command then meets the error itself, and says so)."""
     key = os.path.realpath(path)
     with _guard:
         if key in _held:
@@ -63,9 +63,8 @@ def _take(path: Path, command: str, wait: bool, make: bool) -> bool:
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         else:
-            if make:
-                with contextlib.suppress(OSError):  # else the command meets the error itself, and says so
-                    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+            with contextlib.suppress(OSError):
+                path.mkdir(mode=0o700, parents=True, exist_ok=True)
             if not path.is_dir():
                 return False
             fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -98,19 +97,25 @@ def _release(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def folder_locks(folders: Sequence[Path], command: str, *, wait: bool = True,
-                 name: str = "", make: bool = False) -> Iterator[None]:
+def folder_locks(folders: Sequence[Path], command: str, *, wait: bool = True, name: str = "") -> Iterator[None]:
     """Hold the lock of every folder in ``folders`` (always taken in the order given: data, then library),
     or with ``name`` of a lock file of that name in each. ``wait=False`` raises ``LockBusyError`` (naming
-    the holder) instead of waiting. ``make``: for a command that fills the folders (sort, the daemon),
-    a folder not there yet is made and locked, so two first sorts into a new library take turns too."""
+    the holder) instead of waiting."""
     taken: list[Path] = []
     try:
         for folder in dict.fromkeys(Path(os.path.realpath(f)) for f in folders):
             path = folder / name if name else folder
-            if _take(path, command, wait, make):
+            if _take(path, command, wait):
                 taken.append(path)
         yield
     finally:
         for path in reversed(taken):
             _release(path)
+
+
+def writer_locks(data: Path, library: Path, command: str, *,
+                 wait: bool = True) -> contextlib.AbstractContextManager[None]:
+    """The locks every writer holds while it works (each command that changes the state or the library, the
+    daemon's work round, a change from the web page): its data folder, then its library, made first when
+    it is not there yet."""
+    return folder_locks([data, library], command, wait=wait)

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 from photosorter import __version__
 from photosorter.adapters.filesystem import PRIVATE_UMASK, make_private
-from photosorter.adapters.locks import folder_locks
+from photosorter.adapters.locks import writer_locks
 from photosorter.cli.commands import COMMANDS, Options
 from photosorter.config import Settings, load_settings
 from photosorter.errors import ConfigError, PhotosorterError
@@ -29,11 +29,9 @@ from photosorter.progress import BarAwareHandler
 log = logging.getLogger("photosorter")
 
 # Commands that change the state or the library: one at a time per data folder and per library (the daemon
-# takes the same locks while it works). The others only read and run beside them.
+# takes the same locks while it works; a library not there yet is made and locked). The others only read and
+# run beside them.
 WRITERS = frozenset({"sort", "label", "resort", "sync", "me", "replies", "digest"})
-# sort makes its library before locking it (it would a moment later), so two first sorts into a new library take
-# turns even with a data folder each; the others leave a library that is not there yet alone (and unlocked).
-FILLERS = frozenset({"sort"})
 
 
 def _chosen(argv: Sequence[str]) -> str | None:
@@ -97,10 +95,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if healed:
             log.info("made %d files and folders in %s private to photosorter (0600/0700)", healed,
                      settings.library.data)
+        if getattr(args, "check", None) is not None:  # arguments checked before any lock makes a library
+            args.check(args, settings)
         if args.command not in WRITERS:
             return int(args.handler(args, settings))
-        with folder_locks([settings.library.data, settings.library.path], args.command,
-                          make=args.command in FILLERS):
+        with writer_locks(settings.library.data, settings.library.path, args.command):
             return int(args.handler(args, settings))
     except ConfigError as exc:
         for problem in exc.problems:

@@ -21,12 +21,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], opti
     sort = commands.add_parser("sort", parents=options.everything, **described("sort"))
     sort.add_argument("inbox", type=Path, nargs="?", metavar="INBOX",
                       help="folder of photos to sort (they are moved; default: the saved or configured inbox)")
-    sort.set_defaults(handler=run_sort)
+    sort.set_defaults(handler=run_sort, check=check_sort)
     label = commands.add_parser("label", parents=options.everything, **described("label"))
     label.add_argument("photos", nargs="*", type=Path, metavar="PHOTO", help="photos that show CATEGORY")
     label.add_argument("category", metavar="CATEGORY", help=CATEGORY_HELP)
     label.add_argument("--folder", type=Path, metavar="DIR", help="also label every photo in DIR (and its subfolders)")
-    label.set_defaults(handler=run_label)
+    label.set_defaults(handler=run_label, check=check_label)
 
 
 def library_folders(settings: Settings) -> tuple[str, ...]:
@@ -82,8 +82,9 @@ def chosen_values(settings: Settings, **given: str | Path | None) -> dict[str, s
     return values
 
 
-def run_sort(args: argparse.Namespace, settings: Settings) -> int:
-    from photosorter.cli.build import build_sorter, open_state, remember  # the model stack, only when it runs
+def check_sort(args: argparse.Namespace, settings: Settings) -> None:
+    """The inbox to sort (given, else saved or configured) into ``args.inbox``, or a ``ConfigError``; run before
+    the writers' lock, which makes the library: a sort refused here leaves no empty library behind."""
     from photosorter.placing import check_inbox
 
     inbox = args.inbox if args.inbox is not None else (Path(settings.library.inbox) if settings.library.inbox else None)
@@ -95,6 +96,13 @@ def run_sort(args: argparse.Namespace, settings: Settings) -> int:
     if not inbox.is_dir():
         raise ConfigError([f"inbox: {inbox} is a file, not a folder"])
     check_inbox(inbox, settings.library.path, library_folders(settings))
+    args.inbox = inbox
+
+
+def run_sort(args: argparse.Namespace, settings: Settings) -> int:
+    from photosorter.cli.build import build_sorter, open_state, remember  # the model stack, only when it runs
+
+    inbox = args.inbox
     first = not saved_path(settings.library.data).exists()
     state = open_state(settings)
     try:
@@ -110,15 +118,21 @@ def run_sort(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def run_label(args: argparse.Namespace, settings: Settings) -> int:
-    from photosorter.cli.build import build_sorter, open_state
-
+def check_label(args: argparse.Namespace, settings: Settings) -> None:
+    """The photos to label into ``args.photos`` and the category's name into ``args.category``, or a
+    ``ConfigError`` (before the writers' lock, as for sort)."""
     paths = list(args.photos)
     if args.folder:
         paths += sorted(p for p in args.folder.rglob("*") if p.is_file() and not p.name.startswith("."))
     if not paths:
         raise ConfigError(["label: give PHOTO... CATEGORY or --folder DIR CATEGORY"])
-    category = category_named(settings, args.category)
+    args.photos, args.category = paths, category_named(settings, args.category)
+
+
+def run_label(args: argparse.Namespace, settings: Settings) -> int:
+    from photosorter.cli.build import build_sorter, open_state
+
+    paths, category = args.photos, args.category
     state = open_state(settings)
     try:
         sorter = build_sorter(settings, state)

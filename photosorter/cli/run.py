@@ -15,7 +15,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from photosorter.adapters.locks import DAEMON_LOCK_FILE, LockBusyError, folder_locks
+from photosorter.adapters.locks import DAEMON_LOCK_FILE, LockBusyError, folder_locks, writer_locks
 from photosorter.cli.commands import Options, described
 from photosorter.config import HEARTBEAT_FILE, Settings
 from photosorter.errors import StateError
@@ -97,7 +97,7 @@ def run_daemon(args: argparse.Namespace, settings: Settings) -> int:
 def _work_lock(settings: Settings, busy: list[str]) -> Iterator[bool]:
     """The writers' lock for one round of the daemon's work, or False (said once) while another holds it."""
     try:
-        with folder_locks([settings.library.data, settings.library.path], "run", wait=False, make=True):
+        with writer_locks(settings.library.data, settings.library.path, "run", wait=False):
             if busy:
                 log.info("%s is done: the daemon's work goes on", busy.pop())
             yield True

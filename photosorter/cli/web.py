@@ -12,7 +12,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from photosorter.adapters.locks import DAEMON_LOCK_FILE, LockBusyError, folder_locks
+from photosorter.adapters.locks import DAEMON_LOCK_FILE, LockBusyError, folder_locks, writer_locks
 from photosorter.cli.commands import Options, described
 from photosorter.cli.evaluate import runs_log
 from photosorter.config import STATE_FILE, Settings
@@ -96,7 +96,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     def locked(work: Callable[[], Any]) -> Future[Any]:
         def run() -> Any:
-            with folder_locks([settings.library.data, settings.library.path], "web"):
+            with writer_locks(settings.library.data, settings.library.path, "web"):
                 return work()
         return worker.submit(run)
 
