@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -24,6 +25,7 @@ from photosorter.config import Settings
 from photosorter.core.digest import DigestPhoto, pick_for_review
 from photosorter.records import AuthState, StatusSnapshot
 from photosorter.web.app import INGRESS_PROXY, guard
+from photosorter.web.views import script_json
 from tests.servers.mosquitto import free_port, wait_for_port
 from tests.test_sort_folder import files_under
 from tests.webpage import Page, library_settings, serving, sort_photos
@@ -200,6 +202,18 @@ def test_links_follow_the_ingress_prefix_and_a_strange_prefix_is_ignored(setting
     assert '<base href="/">' in strange and "<script>alert" not in strange
     rest = ingress.replace('<base href="/', "")
     assert 'src="/' not in rest and 'href="/' not in rest  # every link is relative to the prefix
+
+
+def test_the_page_carries_the_queues_first_page_as_data_that_cannot_end_its_element(settings: Settings) -> None:
+    with serving(settings) as page:
+        html_text = page.open({"X-Ingress-Path": "/api/hassio_ingress/AbC-12_x"})
+        status, queue = page.get_json("/api/queue")
+    block = re.search(r'<script type="application/json" id="first-queue">(.*?)</script>', html_text, re.S)
+    assert block is not None and status == 200 and json.loads(block.group(1)) == queue
+    assert len(queue["items"]) == 12 and queue["total"] == 12
+    hostile = {"category": "</script><script>alert(1)</script><!--", "folder": "a&b>c"}
+    escaped = script_json(hostile)
+    assert not set("<>&") & set(escaped) and json.loads(escaped) == hostile
 
 
 def test_standalone_says_anyone_on_the_port_can_relabel(settings: Settings) -> None:

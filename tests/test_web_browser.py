@@ -21,7 +21,7 @@ from photosorter.config import Settings
 from tests.conftest import shared_path
 from tests.servers.fake_icloud import FakeICloud
 from tests.servers.ingress import IngressProxy
-from tests.servers.mosquitto import Listener, Mosquitto, free_port, wait_for_port
+from tests.servers.mosquitto import Listener, Message, Mosquitto, free_port, wait_for_port
 from tests.test_sort_folder import files_under
 from tests.webpage import library_settings, sort_photos
 
@@ -65,7 +65,7 @@ def library_files(settings: Settings) -> list[str]:
     return [p.relative_to(settings.library.path).as_posix() for p in files_under(settings.library.path)]
 
 
-def test_label_three_photos_by_keyboard_undo_one_and_open_a_photo_under_ingress(
+def test_label_four_photos_by_keyboard_undo_one_and_open_a_photo_under_ingress(
         daemon: tuple[Settings, int], chromium: Any, anonymous_mosquitto: Mosquitto) -> None:
     settings, port = daemon
     before = {p.rsplit("/", 1)[1]: p.split("/")[0] for p in library_files(settings)}
@@ -77,9 +77,10 @@ def test_label_three_photos_by_keyboard_undo_one_and_open_a_photo_under_ingress(
     try:
         page.goto(proxy.url)
         page.wait_for_selector("#queue .card")
+        assert not any(p.startswith("/api/queue") for p in proxy.paths)  # drawn from the page's own data
         cards = page.locator("#queue .card")
-        ids = [int(cards.nth(i).get_attribute("data-id")) for i in range(3)]
-        guess = page.locator("#queue .card").first.locator(".caption span").first.inner_text()
+        ids = [int(cards.nth(i).get_attribute("data-id")) for i in range(4)]
+        guesses = [cards.nth(i).locator(".caption span").first.inner_text() for i in range(4)]
 
         def gone(photo_id: int) -> None:
             page.wait_for_function(f"() => !document.querySelector('#queue .card[data-id=\"{photo_id}\"]')")
@@ -88,14 +89,16 @@ def test_label_three_photos_by_keyboard_undo_one_and_open_a_photo_under_ingress(
         gone(ids[0])
         page.keyboard.press("0")  # the 10th category: beer
         gone(ids[1])
-        page.keyboard.press("8")  # the 8th: food
+        page.keyboard.press("a")  # accept the guess, like Enter
         gone(ids[2])
+        page.keyboard.press("8")  # the 8th: food
+        gone(ids[3])
         page.keyboard.press("u")  # take the last one back
-        page.wait_for_selector(f"#queue .card[data-id=\"{ids[2]}\"]")
-        page.locator(f"#queue .card[data-id=\"{ids[2]}\"]").dblclick()
+        page.wait_for_selector(f"#queue .card[data-id=\"{ids[3]}\"]")
+        page.locator(f"#queue .card[data-id=\"{ids[3]}\"]").dblclick()
         page.wait_for_selector("#large")
         page.wait_for_function("() => document.getElementById('large').naturalWidth > 0")
-        assert page.url.startswith(proxy.url) and page.url.endswith(f"#/photo/{ids[2]}")
+        assert page.url.startswith(proxy.url) and page.url.endswith(f"#/photo/{ids[3]}")
         assert "not labelled" in page.locator(".side").inner_text()
     finally:
         page.close()
@@ -106,16 +109,17 @@ def test_label_three_photos_by_keyboard_undo_one_and_open_a_photo_under_ingress(
     with sqlite3.connect(settings.library.data / "state.sqlite3") as db:
         labels = db.execute("SELECT photo_id, category, source FROM labels ORDER BY id").fetchall()
         paths = dict(db.execute("SELECT id, library_path FROM photos").fetchall())
-    assert labels == [(ids[0], guess, "web"), (ids[1], "beer", "web")]
+    assert labels == [(ids[0], guesses[0], "web"), (ids[1], "beer", "web"), (ids[2], guesses[2], "web")]
     after = {p.rsplit("/", 1)[1]: p.split("/")[0] for p in library_files(settings)}
-    assert paths[ids[0]].split("/")[0] == guess and paths[ids[1]].split("/")[0] == "beer"
-    name = paths[ids[2]].rsplit("/", 1)[1]
+    assert [paths[i].split("/")[0] for i in ids[:3]] == [guesses[0], "beer", guesses[2]]
+    name = paths[ids[3]].rsplit("/", 1)[1]
     assert after[name] == before[name]  # the undone photo is back where it was
-    assert sum(folder == "beer" for folder in after.values()) == 1 and len(after) == len(before)
+    beer = 1 + (guesses[2] == "beer")  # no photo was in beer before
+    assert sum(folder == "beer" for folder in after.values()) == beer and len(after) == len(before)
 
     state = listener.wait_for_message(
-        "photosorter/state", lambda m: m.json()["library"]["beer"] == 1, timeout_s=30).json()
-    assert state["library"][guess] == sum(folder == guess for folder in after.values())
+        "photosorter/state", lambda m: m.json()["library"]["beer"] == beer, timeout_s=30).json()
+    assert state["library"][guesses[0]] == sum(folder == guesses[0] for folder in after.values())
     assert state["unsure"] == sum(folder == "_unsure" for folder in after.values())
     listener.close()
 
@@ -163,6 +167,10 @@ def test_the_map_draws_every_photo_a_click_opens_one_and_a_box_labels_many(
     assert {p.split("/")[0] for p in library_files(settings)} == {"scenery"}
 
 
+def login_needed(message: Message) -> str:
+    return str(message.json()["icloud"]["login_needed"])
+
+
 def test_a_2fa_code_entered_on_the_health_page_signs_in_to_icloud(
         tmp_path: Path, tiny_model: Path, anonymous_mosquitto: Mosquitto, fake: FakeICloud, chromium: Any) -> None:
     settings = library_settings(tmp_path, tiny_model)
@@ -170,6 +178,9 @@ def test_a_2fa_code_entered_on_the_health_page_signs_in_to_icloud(
     env = {"APPLE_ID": fake.apple_id, "APPLE_PASSWORD": fake.password, "PHOTOSORTER_ICLOUD_SERVER": fake.url,
            "REQUESTS_CA_BUNDLE": str(fake.cert), "CURL_CA_BUNDLE": str(fake.cert)}
     with running_daemon(settings, tiny_model, anonymous_mosquitto, **env) as port:
+        listener = Listener(anonymous_mosquitto, "photosorter/state")
+        listener.wait_for_message("photosorter/state", lambda m: login_needed(m) == "ON", timeout_s=30)
+        listener.clear()  # from here on, only what the daemon says after the code counts
         proxy = IngressProxy(port).start()
         page = chromium.new_page()
         try:
@@ -185,6 +196,9 @@ def test_a_2fa_code_entered_on_the_health_page_signs_in_to_icloud(
         finally:
             page.close()
             proxy.stop()
+        # the daemon itself is signed in, as Home Assistant sees it
+        listener.wait_for_message("photosorter/state", lambda m: login_needed(m) == "OFF", timeout_s=30)
+        listener.close()
 
 
 def test_a_face_marked_as_me_becomes_a_reference_face_and_can_be_removed(

@@ -30,7 +30,7 @@ TEMPLATE = Template((Path(__file__).parent / "templates" / "index.html").read_te
 INGRESS_PATH = re.compile(r"^(/[A-Za-z0-9_-]+)+$")
 SPECIAL_FOLDERS = ("_unsure", "_failed", "_duplicates")
 THUMB_PX, LARGE_PX = 320, 1600
-QUEUE_MAX, PAGE_SIZE, RECENT_LABELS = 60, 60, 200
+QUEUE_MAX, QUEUE_FIRST, PAGE_SIZE, RECENT_LABELS = 60, 24, 60, 200  # QUEUE_FIRST: what app.js asks for
 IMMUTABLE = "private, max-age=31536000, immutable"  # a photo id's bytes never change
 CODE = re.compile(r"^\d{6}$")
 
@@ -114,6 +114,17 @@ def item(record: PhotoRecord, *, unlabelled: bool = False) -> dict[str, Any]:
     return {**shown, "version": version_of(0, record)} if unlabelled else shown
 
 
+def queue_page(context: WebContext, limit: int) -> dict[str, Any]:
+    records, total = context.catalog.review_queue(limit)
+    return {"total": total, "items": [item(r, unlabelled=True) for r in records]}
+
+
+def script_json(value: Any) -> str:
+    """JSON for a ``<script type="application/json">`` block: no ``<``, ``>`` or ``&`` in it can end the
+    element or open a comment (JSON.parse reads the escapes back); HTML entities are not decoded there."""
+    return json.dumps(value).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
 # pages --------------------------------------------------------------------------------------------------
 async def index(request: web.Request, keys: Keys) -> web.StreamResponse:
     context = request.app[keys[0]]
@@ -123,6 +134,7 @@ async def index(request: web.Request, keys: Keys) -> web.StreamResponse:
     page = TEMPLATE.substitute(
         base=html.escape(prefix + "/"), token=html.escape(request.app[keys[1]]),
         categories=html.escape(json.dumps(categories)),
+        queue=script_json(queue_page(context, QUEUE_FIRST)),  # the first paint needs no second request
         notice="" if context.allowed_remotes is not None else
         '<p class="notice">Standalone: anyone who can reach this port can relabel your photos.</p>')
     return web.Response(text=page, content_type="text/html")
@@ -131,10 +143,9 @@ async def index(request: web.Request, keys: Keys) -> web.StreamResponse:
 async def queue(request: web.Request, keys: Keys) -> web.StreamResponse:
     """The photos most wanting a label, in the digest's order: _unsure first, then least sure."""
     context = request.app[keys[0]]
-    asked = request.query.get("limit", "24")
-    limit = min(QUEUE_MAX, max(1, int(asked))) if asked.isdigit() and len(asked) < 6 else 24
-    records, total = context.catalog.review_queue(limit)
-    return web.json_response({"total": total, "items": [item(r, unlabelled=True) for r in records]})
+    asked = request.query.get("limit", "")
+    limit = min(QUEUE_MAX, max(1, int(asked))) if asked.isdigit() and len(asked) < 6 else QUEUE_FIRST
+    return web.json_response(queue_page(context, limit))
 
 
 async def library(request: web.Request, keys: Keys) -> web.StreamResponse:

@@ -11,6 +11,9 @@ const PALETTE = ["#4fa3ff", "#ff6b6b", "#5fd38d", "#f6c344", "#c77dff", "#ff9f43
                  "#a3d95b", "#ffd6a5", "#8d99ae", "#6c757d", "#ffffff"];
 const main = document.getElementById("main");
 let view = { name: "", cleanup: () => {} };
+// The review queue's first page comes in the HTML (a data block, not a script): the first paint waits for
+// no request of its own. Used once, by the first screen if it is the queue; later pages are fetched.
+let firstQueue = JSON.parse(document.getElementById("first-queue")?.textContent || "null");
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -78,7 +81,8 @@ function reviewView() {
   }
 
   async function refill() {
-    const data = await api("api/queue?limit=24");
+    const data = firstQueue || await api("api/queue?limit=24");
+    firstQueue = null;
     const shown = new Set(state.items.map((p) => p.id));
     state.items.push(...data.items.filter((p) => !shown.has(p.id) && !state.done.has(p.id)));
     state.total = data.total;
@@ -326,6 +330,7 @@ function route() {
   const views = { review: reviewView, library: () => libraryView(parts[1], parts[2]), photo: () => photoView(Number(parts[1])),
                   map: mapView, health: healthView };
   view = { name, cleanup: (views[name] || reviewView)() || (() => {}) };
+  firstQueue = null;  // stale once the person has moved on
 }
 window.addEventListener("hashchange", route);
 route();
