@@ -1,16 +1,26 @@
 """What a person does in the library by hand is taken in: a move to another category folder is a label, a
-rename is followed, a deletion is remembered (and iCloud never brings the photo back)."""
+rename is followed, a deletion is remembered (and iCloud never brings the photo back); by a sort, a sync and
+the running daemon alike."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
 from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
 
 from photosorter.adapters.state import SqliteState
 from photosorter.cli import main
+from photosorter.cli.build import build_sorter, open_state
+from photosorter.cli.icloud import open_source
+from photosorter.config import load_settings
+from photosorter.daemon import Daemon
 from photosorter.records import PhotoStatus
+from tests.clocks import FakeClock
 from tests.conftest import settings_env, write_photo
 from tests.servers.fake_icloud import FakeICloud
 
@@ -72,3 +82,52 @@ def test_a_photo_deleted_from_the_library_is_never_downloaded_again(fake_icloud:
     first[0].unlink()
     assert sync() == first[1:]
     assert sync() == first[1:]
+
+
+
+def test_the_running_daemon_takes_a_move_as_a_label_and_never_fetches_a_deleted_photo_again(
+        fake_icloud: FakeICloud, tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = fake_icloud
+    fake.load_recording(limit=4)
+    monkeypatch.setenv("PHOTOSORTER_ICLOUD_SERVER", fake.url)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(fake.cert))
+    settings = load_settings({"library": str(tmp_path / "library"), "data": str(tmp_path / "data"),
+                              "model": str(tiny_model), "apple_id": fake.apple_id, "apple_password": fake.password,
+                              "icloud_poll_minutes": 10, "faces": False, "settle_seconds": 0},
+                             environ={}, dotenv_path=tmp_path / "none")
+    state, source, clock = open_state(settings), open_source(settings), FakeClock()
+    assert source is not None
+    daemon = Daemon(settings=settings, sorter=build_sorter(settings, state), state=state, clock=clock,
+                    zone=ZoneInfo("UTC"), source=source)
+    library = settings.library.path
+
+    def photos() -> dict[str, str]:  # content hash -> place in the library (photos, not their live videos)
+        return {hashlib.sha256(p.read_bytes()).hexdigest(): p.relative_to(library).as_posix()
+                for p in library.rglob("*") if p.is_file() and p.suffix.lower() not in (".mov", ".mp4")}
+
+    def downloads(sha: str) -> int:  # how often the fake iCloud served the original with these bytes
+        key = next(k for k, body in fake.contents.items() if hashlib.sha256(body).hexdigest() == sha)
+        return fake.count(f"/content/B/{key}/")
+
+    try:
+        daemon.run_due_parts()  # the daemon's first round: four items (three photos, a video) come in, sorted
+        first = photos()
+        filed = sorted((place, sha) for sha, place in first.items() if not place.startswith("_"))
+        assert len(first) == 3 and len(filed) >= 2, first
+        (moved_from, moved), (deleted_at, deleted) = filed[0], filed[1]
+        target = "beer" if not moved_from.startswith("beer/") else "food"
+        (library / target).mkdir(exist_ok=True)
+        os.rename(library / moved_from, library / target / Path(moved_from).name)  # the person: that is beer
+        (library / deleted_at).unlink()  # the person: not this one
+        fake.add_new_photo(index=0)  # iCloud has news, so the next round lists the library again
+        for _ in range(2):  # the next rounds, ten minutes apart
+            clock.advance(600)
+            daemon.run_due_parts()
+        now = photos()
+        assert deleted not in now and downloads(deleted) == 1
+        assert now[moved] == f"{target}/{Path(moved_from).name}" and len(now) == 3  # 3 - 1 deleted + 1 new
+        photo_id = next(r.id for r in state.library_records() if r.library_path == now[moved])
+        assert state.current_labels() == {photo_id: target}
+    finally:
+        source.close()
+        state.close()
