@@ -193,34 +193,3 @@ def test_the_daemon_killed_at_random_moments_loses_nothing_and_settles_consisten
         k: v for k, v in folders.items() if not k.startswith("_")}
     assert counts.get("_unsure", 0) == folders.get("_unsure", 0)
 
-
-def test_the_daemon_killed_while_syncing_icloud_brings_every_photo_once(tmp_path: Path, tiny_model: Path,
-                                                                        fake_icloud: FakeICloud) -> None:
-    rng = random.Random(SEED + 1)
-    fake_icloud.load_recording()  # 100 assets: stills, live photos with their movies, screenshots
-    originals = originals_of(fake_icloud)
-    library, data = tmp_path / "library", tmp_path / "data"
-    env = {**os.environ, "PHOTOSORTER_LIBRARY": str(library), "PHOTOSORTER_DATA": str(data),
-           "PHOTOSORTER_MODEL": str(tiny_model), "PHOTOSORTER_FACES": "false", **icloud_env(fake_icloud)}
-    killed = sum(start_and_kill(env, tmp_path, rng.uniform(0.5, 3.0)) for _ in range(max(1, KILLS // 3)))
-
-    def placed() -> collections.Counter[str]:
-        return contents(library)
-
-    since = time.time()  # the killed daemons are gone (waited for): a heartbeat from now on is this one's
-    process = subprocess.Popen(DAEMON, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True)
-    try:
-        wait_until(beating_since(data, since), 60, "the daemon's loop")
-        wait_until(lambda: not originals - placed(), 180, "every iCloud photo in the library")
-        wait_until(lambda: not [p for p in (data / "incoming").iterdir() if p.is_file()], 60, "incoming to empty")
-    finally:
-        process.send_signal(signal.SIGTERM)
-        _, err = process.communicate(timeout=60)
-    print(f"torture with iCloud: {killed} SIGKILLs mid-sync, {sum(originals.values())} originals")
-    assert process.returncode == 0, err[-3000:]
-    got = placed()
-    assert {h: got[h] for h in originals} == dict(originals), "an iCloud photo is missing or filed twice"
-    leftovers = [p for p in [*library.rglob(".*"), *data.rglob(".photosorter-icloud-*"),
-                             *data.rglob(".photosorter-partial-*")] if p.is_file()]
-    assert leftovers == []
