@@ -49,10 +49,11 @@ def _holder(fd: int) -> str:
     return f"photosorter {command or 'process'} (pid {pid}, since {since})"
 
 
-def _take(path: Path, command: str, wait: bool) -> bool:
+def _take(path: Path, command: str, wait: bool, make: bool) -> bool:
     """Lock ``path`` (a folder, or a ``.lock`` file). A folder not there yet (a library before its first
-    sort) is made first, 0700, and locked, so two first writers into a new library take turns too; False
-    when it cannot be made (the command then meets the error itself, and says so)."""
+    sort) is made first when ``make``, 0700, and locked, so two first writers into a new library take turns
+    too; False when it is not there (nothing in it to protect) or cannot be made (the command then meets
+    the error itself, and says so)."""
     key = os.path.realpath(path)
     with _guard:
         if key in _held:
@@ -63,8 +64,9 @@ def _take(path: Path, command: str, wait: bool) -> bool:
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         else:
-            with contextlib.suppress(OSError):
-                path.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if make:
+                with contextlib.suppress(OSError):
+                    path.mkdir(mode=0o700, parents=True, exist_ok=True)
             if not path.is_dir():
                 return False
             fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -97,15 +99,16 @@ def _release(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def folder_locks(folders: Sequence[Path], command: str, *, wait: bool = True, name: str = "") -> Iterator[None]:
+def folder_locks(folders: Sequence[Path], command: str, *, wait: bool = True, name: str = "",
+                 make: bool = True) -> Iterator[None]:
     """Hold the lock of every folder in ``folders`` (always taken in the order given: data, then library),
     or with ``name`` of a lock file of that name in each. ``wait=False`` raises ``LockBusyError`` (naming
-    the holder) instead of waiting."""
+    the holder) instead of waiting; ``make=False`` leaves a folder that is not there alone (and unlocked)."""
     taken: list[Path] = []
     try:
         for folder in dict.fromkeys(Path(os.path.realpath(f)) for f in folders):
             path = folder / name if name else folder
-            if _take(path, command, wait):
+            if _take(path, command, wait, make):
                 taken.append(path)
         yield
     finally:
@@ -113,9 +116,9 @@ def folder_locks(folders: Sequence[Path], command: str, *, wait: bool = True, na
             _release(path)
 
 
-def writer_locks(data: Path, library: Path, command: str, *,
-                 wait: bool = True) -> contextlib.AbstractContextManager[None]:
+def writer_locks(data: Path, library: Path, command: str, *, wait: bool = True,
+                 fills_library: bool = True) -> contextlib.AbstractContextManager[None]:
     """The locks every writer holds while it works (each command that changes the state or the library, the
     daemon's work round, a change from the web page): its data folder, then its library, made first when
-    it is not there yet."""
-    return folder_locks([data, library], command, wait=wait)
+    it is not there yet and the writer puts photos in it (``fills_library``; faces and the digest do not)."""
+    return folder_locks([data, library], command, wait=wait, make=fills_library)

@@ -32,6 +32,7 @@ log = logging.getLogger("photosorter")
 # takes the same locks while it works; a library not there yet is made and locked). The others only read and
 # run beside them.
 WRITERS = frozenset({"sort", "label", "resort", "sync", "me", "replies", "digest"})
+FILLERS = WRITERS - {"me", "digest"}  # writers that put photos in the library: they make it when it is not there
 
 
 def _chosen(argv: Sequence[str]) -> str | None:
@@ -99,7 +100,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.check(args, settings)
         if args.command not in WRITERS:
             return int(args.handler(args, settings))
-        with writer_locks(settings.library.data, settings.library.path, args.command):
+        with writer_locks(settings.library.data, settings.library.path, args.command,
+                          fills_library=args.command in FILLERS):
             return int(args.handler(args, settings))
     except ConfigError as exc:
         for problem in exc.problems:
