@@ -225,10 +225,19 @@ def test_every_writer_holds_the_library_lock_and_those_that_fill_it_make_it_firs
     assert status == (1 if command == "replies" else 0), capfd.readouterr().err
 
 
-def test_a_sort_refused_for_its_inbox_leaves_no_library_behind(tmp_path: Path, tiny_model: Path,
-                                                               capfd: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(("argv", "said"), [
+    (["sort", "{missing}"], "inbox: "),
+    (["sync"], "apple_id: set an Apple ID"),
+    (["replies", "--once"], "imap_host: set an IMAP server"),
+    (["resort", "--category", "cars"], "category: no category 'cars'"),
+])
+def test_a_writer_refused_for_its_settings_leaves_no_library_behind(
+        tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str],
+        argv: list[str], said: str) -> None:
+    for name in ("APPLE_ID", "PHOTOSORTER_APPLE_ID", "PHOTOSORTER_IMAP_HOST"):
+        monkeypatch.delenv(name, raising=False)
     library = tmp_path / "library"
-    assert main(["sort", str(tmp_path / "missing"), "--library", str(library), "--data", str(tmp_path / "data"),
-                 "--model", str(tiny_model)]) == 1
-    assert "inbox: " in capfd.readouterr().err
+    args = [a.format(missing=tmp_path / "missing") for a in argv]
+    assert main([*args, "--library", str(library), "--data", str(tmp_path / "data"), "--model", str(tiny_model)]) == 1
+    assert said in capfd.readouterr().err
     assert not library.exists()

@@ -64,7 +64,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], opti
     resort.add_argument("--category", action="append", dest="categories", metavar="CATEGORY",
                         help="a category folder to reconsider (repeatable; default: me and people); "
                              f"{CATEGORY_HELP}")
-    resort.set_defaults(handler=run_resort)
+    resort.set_defaults(handler=run_resort, check=check_resort)
 
 
 def run_me_add(args: argparse.Namespace, settings: Settings) -> int:
@@ -168,6 +168,12 @@ def run_me_evaluate(args: argparse.Namespace, settings: Settings) -> int:
         mark = "  <- setting" if value == threshold else ""
         print(f"  {value:.2f}        {mean:5.1f} {low:3d} {high:3d}  of {summary.total}{mark}")
     return 0
+
+
+def check_resort(args: argparse.Namespace, settings: Settings) -> None:
+    """Before any lock (which would make the library): every category named is one."""
+    for typed in args.categories or []:
+        category_named(settings, typed)
 
 
 def run_resort(args: argparse.Namespace, settings: Settings) -> int:

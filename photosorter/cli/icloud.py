@@ -50,7 +50,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], opti
                                       examples=("photosorter icloud code 123456",)))
     code.add_argument("code", metavar="CODE", help="the 6-digit code Apple showed on your device")
     code.set_defaults(handler=run_code)
-    commands.add_parser("sync", parents=options.everything, **described("sync")).set_defaults(handler=run_sync)
+    commands.add_parser("sync", parents=options.everything, **described("sync")).set_defaults(handler=run_sync,
+                                                                                             check=check_sync)
 
 
 def open_source(settings: Settings) -> IcloudSource | None:
@@ -75,6 +76,14 @@ def _require(settings: Settings) -> IcloudSource:
     if source is None:
         raise ConfigError(["apple_id: set an Apple ID (APPLE_ID) to use iCloud"])
     return source
+
+
+def check_sync(args: argparse.Namespace, settings: Settings) -> None:
+    """Before any lock (which would make the library): a sync needs an Apple ID and its password."""
+    if not settings.icloud.enabled:
+        raise ConfigError(["apple_id: set an Apple ID (APPLE_ID) to use iCloud"])
+    if not settings.icloud.password:
+        raise ConfigError(["apple_password: needed when apple_id is set"])
 
 
 def run_login(args: argparse.Namespace, settings: Settings) -> int:

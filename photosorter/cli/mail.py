@@ -37,7 +37,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], opti
     digest.set_defaults(handler=run_digest)
     replies = commands.add_parser("replies", parents=options.everything, **described("replies"))
     replies.add_argument("--once", action="store_true", help="read the reply folder once and exit")
-    replies.set_defaults(handler=run_replies)
+    replies.set_defaults(handler=run_replies, check=check_replies)
 
 
 def build_mail(settings: Settings, *, zone: ZoneInfo, labeller: Labeller | None = None,
@@ -122,11 +122,15 @@ def run_digest(args: argparse.Namespace, settings: Settings) -> int:
         flow.close()
 
 
+def check_replies(args: argparse.Namespace, settings: Settings) -> None:
+    """Before any lock (which would make the library): replies need an IMAP server."""
+    if not settings.mail.imap_host:
+        raise ConfigError(["imap_host: set an IMAP server to read replies from"])
+
+
 def run_replies(args: argparse.Namespace, settings: Settings) -> int:
     from photosorter.cli.build import build_sorter, open_state
 
-    if not settings.mail.imap_host:
-        raise ConfigError(["imap_host: set an IMAP server to read replies from"])
     state = open_state(settings)
     sorter = build_sorter(settings, state)
     flow = build_mail(settings, zone=_zone(), labeller=sorter)
