@@ -195,6 +195,20 @@ def _home_data() -> str:
 
 
 _ = Option
+
+
+def _mail_server(kind: str, port: int, security: str) -> tuple[Option, ...]:
+    """A mail server's port, security, user name and password options (its host is listed on its own)."""
+    name = kind.upper()
+    return (
+        Option(f"{kind}_port", "mail", f"{kind}_port", port, _int_between(1, 65535), f"{name} port."),
+        Option(f"{kind}_security", "mail", f"{kind}_security", security, _choice(*TLS_MODES),
+               f"{name} security: none, starttls, ssl."),
+        Option(f"{kind}_username", "mail", f"{kind}_username", "", _text, f"{name} user name."),
+        Option(f"{kind}_password", "mail", f"{kind}_password", "", _secret, f"{name} password."),
+    )
+
+
 OPTIONS: tuple[Option, ...] = (
     # library
     _("library", "library", "path", "~/Pictures/photosorter", expand_path,
@@ -271,20 +285,14 @@ OPTIONS: tuple[Option, ...] = (
     _("mqtt_base_topic", "mqtt", "base_topic", "photosorter", _text, "Topic under which photosorter publishes."),
     # mail
     _("smtp_host", "mail", "smtp_host", "", _text, "SMTP server for the daily digest; empty: no digest."),
-    _("smtp_port", "mail", "smtp_port", 587, _int_between(1, 65535), "SMTP port."),
-    _("smtp_security", "mail", "smtp_security", "starttls", _choice(*TLS_MODES), "SMTP security: none, starttls, ssl."),
-    _("smtp_username", "mail", "smtp_username", "", _text, "SMTP user name."),
-    _("smtp_password", "mail", "smtp_password", "", _secret, "SMTP password."),
+    *_mail_server("smtp", 587, "starttls"),
     _("mail_from", "mail", "sender", "", _text, "Sender address of the digest."),
     _("mail_to", "mail", "recipient", "", _text, "Where the digest goes (and, by default, who may reply)."),
     _("digest_enabled", "mail", "digest_enabled", True, _bool, "Send a daily digest when mail is configured."),
     _("digest_time", "mail", "digest_time", "20:00", _clock_time, "Local time of day to send the digest."),
     _("digest_when_empty", "mail", "digest_when_empty", False, _bool, "Send a digest even when nothing happened."),
     _("imap_host", "mail", "imap_host", "", _text, "IMAP server holding replies to the digest; empty: no replies."),
-    _("imap_port", "mail", "imap_port", 993, _int_between(1, 65535), "IMAP port."),
-    _("imap_security", "mail", "imap_security", "ssl", _choice(*TLS_MODES), "IMAP security: none, starttls, ssl."),
-    _("imap_username", "mail", "imap_username", "", _text, "IMAP user name."),
-    _("imap_password", "mail", "imap_password", "", _secret, "IMAP password."),
+    *_mail_server("imap", 993, "ssl"),
     _("imap_folder", "mail", "imap_folder", "INBOX", _text, "IMAP folder to read replies from."),
     _("reply_senders", "mail", "reply_senders", "", _address_list,
       "Addresses allowed to send corrections; empty means the digest recipient."),
