@@ -40,6 +40,19 @@ def worker_pids(parent: int | None = None) -> list[int]:
     return found
 
 
+def wait_until_gone(pid: int) -> None:
+    """Until process ``pid`` has died (a zombie or reaped): a killed process may run on for a moment."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                return
+        except OSError:
+            return  # reaped
+        assert time.monotonic() < deadline, f"process {pid} still runs after SIGKILL"
+        time.sleep(0.01)
+
+
 def feed() -> dict[str, np.ndarray]:
     return {"input": np.full((1, 16, 16, 3), 120, dtype=np.uint8)}
 
@@ -73,23 +86,31 @@ def test_callers_at_once_all_get_their_answers_when_the_worker_is_killed_under_t
     names = [output.name for output in session.get_outputs()]
     expected = session.run(names, feed())[0]
     answers: list[np.ndarray] = []
-    started = threading.Barrier(4)
+    started, dead = threading.Barrier(4), threading.Event()
 
     def ask() -> None:  # three callers for two channels: one of them waits for a free one
         started.wait()
-        answers.extend(session.run(names, feed())[0] for _ in range(30))
+        answers.extend(session.run(names, feed())[0] for _ in range(29))  # the kill lands among these
+        assert dead.wait(60)  # and one call surely after it, so the death is always noticed
+        answers.append(session.run(names, feed())[0])
 
     callers = [threading.Thread(target=ask) for _ in range(3)]
     for caller in callers:
         caller.start()
+    killed = worker.pid
+    assert killed is not None
     with caplog.at_level(logging.WARNING, logger="photosorter.ml.worker"):
         started.wait()
-        os.kill(worker.pid or 0, signal.SIGKILL)
+        os.kill(killed, signal.SIGKILL)
+        wait_until_gone(killed)
+        dead.set()
         for caller in callers:
             caller.join(60)  # a guard against a hang, not a speed check
     assert not any(caller.is_alive() for caller in callers)
     assert len(answers) == 90 and all(np.array_equal(answer, expected) for answer in answers)
-    assert len(caplog.records) <= 1  # one line for the one death (none if every call was done before it)
+    assert worker.pid not in (None, killed)  # replaced
+    assert [r.getMessage() for r in caplog.records] == [  # once, however many callers saw the death
+        "inference worker ended unexpectedly (exit code -9); starting a new one and trying again"]
     session.close()
 
 
