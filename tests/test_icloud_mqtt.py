@@ -40,9 +40,16 @@ class SourceControls:
         return answer
 
 
+def shown_states(listener: Listener) -> list[dict[str, str]]:
+    """The iCloud part of every state message the listener got, in order."""
+    return [m.json()["icloud"] for m in listener.messages if m.topic == "photosorter/state"]
+
+
 def send_codes(broker: Mosquitto, listen: Callable[..., Listener], controls: SourceControls,
                codes: list[str]) -> Listener:
-    """Type ``codes`` into the text entity, with the source's state shown on the state topic (retained)."""
+    """Type ``codes`` into the text entity, with the source's state shown on the state topic (retained).
+    The publisher shows the state once at the start (the listener gets it retained) and again after each code:
+    1 + len(codes) state messages, all received before the publisher leaves."""
     publisher = MqttPublisher(broker.settings(), CATEGORIES, controls).start()  # type: ignore[arg-type]
     try:
         deadline = time.monotonic() + 10
@@ -56,6 +63,8 @@ def send_codes(broker: Mosquitto, listen: Callable[..., Listener], controls: Sou
         while len(controls.answers) < len(codes):
             assert time.monotonic() < deadline + 20, f"{len(controls.answers)} of {len(codes)} codes handled"
             time.sleep(0.05)
+        listener.wait_for(lambda: len(shown_states(listener)) >= 1 + len(codes), 20,
+                          f"{1 + len(codes)} state messages")
     finally:
         publisher.close()
     return listener
@@ -104,8 +113,8 @@ def test_a_code_the_push_bridge_showed_completes_the_login_from_home_assistant(
     listener = send_codes(anonymous_mosquitto, listen, controls, [fake.code])
     assert controls.answers[-1].ok and source.auth_state().ok
     listener.wait_for_message("photosorter/state", lambda m: m.json()["icloud"]["login_needed"] == "OFF")
-    shown = [m.json()["icloud"] for m in listener.messages if m.topic == "photosorter/state"]
-    assert shown[0]["login_needed"] == "ON" and "trusted Apple devices" in shown[0]["message"]
+    shown = shown_states(listener)
+    assert [s["login_needed"] for s in shown] == ["ON", "OFF"] and "trusted Apple devices" in shown[0]["message"]
     assert [p.rsplit("/bridge/", 1)[1] for _, p in fake.requests if "/bridge/" in p] == [
         "step/0", "step/2", "step/4", "code/validate", "step/6"]
     assert fake.count(SIGNIN) == 1 and fake.prompts == 1 and fake.count(VERIFY) == 0
@@ -118,8 +127,8 @@ def test_a_security_key_account_is_shown_on_mqtt_and_its_codes_never_reach_apple
     controls = SourceControls(source)
     listener = send_codes(anonymous_mosquitto, listen, controls, ["123456", "654321"])
     said = describe_security_key(["YubiKey 5C"])  # the key's name as Apple lists it
-    shown = listener.wait_for_message("photosorter/state").json()["icloud"]
-    assert shown == {"login_needed": "ON", "message": said, "method": "security key"}
+    shown = {"login_needed": "ON", "message": said, "method": "security key"}
+    assert shown_states(listener) == [shown] * 3  # at the start (retained), then after each of the two codes
     assert all(a.message == said for a in controls.answers)
     assert fake.count(SIGNIN) == 1 and fake.count(VERIFY) == 0 and fake.prompts == 0
     assert fake.bridge.connections == {} and fake.count("/verify/phone") == 0
