@@ -66,8 +66,13 @@ def detector_input(image: Image.Image, side: int = DETECT_SIDE) -> np.ndarray:
     scale = side / max(width, height)
     new_w = max(32, round(width * scale / 32) * 32)
     new_h = max(32, round(height * scale / 32) * 32)
-    pixels = np.asarray(image.convert("RGB").resize((new_w, new_h), Image.Resampling.BILINEAR), dtype=np.float32)
-    bgr = pixels[:, :, ::-1] / 127.5 - 1.0
+    rgb = image if image.mode == "RGB" else image.convert("RGB")  # decoded photos are RGB already: no copy
+    return paddle_tensor(rgb.resize((new_w, new_h), Image.Resampling.BILINEAR))
+
+
+def paddle_tensor(image: Image.Image) -> np.ndarray:
+    """An RGB image as PaddleOCR's models take it: ``[1, 3, H, W]`` float32, BGR, scaled to [-1, 1]."""
+    bgr = np.asarray(image, dtype=np.float32)[:, :, ::-1] / 127.5 - 1.0
     return np.ascontiguousarray(bgr.transpose(2, 0, 1)[None], dtype=np.float32)
 
 

@@ -19,7 +19,14 @@ from PIL import Image
 
 from photosorter.core.groups import DisjointSets
 from photosorter.ml.lifetime import ModelLifetime
-from photosorter.ml.textdetect import TEXT_PROBABILITY, OnnxTextDetector, PinnedModel, shipped_model, text_coverage
+from photosorter.ml.textdetect import (
+    TEXT_PROBABILITY,
+    OnnxTextDetector,
+    PinnedModel,
+    paddle_tensor,
+    shipped_model,
+    text_coverage,
+)
 
 MODEL_SHA256 = "48fc40f24f6d2a207a2b1091d3437eb3cc3eb6b676dc3ef9c37384005483683b"
 LINE_HEIGHT = 48  # the recogniser's input height
@@ -99,15 +106,13 @@ def line_input(image: Image.Image, box: Box) -> np.ndarray:
     """``[1, 3, 48, W]`` float32, BGR in [-1, 1]: the box cut out, upright (a tall box is a vertical line,
     turned as PaddleOCR turns it), scaled to the recogniser's height."""
     width, height = image.size
-    crop = image.convert("RGB").crop((round(box.left * width), round(box.top * height),
-                                      max(round(box.right * width), round(box.left * width) + 1),
-                                      max(round(box.bottom * height), round(box.top * height) + 1)))
+    crop = image.crop((round(box.left * width), round(box.top * height),  # cut first: convert copies only the line
+                       max(round(box.right * width), round(box.left * width) + 1),
+                       max(round(box.bottom * height), round(box.top * height) + 1))).convert("RGB")
     if crop.height >= 1.5 * crop.width:
         crop = crop.transpose(Image.Transpose.ROTATE_90)
     line_w = min(max(LINE_HEIGHT // 4, math.ceil(LINE_HEIGHT * crop.width / crop.height)), LINE_HEIGHT * MAX_RATIO)
-    pixels = np.asarray(crop.resize((line_w, LINE_HEIGHT), Image.Resampling.BILINEAR), dtype=np.float32)
-    bgr = pixels[:, :, ::-1] / 127.5 - 1.0
-    return np.ascontiguousarray(bgr.transpose(2, 0, 1)[None], dtype=np.float32)
+    return paddle_tensor(crop.resize((line_w, LINE_HEIGHT), Image.Resampling.BILINEAR))
 
 
 def ctc_greedy(scores: np.ndarray, characters: tuple[str, ...]) -> tuple[str, float]:
