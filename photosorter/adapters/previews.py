@@ -17,11 +17,11 @@ import time
 from pathlib import Path
 
 from photosorter.adapters.filesystem import remove_stale
+from photosorter.core.sync import SCREENSHOT_SUFFIX
 
 log = logging.getLogger(__name__)
 
 SUFFIX = ".jpg"
-SCREENSHOT_SUFFIX = ".screenshot"  # the same name in adapters/icloud/files.py
 
 
 class PreviewFolder:

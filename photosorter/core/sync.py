@@ -16,6 +16,7 @@ RESUME_MARGIN = 100  # re-list this many ranks before a saved position: deletion
 FIRST_SYNC_CHUNK = 500  # files one call downloads during a first sync; the rest after they are sorted
 BACKOFF_FIRST_S = 60.0
 BACKOFF_CAP_S = 3600.0
+SCREENSHOT_SUFFIX = ".screenshot"  # a mark beside a preview: the source said the photo is a screenshot (iCloud does)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 # bidi controls (a right-to-left override makes "gpj.exe" look like "exe.jpg") and zero-width characters
 _INVISIBLE = re.compile("[\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")

@@ -61,7 +61,6 @@ class IcloudSource:
                  previews: Path | None = None, shared_library: bool = False, server: str | None = None,
                  clock: Callable[[], float] = time.time, chunk: int = plan.FIRST_SYNC_CHUNK,
                  timeout_s: float = REQUEST_TIMEOUT_S, edited: str = "original") -> None:
-        self.apple_id = apple_id
         self.media_folder = media_folder  # videos go here; live-photo movies stay beside their still
         self.videos = videos
         self.edited = edited  # an edited photo: its original, its edit or both (core.sync.plan_downloads)

@@ -18,7 +18,7 @@ from pyicloud.exceptions import PyiCloudAPIResponseException
 
 from photosorter.adapters.filesystem import fsync_dir, remove_stale
 from photosorter.core.naming import numbered_name
-from photosorter.core.sync import companion_name, edited_name
+from photosorter.core.sync import SCREENSHOT_SUFFIX, companion_name, edited_name
 from photosorter.errors import SourceError, SourceUnavailableError
 
 log = logging.getLogger(__name__)
@@ -26,7 +26,6 @@ log = logging.getLogger(__name__)
 CHUNK_BYTES = 1 << 20
 DOWNLOAD_TIMEOUT_S = (10.0, 120.0)
 PARTIAL_PREFIX = ".photosorter-icloud-"
-SCREENSHOT_SUFFIX = ".screenshot"  # the same name in adapters/previews.py
 
 
 class AssetDownloadError(SourceUnavailableError):
@@ -74,14 +73,13 @@ def download(session: requests.Session, url: str, folder: Path, name: str, size:
 
 
 def fetch_files(session: requests.Session, photo: Any, wanted: list[tuple[str, str]], name: str,
-                folders: dict[str, Path | None], now: float, screenshot: bool = False,
-                resources: dict[str, Any] | None = None) -> tuple[str | None, str | None, int]:
+                folders: dict[str, Path | None], now: float, resources: dict[str, Any],
+                screenshot: bool = False) -> tuple[str | None, str | None, int]:
     """Download an asset's files (``wanted``: (version, role) from ``core.sync.plan_downloads``, among
-    ``resources``, by default the photo's) and only when every one has arrived whole put them in place,
+    ``resources``) and only when every one has arrived whole put them in place,
     the still first: an asset is delivered complete or not at all. A ``screenshot`` (iCloud's mark) is
     noted beside the previews before the still appears. Returns (the still's or video's file name, its
     sha256, how many photos and videos)."""
-    resources = photo.resources if resources is None else resources
     parts: list[tuple[str, Path, str, Any]] = []  # (role, temporary file, sha256, iCloud's resource)
     local = sha256 = None
     try:
