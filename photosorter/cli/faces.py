@@ -171,16 +171,17 @@ def run_me_evaluate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def check_resort(args: argparse.Namespace, settings: Settings) -> None:
-    """Before any lock (which would make the library): every category named is one."""
-    for typed in args.categories or []:
-        category_named(settings, typed)
+    """The categories to resort into ``args.categories`` (each once), or a ``ConfigError`` before any lock
+    (which would make the library)."""
+    from photosorter.core.faces import ME, PEOPLE
+
+    args.categories = list(dict.fromkeys(category_named(settings, c) for c in (args.categories or [ME, PEOPLE])))
 
 
 def run_resort(args: argparse.Namespace, settings: Settings) -> int:
     from photosorter.cli.build import build_sorter, open_state
-    from photosorter.core.faces import ME, PEOPLE
 
-    categories = list(dict.fromkeys(category_named(settings, c) for c in (args.categories or [ME, PEOPLE])))
+    categories = args.categories
     state = open_state(settings)
     try:
         moved = build_sorter(settings, state).resort(categories)

@@ -59,8 +59,7 @@ def open_source(settings: Settings) -> IcloudSource | None:
     resident memory in the daemon, is not imported)."""
     if not settings.icloud.enabled:
         return None
-    if not settings.icloud.password:
-        raise ConfigError(["apple_password: needed when apple_id is set"])
+    check_account(settings)
     from photosorter.adapters.icloud import IcloudSource
 
     return IcloudSource(settings.icloud.apple_id, settings.icloud.password.reveal(), data_dir=settings.library.data,
@@ -71,19 +70,24 @@ def open_source(settings: Settings) -> IcloudSource | None:
                         server=os.environ.get(SERVER_ENV) or None)
 
 
-def _require(settings: Settings) -> IcloudSource:
-    source = open_source(settings)
-    if source is None:
+def check_account(settings: Settings) -> None:
+    """An Apple ID and its password, or a ``ConfigError`` naming what is missing."""
+    if not settings.icloud.enabled:
         raise ConfigError(["apple_id: set an Apple ID (APPLE_ID) to use iCloud"])
+    if not settings.icloud.password:
+        raise ConfigError(["apple_password: needed when apple_id is set"])
+
+
+def _require(settings: Settings) -> IcloudSource:
+    check_account(settings)
+    source = open_source(settings)
+    assert source is not None  # an account is set
     return source
 
 
 def check_sync(args: argparse.Namespace, settings: Settings) -> None:
     """Before any lock (which would make the library): a sync needs an Apple ID and its password."""
-    if not settings.icloud.enabled:
-        raise ConfigError(["apple_id: set an Apple ID (APPLE_ID) to use iCloud"])
-    if not settings.icloud.password:
-        raise ConfigError(["apple_password: needed when apple_id is set"])
+    check_account(settings)
 
 
 def run_login(args: argparse.Namespace, settings: Settings) -> int:
