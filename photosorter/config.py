@@ -18,7 +18,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -198,16 +198,21 @@ def _from_env(env: Mapping[str, str | None], where: str) -> dict[str, tuple[Any,
     return found
 
 
+def _unknown(names: Iterable[str], known: Sequence[str], where: str, what: str, otherwise: str) -> list[str]:
+    """A warning for each of ``names`` not in ``known``, naming the closest known one (else ``otherwise``)."""
+    notes = []
+    for name in sorted(n for n in names if n not in known):
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]}?" if close else f" ({otherwise})"
+        notes.append(f"{name} in {where} is not {what}, ignored{hint}")
+    return notes
+
+
 def unknown_variables(env: Mapping[str, str | None], where: str) -> list[str]:
     """A warning for each ``PHOTOSORTER_`` variable no option answers to, naming the closest known one."""
     known = [name for option in OPTIONS for name in _variable_names(option)] + list(OTHER_VARIABLES)
-    notes = []
-    for name in sorted(env):
-        if name.startswith(ENV_PREFIX) and name not in known:
-            close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-            hint = f"; did you mean {close[0]}?" if close else f" (options: {DOCS_HINT})"
-            notes.append(f"{name} in {where} is not a photosorter setting, ignored{hint}")
-    return notes
+    return _unknown((n for n in env if n.startswith(ENV_PREFIX)), known, where, "a photosorter setting",
+                    f"options: {DOCS_HINT}")
 
 
 DOCS_HINT = "see DOCS.md, or photosorter status for where each setting comes from"
@@ -215,12 +220,7 @@ DOCS_HINT = "see DOCS.md, or photosorter status for where each setting comes fro
 
 def unknown_saved_keys(saved: Mapping[str, Any], where: str) -> list[str]:
     """A warning for each key of the saved settings that is not one photosorter saves (a hand edit)."""
-    notes = []
-    for key in sorted(k for k in saved if k not in SAVED_KEYS):
-        close = difflib.get_close_matches(key, SAVED_KEYS, n=1, cutoff=0.6)
-        hint = f"; did you mean {close[0]}?" if close else f" (it keeps only {', '.join(SAVED_KEYS)})"
-        notes.append(f"{key} in {where} is not a saved setting, ignored{hint}")
-    return notes
+    return _unknown(saved, SAVED_KEYS, where, "a saved setting", f"it keeps only {', '.join(SAVED_KEYS)}")
 
 
 def saved_path(data: Path) -> Path:
@@ -295,6 +295,7 @@ def load_settings(
     chosen: dict[str, tuple[Any, str]] = {o.key: (o.default, DEFAULT_SOURCE) for o in OPTIONS}
     for layer in layers:
         chosen.update(layer)
+    not_text: set[str] = set()
     if use_saved:  # the saved file lives in the data folder the other sources name
         try:
             data = expand_path(chosen["data"][0])
@@ -305,6 +306,7 @@ def load_settings(
             where = f"saved ({saved_path(data)})"
             notes += unknown_saved_keys(saved, where)
             below = {k: (v, where) for k, v in saved.items() if k in SAVED_KEYS}
+            not_text = {k for k, v in below.items() if not isinstance(v[0], str)}  # the file was edited by hand
             chosen = {k: below[k] if k in below and source == DEFAULT_SOURCE else (v, source)
                       for k, (v, source) in chosen.items()}
     values: dict[str, dict[str, Any]] = {section: {} for section in _SECTIONS}
@@ -312,7 +314,7 @@ def load_settings(
     for option in OPTIONS:
         value, source = chosen[option.key]
         try:
-            if source.startswith("saved (") and not isinstance(value, str):  # the file was edited by hand
+            if option.key in not_text and source.startswith("saved ("):
                 raise ValueError("a saved setting must be text; fix it or run photosorter init again")
             values[option.section][option.name] = option.parse(value)
         except (TypeError, ValueError) as exc:

@@ -52,11 +52,12 @@ def model_lifetime(settings: Settings, clock: Callable[[], float] = time.monoton
     ``model_worker`` they run in a child process that ends with them, so the daemon itself never imports
     onnxruntime (one-shot commands keep the default: sessions in their own process)."""
     minutes = settings.model.idle_minutes
-    if settings.model.worker:
-        from photosorter.ml.worker import InferenceWorker
+    idle_s = minutes * 60.0 if minutes else None
+    if not settings.model.worker:
+        return ModelLifetime(idle_s, clock)
+    from photosorter.ml.worker import InferenceWorker
 
-        return ModelLifetime(minutes * 60.0 if minutes else None, clock, InferenceWorker().open_session)
-    return ModelLifetime(minutes * 60.0 if minutes else None, clock)
+    return ModelLifetime(idle_s, clock, InferenceWorker().open_session)
 
 
 def blamed(settings: Settings, key: str, exc: ModelError) -> ModelError:
