@@ -223,7 +223,7 @@ class Daemon:
             try:
                 again = part.work()
             except AuthRequiredError as exc:
-                if self._auth.ok or self._auth.message != exc.message:  # keep the source's own (with its method)
+                if self._auth.ok:  # a session that ended mid-sync; else keep the source's own state (method, blocked)
                     self._auth = AuthState(ok=False, message=exc.message)
                 part.timer = part.timer.failed(now)
                 self._report(name, part, exc.message, waiting_for=self._waiting_for())
