@@ -30,7 +30,7 @@ TEMPLATE = Template((Path(__file__).parent / "templates" / "index.html").read_te
 INGRESS_PATH = re.compile(r"^(/[A-Za-z0-9_-]+)+$")
 SPECIAL_FOLDERS = ("_unsure", "_failed", "_duplicates")
 THUMB_PX, LARGE_PX = 320, 1600
-QUEUE_MAX, QUEUE_FIRST, PAGE_SIZE, RECENT_LABELS = 60, 24, 60, 200  # QUEUE_FIRST: what app.js asks for
+QUEUE_MAX, QUEUE_FIRST, PAGE_SIZE, RECENT_LABELS = 60, 24, 60, 200  # QUEUE_FIRST: the page app.js gets (no limit given)
 IMMUTABLE = "private, max-age=31536000, immutable"  # a photo id's bytes never change
 CODE = re.compile(r"^\d{6}$")
 

@@ -81,7 +81,7 @@ function reviewView() {
   }
 
   async function refill() {
-    const data = firstQueue || await api("api/queue?limit=24");
+    const data = firstQueue || await api("api/queue");  // the server's first-page size
     firstQueue = null;
     const shown = new Set(state.items.map((p) => p.id));
     state.items.push(...data.items.filter((p) => !shown.has(p.id) && !state.done.has(p.id)));
