@@ -46,7 +46,8 @@ class PinnedModel:
             raise ModelError(f"{self.what} {self.path} unreadable: {exc}") from exc
         if hashlib.sha256(data).hexdigest() != self.sha256:
             raise ModelError(f"{self.what} {self.path} does not match its sha256 (corrupt or changed)")
-        return self.lifetime.open_session(data, self._threads)
+        del data  # opened by path: the model worker would otherwise keep (and send) the bytes in this process
+        return self.lifetime.open_session(self.path, self._threads)
 
     def session(self) -> Session:
         return self.lifetime.hold(self.what, self._load)
