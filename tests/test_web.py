@@ -157,17 +157,32 @@ def test_a_thumbnail_wanted_by_many_at_once_is_decoded_once_and_its_file_never_r
     source = write_photo(tmp_path, "red.jpg", (220, 20, 20))
     decoded: list[int] = []
     release = threading.Event()
+    missed: list[int] = []  # callers that found no cached file and went to make it or wait for its maker
+
+    class CountingLock:  # the folder's own lock, taken once by each caller that missed the cache
+        def __init__(self, inner: threading.Lock) -> None:
+            self.inner = inner
+
+        def __enter__(self) -> None:
+            self.inner.acquire()
+            if not release.is_set():
+                missed.append(1)
+                if len(missed) == 8:
+                    release.set()
+
+        def __exit__(self, *exc: object) -> None:
+            self.inner.release()
 
     def slow_decoder(data: bytes, side: int):  # type: ignore[no-untyped-def]
         decoded.append(side)
-        release.wait(5)  # every caller arrives while the first is still decoding
+        release.wait(30)  # until all 8 callers missed the cache (bounded: a guard against a hang)
         return decode_image(data, side)
 
     thumbs = ThumbnailFolder(tmp_path / "thumbs", slow_decoder)
+    thumbs._lock = CountingLock(thumbs._lock)  # type: ignore[assignment]
     with ThreadPoolExecutor(8) as pool:
-        futures = [pool.submit(thumbs.get, "ab" * 32, source, 160) for _ in range(8)]
-        threading.Timer(0.3, release.set).start()
-        made = [f.result() for f in futures]
+        made = list(pool.map(lambda _: thumbs.get("ab" * 32, source, 160), range(8)))
+    assert len(missed) == 8  # all 8 were there while the first was decoding
     assert decoded == [160] and len(set(made)) == 1 and made[0] is not None
     cached = thumbs.path_for("ab" * 32, 160)
     inode = cached.stat().st_ino
