@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,6 +20,8 @@ import pytest
 from photosorter.adapters.locks import folder_locks
 from photosorter.cli import FILLERS, WRITERS, main
 from tests.conftest import jpeg_bytes
+from tests.test_sort_folder import files_under
+from tests.test_torture import wait_until
 
 PHOTOS = 150
 
@@ -100,29 +102,18 @@ def test_the_daemon_waits_while_a_command_by_hand_holds_the_library_then_sorts(t
         with folder_locks([data, library], "sort"):  # the locks a sort by hand holds while it works
             daemon = subprocess.Popen([sys.executable, "-m", "photosorter", "run"], env=env, cwd=tmp_path,
                                       stdout=out, stderr=subprocess.STDOUT)
-            wait_for(lambda: (data / "heartbeat").exists() or daemon.poll() is not None, "the daemon's loop")
+            wait_until(lambda: (data / "heartbeat").exists() or daemon.poll() is not None, 60, "the daemon's loop")
             assert daemon.poll() is None, log.read_text()
-            assert len(list(inbox.iterdir())) == 3 and not files(library)  # its first round waited
+            assert len(list(inbox.iterdir())) == 3 and not files_under(library)  # its first round waited
         try:
-            wait_for(lambda: len(files(library)) == 3 or daemon.poll() is not None, "the daemon's sort")
+            wait_until(lambda: len(files_under(library)) == 3 or daemon.poll() is not None, 60, "the daemon's sort")
         finally:
             daemon.send_signal(signal.SIGTERM)
             daemon.wait(timeout=60)
     text = log.read_text()
-    assert daemon.returncode == 0 and len(files(library)) == 3, text[-3000:]
+    assert daemon.returncode == 0 and len(files_under(library)) == 3, text[-3000:]
     assert "is using the library: the daemon's work waits for it" in text
     assert "is done: the daemon's work goes on" in text
-
-
-def files(folder: Path) -> list[Path]:
-    return [p for p in folder.rglob("*") if p.is_file()]
-
-
-def wait_for(check: Callable[[], bool], what: str, timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def test_read_only_commands_answer_while_the_daemon_runs_and_health_fails_after_it_stops(
@@ -167,13 +158,13 @@ def test_me_forget_without_yes_and_without_a_terminal_deletes_nothing(tmp_path: 
     assert "forgot" not in done.stdout
 
 
-WATCHED: list[Path] = []  # the library LockWatch looks at, while a test runs a command
+WATCHED: list[Path] = []  # the library check_library_lock looks at, while a test runs a command
 SEEN: list[bool] = []  # each time the command opened a database while the library existed: was it locked?
 
 
-def lock_watch(event: str, args: tuple[object, ...]) -> None:
-    """An audit hook (one per process; inert while WATCHED is empty): each time the command opens a SQLite
-    database (its state first), is the library there and held by another descriptor's flock?"""
+def check_library_lock(event: str, args: tuple[object, ...]) -> None:
+    """An audit hook (inert while WATCHED is empty): each time the command opens a SQLite database (its
+    state first), is the library there and held by another descriptor's flock?"""
     if event != "sqlite3.connect" or not WATCHED or not WATCHED[0].is_dir():
         return
     fd = os.open(WATCHED[0], os.O_RDONLY | os.O_DIRECTORY)
@@ -186,7 +177,11 @@ def lock_watch(event: str, args: tuple[object, ...]) -> None:
         os.close(fd)  # drops our flock, if we got it
 
 
-sys.addaudithook(lock_watch)
+@pytest.fixture(scope="session")
+def lock_watch() -> None:
+    """Install check_library_lock, once: an audit hook cannot be removed, so it stays for the rest of the
+    run, inert outside the tests that fill WATCHED."""
+    sys.addaudithook(check_library_lock)
 
 
 WRITER_ARGS = {"sort": ["sort", "{inbox}"], "label": ["label", "{photo}", "scenery"],
@@ -194,6 +189,7 @@ WRITER_ARGS = {"sort": ["sort", "{inbox}"], "label": ["label", "{photo}", "scene
                "digest": ["digest", "--dry-run"], "replies": ["replies", "--once"], "sync": ["sync"]}
 
 
+@pytest.mark.usefixtures("lock_watch")
 @pytest.mark.parametrize("command", sorted(WRITERS))
 def test_every_writer_holds_the_library_lock_and_those_that_fill_it_make_it_first(
         tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest,
