@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
 import os
@@ -16,15 +15,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import make_mocked_request
 
 from photosorter.adapters.catalog import SqliteCatalog
 from photosorter.adapters.state import SqliteState
 from photosorter.config import Settings
 from photosorter.core.digest import DigestPhoto, pick_for_review
 from photosorter.records import AuthState, StatusSnapshot
-from photosorter.web.app import INGRESS_PROXY, guard
+from photosorter.web import app as web_app
 from photosorter.web.views import script_json
 from tests.servers.mosquitto import free_port, wait_for_port
 from tests.test_sort_folder import files_under
@@ -248,17 +245,13 @@ def test_under_the_addon_only_the_ingress_proxy_may_connect(settings: Settings,
 
 def test_under_the_addon_a_request_from_the_ingress_proxy_is_served(settings: Settings,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    assert web_app.INGRESS_PROXY == "172.30.32.2"  # the Supervisor's; no socket here can come from it, so
+    monkeypatch.setattr(web_app, "INGRESS_PROXY", "127.0.0.2")  # the proxy is a loopback neighbour for the test
     monkeypatch.setenv("SUPERVISOR_TOKEN", "token-of-the-addon")
-
-    async def answer(remote: str) -> int:  # no socket here can come from 172.30.32.2: the request says it does
-        async def served(request: web.Request) -> web.StreamResponse:
-            return web.Response(text="the page")
-        request = make_mocked_request("GET", "/api/queue", app=page.app).clone(remote=remote)
-        return (await guard(request, served)).status
-
     with serving(settings, open_page=False) as page:
-        statuses = [asyncio.run(answer(remote)) for remote in (INGRESS_PROXY, "172.30.32.1", "127.0.0.1")]
-    assert INGRESS_PROXY == "172.30.32.2" and statuses == [200, 403, 403]
+        statuses = [page.request("GET", "/api/queue", source=source)[0] for source in ("127.0.0.2", "127.0.0.3")]
+        default, _, _ = page.request("GET", "/api/queue")  # from 127.0.0.1
+    assert statuses == [200, 403] and default == 403
 
 
 def test_the_map_has_a_point_per_photo_and_box_labelling_labels_each(settings: Settings) -> None:

@@ -45,11 +45,12 @@ class Page:
     port: int
     token: str = ""
     prefix: str = ""
-    app: Any = None  # the aiohttp application served (for a request no socket here can send)
 
-    def request(self, method: str, path: str, body: bytes | None = None,
-                headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+    def request(self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None,
+                *, source: str | None = None) -> tuple[int, dict[str, str], bytes]:
+        """``source``: the loopback address to send from (any of 127.0.0.0/8), instead of 127.0.0.1."""
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30,
+                                                source_address=(source, 0) if source else None)
         try:
             connection.request(method, path, body=body, headers=headers or {})
             response = connection.getresponse()
@@ -85,7 +86,7 @@ def serving(settings: Settings, *, open_page: bool = True, worker: ThreadPoolExe
     worker = worker or ThreadPoolExecutor(max_workers=1)
     server = start_web(settings, sorter, worker.submit, port=0, sorter_wait_s=sorter_wait_s, status=status)
     try:
-        page = Page(server.port, app=server.app)
+        page = Page(server.port)
         if open_page:
             page.open()
         yield page
